@@ -1,0 +1,86 @@
+// Optimizer updates over the flat parameter vector (PyTorch's semantics), one invocation
+// per parameter. With g' = g + λ·w (coupled weight decay):
+//   sgd:      w ← w − α g'
+//   momentum: v ← μ v + g';  w ← w − α v        (nesterov: w ← w − α (g' + μ v))
+//   adam:     m ← β₁ m + (1−β₁) g';  v ← β₂ v + (1−β₂) g'²;
+//             w ← w − step_size · m / (√v / √(1−β₂ᵗ) + ε),  step_size = α / (1−β₁ᵗ)
+//             (decoupled, AdamW: g' = g and first w ← w (1 − αλ))
+// The host computes step_size and √(1−β₂ᵗ) in f32 exactly as the CPU twin does.
+// When stats.step_bad is set (a non-finite loss this step) nothing is updated.
+// Bindings: 0 params, 1 g, 2 stats (read), 3 w, 4 s1 (v or m), 5 s2 (v) (read_write).
+// Workgroup 256; dispatch (min(⌈len/256⌉, 65535), ⌈…/65535⌉, 1), i = x + y·65535·256.
+
+struct Params {
+    len: u32, nesterov: u32, decoupled: u32, _pad: u32,
+    lr: f32, momentum: f32, beta1: f32, beta2: f32,
+    eps: f32, weight_decay: f32, step_size: f32, sqrt_bc2: f32,
+}
+
+struct Stats {
+    loss_sum: f32,
+    correct: u32,
+    samples: u32,
+    bad_steps: u32,
+    step_bad: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read> stats: Stats;
+@group(0) @binding(3) var<storage, read_write> w: array<f32>;
+@group(0) @binding(4) var<storage, read_write> s1: array<f32>;
+@group(0) @binding(5) var<storage, read_write> s2: array<f32>;
+
+fn index(gid: vec3<u32>) -> u32 {
+    return gid.x + gid.y * 16776960u;
+}
+
+@compute @workgroup_size(256)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = index(gid);
+    if (i >= p.len || stats.step_bad != 0u) {
+        return;
+    }
+    let gi = g[i] + p.weight_decay * w[i];
+    w[i] = w[i] - p.lr * gi;
+}
+
+@compute @workgroup_size(256)
+fn momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = index(gid);
+    if (i >= p.len || stats.step_bad != 0u) {
+        return;
+    }
+    let gi = g[i] + p.weight_decay * w[i];
+    let v = p.momentum * s1[i] + gi;
+    s1[i] = v;
+    var d = v;
+    if (p.nesterov != 0u) {
+        d = gi + p.momentum * v;
+    }
+    w[i] = w[i] - p.lr * d;
+}
+
+@compute @workgroup_size(256)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = index(gid);
+    if (i >= p.len || stats.step_bad != 0u) {
+        return;
+    }
+    var wi = w[i];
+    var gi = g[i];
+    if (p.decoupled != 0u) {
+        wi = wi * (1.0 - p.lr * p.weight_decay);
+    } else {
+        gi = gi + p.weight_decay * wi;
+    }
+    let m = p.beta1 * s1[i] + (1.0 - p.beta1) * gi;
+    let v = p.beta2 * s2[i] + (1.0 - p.beta2) * gi * gi;
+    s1[i] = m;
+    s2[i] = v;
+    let denom = sqrt(v) / p.sqrt_bc2 + p.eps;
+    w[i] = wi - p.step_size * m / denom;
+}

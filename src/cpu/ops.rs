@@ -1,0 +1,260 @@
+//! The CPU twin of every WGSL kernel: plain loops, obviously right, generic over
+//! `f32` and `f64` so the gradient check can run in `f64`.
+//!
+//! Each function has the name and argument order of its kernel in `shaders/`, and
+//! states the shapes it expects. Layouts are row-major: a batch `x: [B, IN]` holds
+//! sample `n` in `x[n*IN .. (n+1)*IN]`, a weight `w: [OUT, IN]` holds output unit `o`'s
+//! incoming weights in `w[o*IN .. (o+1)*IN]`.
+
+use crate::optim::{OptimKind, OptimStep};
+use crate::Real;
+
+/// Fully connected forward, ReLU optionally fused: `Z = X·Wᵀ + b`, then `A = max(Z, 0)`.
+///
+/// `x: [B, IN]`, `w: [OUT, IN]`, `b: [OUT]`, `z: [B, OUT]`.
+#[allow(clippy::too_many_arguments)]
+pub fn fc_forward<T: Real>(
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    z: &mut [T],
+    batch: usize,
+    inp: usize,
+    out: usize,
+    relu: bool,
+) {
+    for n in 0..batch {
+        let xr = &x[n * inp..(n + 1) * inp];
+        for o in 0..out {
+            let wr = &w[o * inp..(o + 1) * inp];
+            let mut s = T::zero();
+            for i in 0..inp {
+                s = s + xr[i] * wr[i];
+            }
+            let v = s + b[o];
+            z[n * out + o] = if relu { relu_scalar(v) } else { v };
+        }
+    }
+}
+
+fn relu_scalar<T: Real>(v: T) -> T {
+    if v > T::zero() {
+        v
+    } else {
+        T::zero()
+    }
+}
+
+/// ReLU forward, element-wise: `a = max(z, 0)`.
+pub fn relu_forward<T: Real>(z: &[T], a: &mut [T]) {
+    for (a, &z) in a.iter_mut().zip(z) {
+        *a = relu_scalar(z);
+    }
+}
+
+/// ReLU backward (forward: `a = max(z, 0)`), element-wise: `dz = da ⊙ [z > 0]`.
+pub fn relu_backward<T: Real>(da: &[T], z: &[T], dz: &mut [T]) {
+    for ((dz, &da), &z) in dz.iter_mut().zip(da).zip(z) {
+        *dz = if z > T::zero() { da } else { T::zero() };
+    }
+}
+
+/// Row softmax, max-subtracted: `p[n, c] = exp(z[n,c] − m_n) / Σ_j exp(z[n,j] − m_n)`
+/// with `m_n = max_j z[n,j]`. `z, p: [B, C]`.
+pub fn softmax<T: Real>(z: &[T], p: &mut [T], batch: usize, classes: usize) {
+    for n in 0..batch {
+        let zr = &z[n * classes..(n + 1) * classes];
+        let pr = &mut p[n * classes..(n + 1) * classes];
+        let m = zr.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+        let mut s = T::zero();
+        for c in 0..classes {
+            pr[c] = (zr[c] - m).exp();
+            s = s + pr[c];
+        }
+        for v in pr.iter_mut() {
+            *v = *v / s;
+        }
+    }
+}
+
+/// Fused softmax + cross-entropy + its gradient, one row per sample.
+///
+/// `z: [B, C]` logits, `labels: [B]`. Writes
+/// - `loss[n] = logsumexp(z_n) − z_n,y` (computed as `log Σ exp(z − m) − (z_y − m)`),
+/// - `correct[n] = 1` when the argmax of `z_n` (ties: lowest index) equals `y_n`,
+/// - `dz[n, c] = (p_n,c − [c = y_n]) · scale`, where `scale = 1/B` for the mean over a batch
+///   (or `1/N` when a full-batch gradient is accumulated over chunks of `N` samples).
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_xent<T: Real>(
+    z: &[T],
+    labels: &[u32],
+    scale: T,
+    loss: &mut [T],
+    correct: &mut [u32],
+    dz: &mut [T],
+    batch: usize,
+    classes: usize,
+) {
+    for n in 0..batch {
+        let zr = &z[n * classes..(n + 1) * classes];
+        let y = labels[n] as usize;
+        let mut m = zr[0];
+        let mut arg = 0;
+        for (c, &v) in zr.iter().enumerate().skip(1) {
+            if v > m {
+                m = v;
+                arg = c;
+            }
+        }
+        let mut s = T::zero();
+        for &v in zr {
+            s = s + (v - m).exp();
+        }
+        let lse = s.ln();
+        loss[n] = lse - (zr[y] - m);
+        correct[n] = u32::from(arg == y);
+        for c in 0..classes {
+            let p = (zr[c] - m - lse).exp();
+            let onehot = if c == y { T::one() } else { T::zero() };
+            dz[n * classes + c] = (p - onehot) * scale;
+        }
+    }
+}
+
+/// Fully connected backward, weights (forward: `Z = X·Wᵀ + b`):
+/// `dW = dZᵀ·X` and `db = Σ_rows dZ`, added to what is there when `accumulate`.
+///
+/// `dz: [B, OUT]`, `x: [B, IN]`, `dw: [OUT, IN]`, `db: [OUT]`.
+#[allow(clippy::too_many_arguments)]
+pub fn fc_backward_weights<T: Real>(
+    dz: &[T],
+    x: &[T],
+    dw: &mut [T],
+    db: &mut [T],
+    batch: usize,
+    inp: usize,
+    out: usize,
+    accumulate: bool,
+) {
+    for o in 0..out {
+        for i in 0..inp {
+            let mut s = T::zero();
+            for n in 0..batch {
+                s = s + dz[n * out + o] * x[n * inp + i];
+            }
+            let prev = if accumulate { dw[o * inp + i] } else { T::zero() };
+            dw[o * inp + i] = prev + s;
+        }
+        let mut s = T::zero();
+        for n in 0..batch {
+            s = s + dz[n * out + o];
+        }
+        db[o] = if accumulate { db[o] + s } else { s };
+    }
+}
+
+/// Fully connected backward, input (forward: `Z = X·Wᵀ + b`): `dX = dZ·W`, with the
+/// previous layer's ReLU mask optionally fused: `dX ⊙ [a_prev > 0]` (for `a = max(z, 0)`,
+/// `a > 0` exactly when `z > 0`).
+///
+/// `dz: [B, OUT]`, `w: [OUT, IN]`, `a_prev: [B, IN]`, `dx: [B, IN]`.
+#[allow(clippy::too_many_arguments)]
+pub fn fc_backward_input<T: Real>(
+    dz: &[T],
+    w: &[T],
+    a_prev: Option<&[T]>,
+    dx: &mut [T],
+    batch: usize,
+    inp: usize,
+    out: usize,
+) {
+    for n in 0..batch {
+        for i in 0..inp {
+            let mut s = T::zero();
+            for o in 0..out {
+                s = s + dz[n * out + o] * w[o * inp + i];
+            }
+            let keep = a_prev.is_none_or(|a| a[n * inp + i] > T::zero());
+            dx[n * inp + i] = if keep { s } else { T::zero() };
+        }
+    }
+}
+
+/// One optimizer update over the flat parameter vector, PyTorch's semantics.
+///
+/// `w, g, s1, s2: [m]`; `s1` is the momentum buffer (momentum) or the first moment (Adam),
+/// `s2` the second moment (Adam). With `g' = g + λw` (coupled weight decay λ):
+/// - SGD: `w ← w − α g'`
+/// - momentum: `v ← μ v + g'`; `w ← w − α v` (Nesterov: `w ← w − α (g' + μ v)`)
+/// - Adam: `m ← β₁m + (1−β₁)g'`; `v ← β₂v + (1−β₂)g'²`;
+///   `w ← w − (α / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)`
+/// - AdamW: as Adam with `g' = g`, after the decoupled decay `w ← w (1 − αλ)`.
+pub fn optimizer_update<T: Real>(w: &mut [T], g: &[T], s1: &mut [T], s2: &mut [T], st: &OptimStep) {
+    let lr = T::c(st.lr as f64);
+    let wd = T::c(st.weight_decay as f64);
+    match st.kind {
+        OptimKind::Sgd => {
+            for (w, &g) in w.iter_mut().zip(g) {
+                let g = g + wd * *w;
+                *w = *w - lr * g;
+            }
+        }
+        OptimKind::Momentum { nesterov } => {
+            let mu = T::c(st.momentum as f64);
+            for ((w, &g), v) in w.iter_mut().zip(g).zip(s1.iter_mut()) {
+                let g = g + wd * *w;
+                *v = mu * *v + g;
+                let d = if nesterov { g + mu * *v } else { *v };
+                *w = *w - lr * d;
+            }
+        }
+        OptimKind::Adam { decoupled } => {
+            let (b1, b2, eps) = (T::c(st.beta1 as f64), T::c(st.beta2 as f64), T::c(st.eps as f64));
+            let step_size = lr / T::c(st.bias_correction1() as f64);
+            let sqrt_bc2 = T::c(st.bias_correction2() as f64).sqrt();
+            for (((w, &g), m), v) in w.iter_mut().zip(g).zip(s1.iter_mut()).zip(s2.iter_mut()) {
+                let g = if decoupled {
+                    *w = *w * (T::one() - lr * wd);
+                    g
+                } else {
+                    g + wd * *w
+                };
+                *m = b1 * *m + (T::one() - b1) * g;
+                *v = b2 * *v + (T::one() - b2) * g * g;
+                let denom = v.sqrt() / sqrt_bc2 + eps;
+                *w = *w - step_size * *m / denom;
+            }
+        }
+    }
+}
+
+/// Input conversion: gathers rows `idx[n]` of a `u8` table `src: [N, D]` into
+/// `x: [B, D]` as `f32` in [0, 1] (`x = src · (1/255)`), and their labels into `y: [B]`.
+pub fn gather_u8<T: Real>(src: &[u8], labels: &[u32], idx: &[u32], width: usize, x: &mut [T], y: &mut [u32]) {
+    let inv = T::one() / T::c(255.0);
+    for (n, &r) in idx.iter().enumerate() {
+        let r = r as usize;
+        for j in 0..width {
+            x[n * width + j] = T::c(f64::from(src[r * width + j])) * inv;
+        }
+        y[n] = labels[r];
+    }
+}
+
+/// Input gather for non-byte features: rows `idx[n]` of `src: [N, D]` into `x: [B, D]`,
+/// their labels into `y: [B]`.
+pub fn gather_f32<T: Real>(src: &[f32], labels: &[u32], idx: &[u32], width: usize, x: &mut [T], y: &mut [u32]) {
+    for (n, &r) in idx.iter().enumerate() {
+        let r = r as usize;
+        for j in 0..width {
+            x[n * width + j] = T::c(f64::from(src[r * width + j]));
+        }
+        y[n] = labels[r];
+    }
+}
+
+/// One batch's metrics: `(Σ_n loss[n], Σ_n correct[n])`, summed in increasing `n`.
+pub fn accumulate_stats<T: Real>(loss: &[T], correct: &[u32]) -> (T, u32) {
+    let s = loss.iter().fold(T::zero(), |s, &l| s + l);
+    (s, correct.iter().sum())
+}

@@ -1,0 +1,360 @@
+//! Every WGSL kernel compiled once, with its explicit bind-group layout, and the
+//! uniform parameter block each one reads. The math of each kernel is in the header of
+//! its file in `shaders/`; its CPU twin of the same name is in `cpu::ops`.
+
+use crate::error::{Error, Result};
+use bytemuck::{Pod, Zeroable};
+
+/// A compiled entry point and the layout of its bind group 0.
+pub struct Kernel {
+    pub name: &'static str,
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// One recorded dispatch: a pipeline, its bindings, and the workgroup grid.
+#[derive(Clone)]
+pub struct Dispatch {
+    pub name: &'static str,
+    pub pipeline: wgpu::ComputePipeline,
+    pub bind_group: wgpu::BindGroup,
+    pub groups: [u32; 3],
+}
+
+impl Kernel {
+    /// A dispatch of this kernel over `groups`, binding `buffers` to 0, 1, 2, … in order.
+    pub fn dispatch(&self, device: &wgpu::Device, buffers: &[&wgpu::Buffer], groups: [u32; 3]) -> Dispatch {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.name),
+            layout: &self.layout,
+            entries: &entries,
+        });
+        Dispatch { name: self.name, pipeline: self.pipeline.clone(), bind_group, groups }
+    }
+}
+
+/// Records `dispatches` into one compute pass (wgpu orders dependent dispatches).
+pub fn record(pass: &mut wgpu::ComputePass<'_>, dispatches: &[Dispatch]) {
+    for d in dispatches {
+        pass.set_pipeline(&d.pipeline);
+        pass.set_bind_group(0, &d.bind_group, &[]);
+        pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+    }
+}
+
+/// The grid for `len` invocations of a 1-D kernel with `wg` invocations per group,
+/// folded into y past 65,535 groups (the kernels flatten `x + y·65535·wg`).
+pub fn linear_groups(len: usize, wg: usize) -> [u32; 3] {
+    let groups = len.div_ceil(wg).max(1);
+    let x = groups.min(65535);
+    [x as u32, groups.div_ceil(65535) as u32, 1]
+}
+
+/// `gemm.wgsl`'s parameters; see the constructors for the three uses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct GemmParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub flags: u32,
+    pub a_off: u32,
+    pub a_sm: u32,
+    pub a_sk: u32,
+    pub bias_off: u32,
+    pub b_off: u32,
+    pub b_sk: u32,
+    pub b_sn: u32,
+    pub mask_off: u32,
+    pub c_off: u32,
+    pub c_sm: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Invocations per workgroup side in `gemm.wgsl`, and the C tile one group covers.
+pub const GEMM_WG: u32 = 8;
+pub const GEMM_TILE: u32 = 4 * GEMM_WG;
+
+impl GemmParams {
+    pub const BIAS: u32 = 1;
+    pub const RELU: u32 = 2;
+    pub const ACCUMULATE: u32 = 4;
+    pub const MASK: u32 = 8;
+
+    /// `Z = X·Wᵀ + b` (ReLU): `a = X [B, IN]`, `b = W [OUT, IN]` at `w_off` with the bias at
+    /// `bias_off` of the same buffer, `c = Z [B, OUT]`.
+    pub fn fc_forward(batch: usize, inp: usize, out: usize, w_off: usize, bias_off: usize, relu: bool) -> Self {
+        GemmParams {
+            m: batch as u32,
+            n: out as u32,
+            k: inp as u32,
+            flags: Self::BIAS | if relu { Self::RELU } else { 0 },
+            a_sm: inp as u32,
+            a_sk: 1,
+            b_off: w_off as u32,
+            b_sk: 1,
+            b_sn: inp as u32,
+            bias_off: bias_off as u32,
+            c_sm: out as u32,
+            ..Default::default()
+        }
+    }
+
+    /// `dW = dZᵀ·X` (accumulated): `a = dZ [B, OUT]`, `b = X [B, IN]`, `c = dW [OUT, IN]` at
+    /// `dw_off` of the gradient buffer.
+    pub fn fc_backward_weights(batch: usize, inp: usize, out: usize, dw_off: usize, accumulate: bool) -> Self {
+        GemmParams {
+            m: out as u32,
+            n: inp as u32,
+            k: batch as u32,
+            flags: if accumulate { Self::ACCUMULATE } else { 0 },
+            a_sm: 1,
+            a_sk: out as u32,
+            b_sk: inp as u32,
+            b_sn: 1,
+            c_off: dw_off as u32,
+            c_sm: inp as u32,
+            ..Default::default()
+        }
+    }
+
+    /// `dX = dZ·W` (⊙ `[A_prev > 0]`): `a = dZ [B, OUT]`, `b = W [OUT, IN]` at `w_off`,
+    /// `mask = A_prev [B, IN]`, `c = dX [B, IN]`.
+    pub fn fc_backward_input(batch: usize, inp: usize, out: usize, w_off: usize, mask: bool) -> Self {
+        GemmParams {
+            m: batch as u32,
+            n: inp as u32,
+            k: out as u32,
+            flags: if mask { Self::MASK } else { 0 },
+            a_sm: out as u32,
+            a_sk: 1,
+            b_off: w_off as u32,
+            b_sk: inp as u32,
+            b_sn: 1,
+            c_sm: inp as u32,
+            ..Default::default()
+        }
+    }
+
+    /// The workgroup grid covering `C: [m, n]`.
+    pub fn groups(&self) -> [u32; 3] {
+        [self.n.div_ceil(GEMM_TILE).max(1), self.m.div_ceil(GEMM_TILE).max(1), 1]
+    }
+}
+
+/// `bias_grad.wgsl`'s parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct BiasGradParams {
+    pub batch: u32,
+    pub out: u32,
+    pub db_off: u32,
+    pub accumulate: u32,
+}
+
+/// Parameters of the element-wise kernels (`relu.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct LenParams {
+    pub len: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `softmax.wgsl`'s parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct SoftmaxParams {
+    pub batch: u32,
+    pub classes: u32,
+    pub scale: f32,
+    pub _pad: u32,
+}
+
+/// `stats.wgsl`'s parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct StatsParams {
+    pub batch: u32,
+    pub first_chunk: u32,
+    pub _pad: [u32; 2],
+}
+
+/// The device-side metrics block of `stats.wgsl` (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Stats {
+    pub loss_sum: f32,
+    pub correct: u32,
+    pub samples: u32,
+    pub bad_steps: u32,
+    pub step_bad: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `optim.wgsl`'s parameters, written once per step.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct OptimParams {
+    pub len: u32,
+    pub nesterov: u32,
+    pub decoupled: u32,
+    pub _pad: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub step_size: f32,
+    pub sqrt_bc2: f32,
+}
+
+impl OptimParams {
+    /// The block for one update of `len` parameters; `step_size = α/(1−β₁ᵗ)` and
+    /// `√(1−β₂ᵗ)` are rounded to f32 exactly as `cpu::ops::optimizer_update` does.
+    pub fn new(len: usize, st: &crate::optim::OptimStep) -> Self {
+        use crate::optim::OptimKind;
+        OptimParams {
+            len: len as u32,
+            nesterov: u32::from(st.kind == OptimKind::Momentum { nesterov: true }),
+            decoupled: u32::from(st.kind == OptimKind::Adam { decoupled: true }),
+            _pad: 0,
+            lr: st.lr,
+            momentum: st.momentum,
+            beta1: st.beta1,
+            beta2: st.beta2,
+            eps: st.eps,
+            weight_decay: st.weight_decay,
+            step_size: st.lr / st.bias_correction1(),
+            sqrt_bc2: st.bias_correction2().sqrt(),
+        }
+    }
+}
+
+/// `gather.wgsl`'s parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct GatherParams {
+    pub batch: u32,
+    pub width: u32,
+    pub _pad: [u32; 2],
+}
+
+/// All kernels, compiled once per device.
+pub struct Kernels {
+    pub gemm: Kernel,
+    pub bias_grad: Kernel,
+    pub relu_forward: Kernel,
+    pub relu_backward: Kernel,
+    pub softmax: Kernel,
+    pub softmax_xent: Kernel,
+    pub accumulate_stats: Kernel,
+    pub sgd: Kernel,
+    pub momentum: Kernel,
+    pub adam: Kernel,
+    pub gather_u8: Kernel,
+    pub gather_f32: Kernel,
+}
+
+/// The storage buffers the widest kernel binds at once (gemm, softmax, optim, gather).
+pub const STORAGE_BUFFERS_NEEDED: u32 = 5;
+
+impl Kernels {
+    pub fn new(device: &wgpu::Device) -> Result<Self> {
+        let limits = device.limits();
+        if limits.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_NEEDED {
+            return Err(Error::LimitExceeded {
+                limit: "max_storage_buffers_per_shader_stage",
+                needed: u64::from(STORAGE_BUFFERS_NEEDED),
+                allowed: u64::from(limits.max_storage_buffers_per_shader_stage),
+                hint: "this adapter cannot run wgtrain's kernels; choose another with WGTRAIN_ADAPTER".into(),
+            });
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = |name: &str, src: &str| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            })
+        };
+        let gemm = module("gemm.wgsl", include_str!("../../shaders/gemm.wgsl"));
+        let bias = module("bias_grad.wgsl", include_str!("../../shaders/bias_grad.wgsl"));
+        let relu = module("relu.wgsl", include_str!("../../shaders/relu.wgsl"));
+        let softmax = module("softmax.wgsl", include_str!("../../shaders/softmax.wgsl"));
+        let stats = module("stats.wgsl", include_str!("../../shaders/stats.wgsl"));
+        let optim = module("optim.wgsl", include_str!("../../shaders/optim.wgsl"));
+        let gather = module("gather.wgsl", include_str!("../../shaders/gather.wgsl"));
+        let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
+            build(device, m, entry, sig, constants)
+        };
+        let wg = [("WG", f64::from(GEMM_WG))];
+        let kernels = Kernels {
+            gemm: k(&gemm, "gemm", "urrrrw", &wg),
+            bias_grad: k(&bias, "bias_grad", "urw", &[]),
+            relu_forward: k(&relu, "relu_forward", "urrw", &[]),
+            relu_backward: k(&relu, "relu_backward", "urrw", &[]),
+            softmax: k(&softmax, "softmax", "urrwww", &[]),
+            softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
+            accumulate_stats: k(&stats, "accumulate_stats", "urrw", &[]),
+            sgd: k(&optim, "sgd", "urrwww", &[]),
+            momentum: k(&optim, "momentum", "urrwww", &[]),
+            adam: k(&optim, "adam", "urrwww", &[]),
+            gather_u8: k(&gather, "gather_u8", "urrrww", &[]),
+            gather_f32: k(&gather, "gather_f32", "urrrww", &[]),
+        };
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("compiling the kernels: {e}")));
+        }
+        Ok(kernels)
+    }
+}
+
+/// A pipeline for `entry` with an explicit layout from `sig`: one letter per binding,
+/// `u` uniform, `r` read-only storage, `w` read-write storage.
+fn build(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    entry: &'static str,
+    sig: &str,
+    constants: &[(&str, f64)],
+) -> Kernel {
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = sig
+        .chars()
+        .enumerate()
+        .map(|(i, c)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match c {
+                    'u' => wgpu::BufferBindingType::Uniform,
+                    'r' => wgpu::BufferBindingType::Storage { read_only: true },
+                    _ => wgpu::BufferBindingType::Storage { read_only: false },
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    let layout =
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(entry), entries: &entries });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(entry),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: Some(&pipeline_layout),
+        module,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
+        cache: None,
+    });
+    Kernel { name: entry, pipeline, layout }
+}

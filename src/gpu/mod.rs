@@ -1,0 +1,12 @@
+//! Device plumbing, apart from the math: adapter choice and limits ([`context`]),
+//! the compiled kernels and their parameter blocks ([`kernels`]), buffer helpers
+//! ([`buffers`]), one-shot op runners for parity checks ([`ops`]), and the training
+//! network whose step is recorded once and replayed ([`net`]).
+
+pub mod buffers;
+pub mod context;
+pub mod kernels;
+pub mod net;
+pub mod ops;
+
+pub use context::{list_adapters, AdapterChoice, Gpu};

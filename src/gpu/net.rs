@@ -1,0 +1,428 @@
+//! The network on the device: every buffer that lives across steps allocated once,
+//! every step's dispatches recorded once per (table, batch size, mode) and replayed,
+//! one command encoder and one submit per step, metrics summed on the device and read
+//! once per logging interval.
+//!
+//! A training step, in one compute pass:
+//! gather/normalise → (FC forward, bias and ReLU fused) × K → softmax + cross-entropy +
+//! `dZ` → metrics → per layer, last first: `dW`, `db`, `dX` with the ReLU mask fused →
+//! optimizer update over the flat parameter buffer.
+
+use crate::error::{Error, Result};
+use crate::gpu::buffers::{map_read, read, storage, storage_init, uniform};
+use crate::gpu::kernels::*;
+use crate::gpu::Gpu;
+use crate::model::Mlp;
+use crate::optim::{OptimKind, OptimStep};
+use std::collections::{HashMap, VecDeque};
+
+/// Packs bytes little-endian, four to a `u32`, zero padded (how `gather_u8` reads them).
+pub fn pack_bytes(src: &[u8]) -> Vec<u32> {
+    src.chunks(4)
+        .map(|c| {
+            let mut w = [0u8; 4];
+            w[..c.len()].copy_from_slice(c);
+            u32::from_le_bytes(w)
+        })
+        .collect()
+}
+
+/// Sample features as they travel: bytes (pixels) or `f32`.
+#[derive(Clone, Copy, Debug)]
+pub enum Features<'a> {
+    U8(&'a [u8]),
+    F32(&'a [f32]),
+}
+
+impl Features<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Features::U8(v) => v.len(),
+            Features::F32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A table of samples on the device: features `[rows, width]` and labels `[rows]`.
+struct Table {
+    src: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    rows: usize,
+    bytes: bool,
+}
+
+/// Refers to a table added with [`GpuNet::add_table`] or [`GpuNet::add_stream_table`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TableId(usize);
+
+/// What a recorded segment does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Mode {
+    /// Forward, loss, metrics, backward; gradients overwritten, or added when
+    /// `accumulate`; `scale_bits` is the f32 `scale` of `dZ`.
+    Grad { accumulate: bool, scale_bits: u32 },
+    /// Forward, loss and metrics only.
+    Eval,
+}
+
+/// The network's device state and its recorded steps.
+pub struct GpuNet<'g> {
+    gpu: &'g Gpu,
+    pub mlp: Mlp,
+    pub max_batch: usize,
+    kind: OptimKind,
+    params: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    s1: wgpu::Buffer,
+    s2: wgpu::Buffer,
+    x: wgpu::Buffer,
+    y: wgpu::Buffer,
+    idx: wgpu::Buffer,
+    acts: Vec<wgpu::Buffer>,
+    dz: Vec<wgpu::Buffer>,
+    loss: wgpu::Buffer,
+    correct: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    stats_staging: wgpu::Buffer,
+    unused: wgpu::Buffer,
+    optim_u: wgpu::Buffer,
+    optimizer: Dispatch,
+    tables: Vec<Table>,
+    segments: HashMap<(TableId, usize, Mode), Vec<Dispatch>>,
+    in_flight: VecDeque<wgpu::SubmissionIndex>,
+}
+
+/// Submissions allowed in flight before the host waits for the oldest.
+const MAX_IN_FLIGHT: usize = 2;
+
+impl<'g> GpuNet<'g> {
+    /// Allocates everything for batches of up to `max_batch` samples, with `params` as
+    /// the initial flat parameter vector and zeroed optimizer state.
+    pub fn new(gpu: &'g Gpu, mlp: &Mlp, params: &[f32], kind: OptimKind, max_batch: usize) -> Result<Self> {
+        let m = mlp.param_count();
+        if params.len() != m {
+            return Err(Error::Shape(format!("{} parameters given, the network has {m}", params.len())));
+        }
+        if max_batch == 0 {
+            return Err(Error::invalid("batch", 0, "a batch of at least 1 sample"));
+        }
+        gpu.check_workgroups("the batch is one workgroup row per sample in the input gather", max_batch as u64)?;
+        gpu.check_workgroups(
+            "the widest layer's matrix products",
+            (mlp.widest().max(max_batch) as u64).div_ceil(u64::from(GEMM_TILE)),
+        )?;
+        let f = 4u64;
+        let b = max_batch as u64;
+        let params_buf = storage_init(gpu, "parameters", params)?;
+        let grads = storage(gpu, "gradients", m as u64 * f)?;
+        let state = |i: usize, name: &str| storage(gpu, name, if kind.state_vectors() > i { m as u64 * f } else { 16 });
+        let s1 = state(0, "optimizer state 1")?;
+        let s2 = state(1, "optimizer state 2")?;
+        let x = storage(gpu, "input batch", b * mlp.inputs() as u64 * f)?;
+        let y = storage(gpu, "labels batch", b * 4)?;
+        let idx = storage(gpu, "batch indices", b * 4)?;
+        let mut acts = Vec::new();
+        let mut dz = Vec::new();
+        for &o in &mlp.sizes[1..] {
+            acts.push(storage(gpu, "activations", b * o as u64 * f)?);
+            dz.push(storage(gpu, "activation gradients", b * o as u64 * f)?);
+        }
+        let loss = storage(gpu, "per-sample loss", b * f)?;
+        let correct = storage(gpu, "per-sample correct", b * 4)?;
+        let stats_size = std::mem::size_of::<Stats>() as u64;
+        let stats = storage(gpu, "metrics", stats_size)?;
+        let stats_staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("metrics read-back"),
+            size: stats_size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let unused = storage(gpu, "unused", 16)?;
+        let optim_u = uniform(gpu, "optimizer", &OptimParams::default());
+        let k = &gpu.kernels;
+        let kernel = match kind {
+            OptimKind::Sgd => &k.sgd,
+            OptimKind::Momentum { .. } => &k.momentum,
+            OptimKind::Adam { .. } => &k.adam,
+        };
+        let optimizer =
+            kernel.dispatch(&gpu.device, &[&optim_u, &grads, &stats, &params_buf, &s1, &s2], linear_groups(m, 256));
+        gpu.check_errors()?;
+        Ok(GpuNet {
+            gpu,
+            mlp: mlp.clone(),
+            max_batch,
+            kind,
+            params: params_buf,
+            grads,
+            s1,
+            s2,
+            x,
+            y,
+            idx,
+            acts,
+            dz,
+            loss,
+            correct,
+            stats,
+            stats_staging,
+            unused,
+            optim_u,
+            optimizer,
+            tables: Vec::new(),
+            segments: HashMap::new(),
+            in_flight: VecDeque::new(),
+        })
+    }
+
+    /// Uploads a whole table (resident mode): `features: [rows, width]`, `labels: [rows]`.
+    pub fn add_table(&mut self, features: Features, labels: &[u32]) -> Result<TableId> {
+        let width = self.mlp.inputs();
+        if features.len() != labels.len() * width {
+            return Err(Error::Shape(format!(
+                "{} feature values for {} labels of width {width}",
+                features.len(),
+                labels.len()
+            )));
+        }
+        let src = match features {
+            Features::U8(v) => storage_init(self.gpu, "resident samples (u8)", &pack_bytes(v))?,
+            Features::F32(v) => storage_init(self.gpu, "resident samples (f32)", v)?,
+        };
+        let rows = labels.len();
+        let labels = storage_init(self.gpu, "resident labels", labels)?;
+        let bytes = matches!(features, Features::U8(_));
+        self.tables.push(Table { src, labels, rows, bytes });
+        Ok(TableId(self.tables.len() - 1))
+    }
+
+    /// A table of `max_batch` rows that the host overwrites every step (streaming mode),
+    /// with features of `bytes` (u8) or f32.
+    pub fn add_stream_table(&mut self, bytes: bool) -> Result<TableId> {
+        let rows = self.max_batch;
+        let per = if bytes { 1 } else { 4 };
+        let src = storage(self.gpu, "streamed batch", (rows * self.mlp.inputs() * per) as u64)?;
+        let labels = storage(self.gpu, "streamed labels", (rows * 4) as u64)?;
+        self.tables.push(Table { src, labels, rows, bytes });
+        Ok(TableId(self.tables.len() - 1))
+    }
+
+    /// Writes one streamed batch (`features: [B, width]`, `labels: [B]`) into a stream table.
+    pub fn write_stream(&self, table: TableId, features: Features, labels: &[u32]) -> Result<()> {
+        let t = &self.tables[table.0];
+        if labels.len() > t.rows || features.len() != labels.len() * self.mlp.inputs() {
+            return Err(Error::Shape(format!("streamed batch of {} labels, table holds {}", labels.len(), t.rows)));
+        }
+        if t.bytes != matches!(features, Features::U8(_)) {
+            return Err(Error::Shape("streamed features of the wrong element type".into()));
+        }
+        let data: Vec<u8> = match features {
+            Features::U8(v) => bytemuck::cast_slice(&pack_bytes(v)).to_vec(),
+            Features::F32(v) => bytemuck::cast_slice(v).to_vec(),
+        };
+        self.gpu.queue.write_buffer(&t.src, 0, &data);
+        self.gpu.queue.write_buffer(&t.labels, 0, bytemuck::cast_slice(labels));
+        Ok(())
+    }
+
+    /// One mini-batch SGD step on rows `idx` of `table`: the gradient of the batch's mean
+    /// loss, then the update `opt`. Nothing is read back.
+    pub fn train_step(&mut self, table: TableId, idx: &[u32], opt: &OptimStep) -> Result<()> {
+        let scale = 1.0 / idx.len() as f32;
+        self.submit(table, idx, Mode::Grad { accumulate: false, scale_bits: scale.to_bits() }, Some(opt))
+    }
+
+    /// Adds `scale · Σ_n ∇ loss_n` over rows `idx` into the gradient (overwriting it when
+    /// `first`): one chunk of a full-batch gradient. No update.
+    pub fn accumulate_gradient(&mut self, table: TableId, idx: &[u32], scale: f32, first: bool) -> Result<()> {
+        self.submit(table, idx, Mode::Grad { accumulate: !first, scale_bits: scale.to_bits() }, None)
+    }
+
+    /// Applies the update `opt` with the gradient accumulated so far.
+    pub fn apply_update(&mut self, opt: &OptimStep) -> Result<()> {
+        self.write_optim(opt)?;
+        let mut enc = self.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("update"), timestamp_writes: None });
+            record(&mut pass, std::slice::from_ref(&self.optimizer));
+        }
+        self.finish(enc)
+    }
+
+    /// Forward pass and loss on rows `idx` of `table`, summed into the metrics.
+    pub fn eval_batch(&mut self, table: TableId, idx: &[u32]) -> Result<()> {
+        self.submit(table, idx, Mode::Eval, None)
+    }
+
+    fn write_optim(&self, opt: &OptimStep) -> Result<()> {
+        if opt.kind != self.kind {
+            return Err(Error::Shape(format!("optimizer {:?} on a network built for {:?}", opt.kind, self.kind)));
+        }
+        let p = OptimParams::new(self.mlp.param_count(), opt);
+        self.gpu.queue.write_buffer(&self.optim_u, 0, bytemuck::bytes_of(&p));
+        Ok(())
+    }
+
+    fn submit(&mut self, table: TableId, idx: &[u32], mode: Mode, opt: Option<&OptimStep>) -> Result<()> {
+        let batch = idx.len();
+        let t = self.tables.get(table.0).ok_or_else(|| Error::Shape(format!("no table {table:?}")))?;
+        if batch == 0 || batch > self.max_batch {
+            return Err(Error::Shape(format!("a batch of {batch} on a network sized for 1..={}", self.max_batch)));
+        }
+        if let Some(&bad) = idx.iter().find(|&&i| i as usize >= t.rows) {
+            return Err(Error::Shape(format!("row {bad} of a table of {} rows", t.rows)));
+        }
+        if let Some(opt) = opt {
+            self.write_optim(opt)?;
+        }
+        self.gpu.queue.write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
+        if !self.segments.contains_key(&(table, batch, mode)) {
+            let seg = self.record_segment(table, batch, mode);
+            self.segments.insert((table, batch, mode), seg);
+        }
+        let seg = &self.segments[&(table, batch, mode)];
+        let mut enc = self.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+            record(&mut pass, seg);
+            if opt.is_some() {
+                record(&mut pass, std::slice::from_ref(&self.optimizer));
+            }
+        }
+        self.finish(enc)
+    }
+
+    fn encoder(&self) -> wgpu::CommandEncoder {
+        self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") })
+    }
+
+    /// Submits, keeping at most `MAX_IN_FLIGHT` submissions queued.
+    fn finish(&mut self, enc: wgpu::CommandEncoder) -> Result<()> {
+        let index = self.gpu.queue.submit([enc.finish()]);
+        self.in_flight.push_back(index);
+        while self.in_flight.len() > MAX_IN_FLIGHT {
+            let oldest = self.in_flight.pop_front().expect("non-empty");
+            self.gpu
+                .device
+                .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None })
+                .map_err(|e| Error::Gpu(format!("waiting for a step: {e}")))?;
+        }
+        self.gpu.check_errors()
+    }
+
+    /// The dispatches of one step for `batch` rows of `table` (made once, replayed).
+    fn record_segment(&self, table: TableId, batch: usize, mode: Mode) -> Vec<Dispatch> {
+        let gpu = self.gpu;
+        let k = &gpu.kernels;
+        let dev = &gpu.device;
+        let t = &self.tables[table.0];
+        let d = self.mlp.inputs();
+        let layers = self.mlp.layers();
+        let last = layers.len() - 1;
+        let mut seg = Vec::new();
+
+        let gather = if t.bytes { &k.gather_u8 } else { &k.gather_f32 };
+        let u = uniform(gpu, "gather", &GatherParams { batch: batch as u32, width: d as u32, _pad: [0; 2] });
+        seg.push(gather.dispatch(dev, &[&u, &t.src, &t.labels, &self.idx, &self.x, &self.y], [
+            d.div_ceil(64) as u32,
+            batch as u32,
+            1,
+        ]));
+
+        for l in &layers {
+            let input = if l.index == 0 { &self.x } else { &self.acts[l.index - 1] };
+            let p = GemmParams::fc_forward(batch, l.inp, l.out, l.w_off, l.b_off, l.relu);
+            let u = uniform(gpu, "fc_forward", &p);
+            seg.push(k.gemm.dispatch(dev, &[&u, input, &self.params, &self.params, &self.unused, &self.acts[l.index]], p.groups()));
+        }
+
+        let (scale, accumulate) = match mode {
+            Mode::Grad { accumulate, scale_bits } => (f32::from_bits(scale_bits), accumulate),
+            Mode::Eval => (1.0 / batch as f32, false),
+        };
+        let classes = self.mlp.classes() as u32;
+        let u = uniform(gpu, "softmax_xent", &SoftmaxParams { batch: batch as u32, classes, scale, _pad: 0 });
+        seg.push(k.softmax_xent.dispatch(
+            dev,
+            &[&u, &self.acts[last], &self.y, &self.loss, &self.correct, &self.dz[last]],
+            linear_groups(batch, 64),
+        ));
+        let u = uniform(gpu, "stats", &StatsParams { batch: batch as u32, first_chunk: u32::from(!accumulate), _pad: [0; 2] });
+        seg.push(k.accumulate_stats.dispatch(dev, &[&u, &self.loss, &self.correct, &self.stats], [1, 1, 1]));
+
+        if mode == Mode::Eval {
+            return seg;
+        }
+        for l in layers.iter().rev() {
+            let input = if l.index == 0 { &self.x } else { &self.acts[l.index - 1] };
+            let dz = &self.dz[l.index];
+            let p = GemmParams::fc_backward_weights(batch, l.inp, l.out, l.w_off, accumulate);
+            let u = uniform(gpu, "fc_backward_weights", &p);
+            seg.push(k.gemm.dispatch(dev, &[&u, dz, input, &self.unused, &self.unused, &self.grads], p.groups()));
+            let pb = BiasGradParams {
+                batch: batch as u32,
+                out: l.out as u32,
+                db_off: l.b_off as u32,
+                accumulate: u32::from(accumulate),
+            };
+            let u = uniform(gpu, "bias_grad", &pb);
+            seg.push(k.bias_grad.dispatch(dev, &[&u, dz, &self.grads], linear_groups(l.out, 64)));
+            if l.index > 0 {
+                let prev = &self.acts[l.index - 1];
+                let p = GemmParams::fc_backward_input(batch, l.inp, l.out, l.w_off, true);
+                let u = uniform(gpu, "fc_backward_input", &p);
+                seg.push(k.gemm.dispatch(dev, &[&u, dz, &self.params, &self.unused, prev, &self.dz[l.index - 1]], p.groups()));
+            }
+        }
+        seg
+    }
+
+    /// Reads the metrics summed since the last call and clears them (waits for the device).
+    pub fn take_stats(&mut self) -> Result<Stats> {
+        let size = std::mem::size_of::<Stats>() as u64;
+        let mut enc = self.encoder();
+        enc.copy_buffer_to_buffer(&self.stats, 0, &self.stats_staging, 0, size);
+        enc.clear_buffer(&self.stats, 0, None);
+        self.gpu.queue.submit([enc.finish()]);
+        self.in_flight.clear();
+        Ok(map_read::<Stats>(self.gpu, &self.stats_staging, 1)?[0])
+    }
+
+    /// The flat parameter vector (waits for the device).
+    pub fn read_params(&self) -> Result<Vec<f32>> {
+        read(self.gpu, &self.params, self.mlp.param_count())
+    }
+
+    /// The gradient buffer as last computed (waits for the device).
+    pub fn read_grads(&self) -> Result<Vec<f32>> {
+        read(self.gpu, &self.grads, self.mlp.param_count())
+    }
+
+    /// The optimizer's state vectors (as many as the rule keeps).
+    pub fn read_state(&self) -> Result<Vec<Vec<f32>>> {
+        let m = self.mlp.param_count();
+        [&self.s1, &self.s2].iter().take(self.kind.state_vectors()).map(|b| read(self.gpu, b, m)).collect()
+    }
+
+    /// Overwrites parameters and optimizer state (for resuming).
+    pub fn write_state(&self, params: &[f32], state: &[Vec<f32>]) -> Result<()> {
+        let m = self.mlp.param_count();
+        if params.len() != m || state.len() != self.kind.state_vectors() || state.iter().any(|s| s.len() != m) {
+            return Err(Error::Shape("parameters or optimizer state of the wrong size".into()));
+        }
+        self.gpu.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(params));
+        for (b, s) in [&self.s1, &self.s2].iter().zip(state) {
+            self.gpu.queue.write_buffer(b, 0, bytemuck::cast_slice(s));
+        }
+        Ok(())
+    }
+
+    /// Rows of a table.
+    pub fn table_rows(&self, table: TableId) -> usize {
+        self.tables[table.0].rows
+    }
+}

@@ -1,0 +1,79 @@
+//! wgtrain: train multilayer-perceptron classifiers on any GPU through wgpu compute
+//! shaders, with a plain-Rust CPU twin of every kernel that the tests hold the GPU to.
+//!
+//! - [`cpu::ops`]: the reference twin of every WGSL kernel in `shaders/`.
+//! - [`cpu::fast`]: the same ops through a GEMM crate, for CPU training.
+//! - [`gpu`]: adapter choice, limits, pipelines, buffers, the recorded training step.
+//! - [`model`], [`optim`]: the network, its flat parameter layout, optimizers, schedules.
+//! - [`verify`]: CPU-vs-GPU comparison of every op, shared by `wgtrain verify` and the tests.
+
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod model;
+pub mod optim;
+pub mod rng;
+pub mod verify;
+
+pub use error::{Error, Result};
+
+/// The element types the CPU twin runs in: `f32` (as the GPU) and `f64` (gradcheck).
+pub trait Real:
+    num_traits::Float + Default + Send + Sync + std::fmt::Debug + std::fmt::Display + std::iter::Sum + 'static
+{
+    /// Converts an `f64` constant.
+    fn c(x: f64) -> Self;
+
+    /// `C ← α·A·B + β·C` through `matrixmultiply`, with element strides
+    /// (`A: m×k`, `B: k×n`, `C: m×n`).
+    ///
+    /// # Safety
+    /// The strides must keep every access inside the slices.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        rsa: isize,
+        csa: isize,
+        b: &[Self],
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: &mut [Self],
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+macro_rules! impl_real {
+    ($t:ty, $gemm:path) => {
+        impl Real for $t {
+            fn c(x: f64) -> Self {
+                x as $t
+            }
+
+            unsafe fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: &[Self],
+                rsa: isize,
+                csa: isize,
+                b: &[Self],
+                rsb: isize,
+                csb: isize,
+                beta: Self,
+                c: &mut [Self],
+                rsc: isize,
+                csc: isize,
+            ) {
+                $gemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
+            }
+        }
+    };
+}
+
+impl_real!(f32, matrixmultiply::sgemm);
+impl_real!(f64, matrixmultiply::dgemm);

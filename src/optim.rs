@@ -1,0 +1,248 @@
+//! Optimizers and learning-rate schedules: configuration, and the per-step
+//! hyper-parameters (`OptimStep`) that both the CPU twin and the GPU kernel consume.
+
+use serde::{Deserialize, Serialize};
+
+/// Which update rule (see `cpu::ops::optimizer_update` for the math).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OptimKind {
+    Sgd,
+    /// Heavy-ball momentum with PyTorch's semantics (dampening 0), optionally Nesterov.
+    Momentum {
+        nesterov: bool,
+    },
+    /// Adam with bias correction; `decoupled` gives AdamW's weight decay.
+    Adam {
+        decoupled: bool,
+    },
+}
+
+impl OptimKind {
+    /// Parses `sgd`, `momentum`, `nesterov`, `adam`, `adamw`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "sgd" => OptimKind::Sgd,
+            "momentum" => OptimKind::Momentum { nesterov: false },
+            "nesterov" => OptimKind::Momentum { nesterov: true },
+            "adam" => OptimKind::Adam { decoupled: false },
+            "adamw" => OptimKind::Adam { decoupled: true },
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimKind::Sgd => "sgd",
+            OptimKind::Momentum { nesterov: false } => "momentum",
+            OptimKind::Momentum { nesterov: true } => "nesterov",
+            OptimKind::Adam { decoupled: false } => "adam",
+            OptimKind::Adam { decoupled: true } => "adamw",
+        }
+    }
+
+    /// How many state vectors of the parameters' size the rule keeps (0, 1 or 2).
+    pub fn state_vectors(self) -> usize {
+        match self {
+            OptimKind::Sgd => 0,
+            OptimKind::Momentum { .. } => 1,
+            OptimKind::Adam { .. } => 2,
+        }
+    }
+}
+
+/// An optimizer's configuration (the learning rate here is the base rate; the
+/// schedule scales it).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Optimizer {
+    pub kind: OptimKind,
+    pub lr: f32,
+    pub momentum: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+}
+
+impl Optimizer {
+    /// PyTorch's defaults for the rule: momentum 0.9, β = (0.9, 0.999), ε = 1e-8, no decay
+    /// (AdamW: 0.01).
+    pub fn new(kind: OptimKind, lr: f32) -> Self {
+        Optimizer {
+            kind,
+            lr,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: if kind == (OptimKind::Adam { decoupled: true }) { 0.01 } else { 0.0 },
+        }
+    }
+
+    /// The hyper-parameters of update number `t` (1-based) at learning rate `lr`.
+    pub fn step(&self, t: u64, lr: f32) -> OptimStep {
+        OptimStep {
+            kind: self.kind,
+            lr,
+            momentum: self.momentum,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            t,
+        }
+    }
+}
+
+/// Everything one update needs, for the CPU twin and the GPU uniform alike.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimStep {
+    pub kind: OptimKind,
+    pub lr: f32,
+    pub momentum: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// 1-based update count, for Adam's bias correction.
+    pub t: u64,
+}
+
+impl OptimStep {
+    /// `1 − β₁ᵗ`, computed in `f64` and rounded once.
+    pub fn bias_correction1(&self) -> f32 {
+        (1.0 - f64::from(self.beta1).powf(self.t as f64)) as f32
+    }
+
+    /// `1 − β₂ᵗ`, computed in `f64` and rounded once.
+    pub fn bias_correction2(&self) -> f32 {
+        (1.0 - f64::from(self.beta2).powf(self.t as f64)) as f32
+    }
+}
+
+/// Learning-rate schedules. Epoch-based rules change the rate at epoch boundaries;
+/// cosine and warmup move it every step.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Schedule {
+    Constant,
+    /// `α · γ^⌊epoch / every⌋`.
+    Step { every: usize, gamma: f32 },
+    /// `α · γ^epoch`.
+    Exponential { gamma: f32 },
+    /// Linear warmup from 0 over `warmup` epochs, then half a cosine from `α` to `min_lr`
+    /// over the remaining steps.
+    Cosine { warmup: f32, min_lr: f32 },
+    /// Multiply by `factor` when the training risk has not improved (by a relative
+    /// 1e-4) for `patience` epochs, never below `min_lr`.
+    Plateau { patience: usize, factor: f32, min_lr: f32 },
+}
+
+impl Schedule {
+    /// Parses `constant`, `step:EVERY:GAMMA`, `exp:GAMMA`, `cosine[:WARMUP[:MIN]]`,
+    /// `plateau[:PATIENCE[:FACTOR[:MIN]]]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut parts = s.split(':');
+        let name = parts.next().unwrap_or("");
+        let args: Vec<&str> = parts.collect();
+        let num = |i: usize, default: f32| -> Result<f32, String> {
+            match args.get(i) {
+                None => Ok(default),
+                Some(a) => a
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| format!("schedule `{s}`: `{a}` is not a non-negative number")),
+            }
+        };
+        let sched = match name {
+            "constant" => Schedule::Constant,
+            "step" => Schedule::Step { every: num(0, 10.0)?.max(1.0) as usize, gamma: num(1, 0.1)? },
+            "exp" => Schedule::Exponential { gamma: num(0, 0.9)? },
+            "cosine" => Schedule::Cosine { warmup: num(0, 0.0)?, min_lr: num(1, 0.0)? },
+            "plateau" => Schedule::Plateau {
+                patience: num(0, 2.0)? as usize,
+                factor: num(1, 0.1)?,
+                min_lr: num(2, 1e-6)?,
+            },
+            _ => {
+                return Err(format!(
+                    "unknown schedule `{s}`: expected constant, step:EVERY:GAMMA, exp:GAMMA, \
+                     cosine[:WARMUP_EPOCHS[:MIN_LR]] or plateau[:PATIENCE[:FACTOR[:MIN_LR]]]"
+                ))
+            }
+        };
+        Ok(sched)
+    }
+}
+
+/// A schedule in motion: the base rate, the schedule, and reduce-on-plateau's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LrSchedule {
+    pub base: f32,
+    pub schedule: Schedule,
+    pub epochs: usize,
+    pub steps_per_epoch: usize,
+    /// Reduce-on-plateau's current rate, best risk, and epochs without improvement.
+    pub plateau_lr: f32,
+    pub best: f64,
+    pub bad_epochs: usize,
+}
+
+impl LrSchedule {
+    pub fn new(base: f32, schedule: Schedule, epochs: usize, steps_per_epoch: usize) -> Self {
+        LrSchedule {
+            base,
+            schedule,
+            epochs,
+            steps_per_epoch: steps_per_epoch.max(1),
+            plateau_lr: base,
+            best: f64::INFINITY,
+            bad_epochs: 0,
+        }
+    }
+
+    /// The rate for step `step` (0-based, counted over the whole run).
+    pub fn lr(&self, step: u64) -> f32 {
+        let spe = self.steps_per_epoch as f64;
+        let epoch = (step as f64 / spe).floor();
+        let base = f64::from(self.base);
+        let lr = match self.schedule {
+            Schedule::Constant => base,
+            Schedule::Step { every, gamma } => base * f64::from(gamma).powf((epoch / every as f64).floor()),
+            Schedule::Exponential { gamma } => base * f64::from(gamma).powf(epoch),
+            Schedule::Cosine { warmup, min_lr } => {
+                let warm = f64::from(warmup) * spe;
+                let total = (self.epochs as f64 * spe).max(1.0);
+                let s = step as f64;
+                if s < warm {
+                    base * (s + 1.0) / warm
+                } else {
+                    let frac = ((s - warm) / (total - warm).max(1.0)).min(1.0);
+                    let min = f64::from(min_lr);
+                    min + (base - min) * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos())
+                }
+            }
+            Schedule::Plateau { .. } => f64::from(self.plateau_lr),
+        };
+        lr as f32
+    }
+
+    /// Feeds the epoch's training risk to reduce-on-plateau; returns the new rate when it
+    /// was reduced.
+    pub fn end_epoch(&mut self, risk: f64) -> Option<f32> {
+        let Schedule::Plateau { patience, factor, min_lr } = self.schedule else {
+            return None;
+        };
+        if risk < self.best * (1.0 - 1e-4) {
+            self.best = risk;
+            self.bad_epochs = 0;
+            return None;
+        }
+        self.bad_epochs += 1;
+        if self.bad_epochs > patience && self.plateau_lr > min_lr {
+            self.plateau_lr = (self.plateau_lr * factor).max(min_lr);
+            self.bad_epochs = 0;
+            return Some(self.plateau_lr);
+        }
+        None
+    }
+}

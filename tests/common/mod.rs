@@ -1,0 +1,37 @@
+//! Shared by the test binaries: one GPU per binary, or a loud skip.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use wgtrain::gpu::{AdapterChoice, Gpu};
+
+/// The adapter for GPU tests, opened once per test binary. With
+/// `WGTRAIN_REQUIRE_GPU=1` (CI) a missing adapter fails the test; otherwise the test
+/// says that it skipped.
+pub fn gpu() -> Option<&'static Gpu> {
+    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+    let gpu = GPU
+        .get_or_init(|| match Gpu::new(&AdapterChoice::any()) {
+            Ok(g) => {
+                eprintln!("GPU tests run on {}", g.describe());
+                Some(g)
+            }
+            Err(e) => {
+                eprintln!("no GPU adapter: {e}");
+                None
+            }
+        })
+        .as_ref();
+    if gpu.is_none() {
+        if std::env::var("WGTRAIN_REQUIRE_GPU").as_deref() == Ok("1") {
+            panic!("WGTRAIN_REQUIRE_GPU=1 but no GPU adapter could be opened");
+        }
+        eprintln!("SKIPPED: this GPU test found no adapter (set WGTRAIN_REQUIRE_GPU=1 to fail instead)");
+    }
+    gpu
+}
+
+/// Asserts every outcome passed, printing the failures' worst elements.
+pub fn assert_pass(outcomes: &[wgtrain::verify::Outcome]) {
+    let failed: Vec<String> = outcomes.iter().filter(|o| !o.pass).map(|o| o.report()).collect();
+    assert!(failed.is_empty(), "{} of {} comparisons failed:\n{}", failed.len(), outcomes.len(), failed.join(""));
+}

@@ -1,0 +1,88 @@
+//! Every GPU kernel against its CPU twin over ragged shapes (widths 1, 3, 17, 100, 129,
+//! 784; batches 1, 7, 128, 257). The bounds and why they hold are in `src/verify.rs`.
+
+mod common;
+use common::{assert_pass, gpu};
+use wgtrain::optim::OptimKind;
+use wgtrain::verify::{self, BATCHES, WIDTHS};
+
+/// Every (batch, in, out) combination, with the fused option on for half of them.
+fn shapes() -> impl Iterator<Item = (usize, usize, usize, bool)> {
+    BATCHES.into_iter().flat_map(|b| {
+        WIDTHS.into_iter().flat_map(move |i| WIDTHS.into_iter().map(move |o| (b, i, o, (b + i + o) % 2 == 0)))
+    })
+}
+
+#[test]
+fn fc_forward_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let out: Vec<_> = shapes().map(|(b, i, o, relu)| verify::fc_forward(gpu, b, i, o, relu, 1).unwrap()).collect();
+    assert_pass(&out);
+}
+
+#[test]
+fn fc_backward_weights_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let out: Vec<_> =
+        shapes().flat_map(|(b, i, o, acc)| verify::fc_backward_weights(gpu, b, i, o, acc, 2).unwrap()).collect();
+    assert_pass(&out);
+}
+
+#[test]
+fn fc_backward_input_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let out: Vec<_> =
+        shapes().map(|(b, i, o, mask)| verify::fc_backward_input(gpu, b, i, o, mask, 3).unwrap()).collect();
+    assert_pass(&out);
+}
+
+#[test]
+fn relu_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let out: Vec<_> = [1, 3, 17, 100, 129, 784, 70_001].iter().flat_map(|&n| verify::relu(gpu, n, 4).unwrap()).collect();
+    assert_pass(&out);
+}
+
+#[test]
+fn softmax_and_cross_entropy_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut out = Vec::new();
+    for b in BATCHES {
+        for c in [2, 3, 10, 17, 100, 129] {
+            out.push(verify::softmax(gpu, b, c, 5.0, 5).unwrap());
+            out.extend(verify::softmax_xent(gpu, b, c, 5.0, 6).unwrap());
+        }
+    }
+    assert_pass(&out);
+}
+
+#[test]
+fn metrics_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let out: Vec<_> = [1, 7, 128, 257, 4096].iter().flat_map(|&b| verify::stats(gpu, b, 7).unwrap()).collect();
+    assert_pass(&out);
+}
+
+#[test]
+fn optimizers_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut out = Vec::new();
+    for kind in ["sgd", "momentum", "nesterov", "adam", "adamw"] {
+        for len in [1, 3, 17, 129, 100_003] {
+            out.extend(verify::optimizer(gpu, OptimKind::parse(kind).unwrap(), len, 8).unwrap());
+        }
+    }
+    assert_pass(&out);
+}
+
+#[test]
+fn input_gather_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut out = Vec::new();
+    for (rows, width) in [(1, 1), (5, 3), (300, 17), (50, 129), (400, 784)] {
+        for b in BATCHES {
+            out.extend(verify::gather(gpu, rows, width, b, 9).unwrap());
+        }
+    }
+    assert_pass(&out);
+}
