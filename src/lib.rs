@@ -7,19 +7,31 @@
 //! - [`model`], [`optim`]: the network, its flat parameter layout, optimizers, schedules.
 //! - [`verify`]: CPU-vs-GPU comparison of every op, shared by `wgtrain verify` and the tests.
 
+pub mod bench;
+pub mod checkpoint;
 pub mod cpu;
+pub mod data;
+pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod model;
 pub mod optim;
 pub mod rng;
+pub mod train;
 pub mod verify;
 
 pub use error::{Error, Result};
 
 /// The element types the CPU twin runs in: `f32` (as the GPU) and `f64` (gradcheck).
 pub trait Real:
-    num_traits::Float + Default + Send + Sync + std::fmt::Debug + std::fmt::Display + std::iter::Sum + 'static
+    num_traits::Float
+    + Default
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + std::fmt::Display
+    + std::iter::Sum
+    + 'static
 {
     /// Converts an `f64` constant.
     fn c(x: f64) -> Self;
@@ -69,7 +81,22 @@ macro_rules! impl_real {
                 rsc: isize,
                 csc: isize,
             ) {
-                $gemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
+                $gemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr(),
+                    rsa,
+                    csa,
+                    b.as_ptr(),
+                    rsb,
+                    csb,
+                    beta,
+                    c.as_mut_ptr(),
+                    rsc,
+                    csc,
+                );
             }
         }
     };

@@ -1,10 +1,26 @@
-use clap::{Parser, Subcommand};
+//! The `wgtrain` command line: train (the default), eval, verify, devices.
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use wgtrain::data::{self, Split};
+use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
+use wgtrain::error::{Error, Result};
 use wgtrain::gpu::{context, AdapterChoice, Gpu};
+use wgtrain::model::Mlp;
+use wgtrain::optim::{OptimKind, Optimizer, Schedule};
+use wgtrain::train::{self, BatchSize, Config, EpochRecord, Observer, RunDir};
 use wgtrain::verify;
+use wgtrain::{bench, checkpoint};
 
 #[derive(Parser)]
-#[command(name = "wgtrain", version, about = "Train MLP classifiers on any GPU through wgpu compute shaders")]
+#[command(
+    name = "wgtrain",
+    version,
+    about = "Train MLP classifiers on any GPU through wgpu compute shaders"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -12,6 +28,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a classifier (the default command).
+    Train(TrainArgs),
+    /// Score saved weights on a data set's test split.
+    Eval(EvalArgs),
     /// Run every op on the CPU and the GPU over the test shapes, plus a gradient check.
     Verify {
         /// Adapter name substring (default: WGTRAIN_ADAPTER, else the best adapter).
@@ -20,17 +40,128 @@ enum Command {
     },
     /// List the adapters wgpu sees and their main limits.
     Devices,
+    /// Time the standard workloads (BENCHMARKS.md) on the CPU and/or the GPU.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Clone)]
+struct BenchArgs {
+    /// Devices to time: cpu, gpu, or both.
+    #[arg(long, default_value = "cpu,gpu", value_delimiter = ',')]
+    devices: Vec<String>,
+    /// Workloads: small, wide, sweep (small at several batch sizes), or a name from the sweep.
+    #[arg(long, default_value = "small,wide", value_delimiter = ',')]
+    workloads: Vec<String>,
+    /// Timed steps per workload (after the warm-up).
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Adapter name substring (default: WGTRAIN_ADAPTER).
+    #[arg(long)]
+    adapter: Option<String>,
+    #[arg(long, default_value = "resident")]
+    data_mode: String,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Clone)]
+struct DeviceArgs {
+    /// auto (a hardware GPU if there is one, else the CPU), gpu, or cpu.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Adapter name substring (default: WGTRAIN_ADAPTER).
+    #[arg(long)]
+    adapter: Option<String>,
+    /// GPU data path: resident (upload once) or streaming (upload each batch).
+    #[arg(long, default_value = "resident")]
+    data_mode: String,
+}
+
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// A directory of IDX files (MNIST layout) or a CSV file (label first).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// A CSV test file (for CSV data; without it 20% of --data is held out).
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Number of classes (default: from the labels).
+    #[arg(long)]
+    classes: Option<usize>,
+}
+
+#[derive(Args, Clone)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    dev: DeviceArgs,
+    /// Hidden layer widths, comma separated.
+    #[arg(long, default_value = "256,128", value_delimiter = ',')]
+    hidden: Vec<usize>,
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Samples per step: a number (1 = pure SGD) or `full` (batch gradient descent).
+    #[arg(long, default_value = "128")]
+    batch: String,
+    /// Base learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// sgd, momentum, nesterov, adam, adamw.
+    #[arg(long, default_value = "adam")]
+    optimizer: String,
+    /// Momentum coefficient μ (momentum, nesterov).
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// Weight decay λ (default: 0, AdamW 0.01).
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// constant, step:EVERY:GAMMA, exp:GAMMA, cosine[:WARMUP[:MIN_LR]], plateau[:PATIENCE[:FACTOR[:MIN_LR]]].
+    #[arg(long, default_value = "cosine")]
+    schedule: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run folder (default: the next free runs/run-NNN).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Steps per logging interval (default: about ten per epoch).
+    #[arg(long)]
+    log_every: Option<usize>,
+    /// Stop when the test loss has not improved for this many epochs.
+    #[arg(long)]
+    early_stop: Option<usize>,
+    /// Train on only the first N training samples.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(Args, Clone)]
+struct EvalArgs {
+    /// A weights file (model.safetensors) or a run folder holding one.
+    weights: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    dev: DeviceArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        None => train_cmd(TrainArgs::parse_from(["wgtrain"])).map(|_| true),
+        Some(Command::Train(a)) => train_cmd(a).map(|_| true),
+        Some(Command::Eval(a)) => eval_cmd(a).map(|_| true),
         Some(Command::Verify { adapter }) => run_verify(adapter),
         Some(Command::Devices) => {
             devices();
             Ok(true)
         }
-        None => Ok(true),
+        Some(Command::Bench(a)) => bench_cmd(a).map(|_| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -42,12 +173,395 @@ fn main() -> ExitCode {
     }
 }
 
-fn choice(adapter: Option<String>) -> AdapterChoice {
-    let mut c = AdapterChoice::any();
-    if adapter.is_some() {
-        c.name = adapter;
+impl TrainArgs {
+    /// Reads `wgtrain`'s own CLI defaults (for the no-subcommand case).
+    fn parse_from<'a>(args: impl IntoIterator<Item = &'a str>) -> Self {
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            a: TrainArgs,
+        }
+        Wrap::parse_from(args).a
     }
-    c
+}
+
+/// The vendored Fashion-MNIST: `data/fashion-mnist` here, or in the source tree.
+fn default_data() -> PathBuf {
+    let local = PathBuf::from("data/fashion-mnist");
+    if local.is_dir() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist")
+}
+
+fn load_data(a: &DataArgs, seed: u64) -> Result<Split> {
+    let path = a.data.clone().unwrap_or_else(default_data);
+    if a.classes == Some(0) || a.classes == Some(1) {
+        return Err(Error::invalid(
+            "--classes",
+            a.classes.unwrap(),
+            "at least 2",
+        ));
+    }
+    data::load(&path, a.test.as_deref(), a.classes, seed)
+}
+
+fn positive(flag: &str, v: f32) -> Result<f32> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(Error::invalid(flag, v, "a positive number"))
+    }
+}
+
+fn build_config(a: &TrainArgs, split: &Split) -> Result<Config> {
+    let batch = match a.batch.as_str() {
+        "full" => BatchSize::Full,
+        s => match s.parse::<usize>() {
+            Ok(b) if b >= 1 => BatchSize::Mini(b),
+            _ => {
+                return Err(Error::invalid(
+                    "--batch",
+                    s,
+                    "a whole number ≥ 1, or `full`",
+                ))
+            }
+        },
+    };
+    if let BatchSize::Mini(b) = batch {
+        if b > 65535 {
+            return Err(Error::invalid(
+                "--batch",
+                b,
+                "at most 65535 (use `full` for batch gradient descent)",
+            ));
+        }
+    }
+    if a.epochs == 0 {
+        return Err(Error::invalid("--epochs", 0, "at least 1"));
+    }
+    if a.hidden.contains(&0) {
+        return Err(Error::invalid(
+            "--hidden",
+            format!("{:?}", a.hidden),
+            "widths ≥ 1",
+        ));
+    }
+    let kind = OptimKind::parse(&a.optimizer).ok_or_else(|| {
+        Error::invalid(
+            "--optimizer",
+            &a.optimizer,
+            "sgd, momentum, nesterov, adam or adamw",
+        )
+    })?;
+    let mut optimizer = Optimizer::new(kind, positive("--lr", a.lr)?);
+    optimizer.momentum = a.momentum;
+    if !(0.0..1.0).contains(&a.momentum) {
+        return Err(Error::invalid(
+            "--momentum",
+            a.momentum,
+            "a number in [0, 1)",
+        ));
+    }
+    if let Some(wd) = a.weight_decay {
+        if !(wd.is_finite() && wd >= 0.0) {
+            return Err(Error::invalid("--weight-decay", wd, "a number ≥ 0"));
+        }
+        optimizer.weight_decay = wd;
+    }
+    let schedule =
+        Schedule::parse(&a.schedule).map_err(|e| Error::invalid("--schedule", &a.schedule, &e))?;
+    let mut sizes = vec![split.train.width];
+    sizes.extend(&a.hidden);
+    sizes.push(split.train.classes);
+    let steps = match batch {
+        BatchSize::Mini(b) => split.train.rows.div_ceil(b),
+        BatchSize::Full => 1,
+    };
+    if a.log_every == Some(0) {
+        return Err(Error::invalid("--log-every", 0, "at least 1"));
+    }
+    Ok(Config {
+        sizes,
+        epochs: a.epochs,
+        batch,
+        optimizer,
+        schedule,
+        seed: a.seed,
+        log_every: a.log_every.unwrap_or((steps / 10).max(1)),
+        early_stop: a.early_stop,
+    })
+}
+
+/// The device `--device` asks for: `None` for the CPU, else the GPU to open.
+fn pick_device(d: &DeviceArgs) -> Result<Option<Gpu>> {
+    let mut choice = AdapterChoice::any();
+    if d.adapter.is_some() {
+        choice.name.clone_from(&d.adapter);
+    }
+    match d.device.as_str() {
+        "cpu" => Ok(None),
+        "gpu" => Gpu::new(&choice).map(Some),
+        "auto" => {
+            if choice.name.is_some() {
+                return Gpu::new(&choice).map(Some);
+            }
+            let hardware = context::list_adapters()
+                .into_iter()
+                .find(|a| !context::is_software(&a.get_info()));
+            match hardware {
+                Some(a) => {
+                    let gpu = Gpu::open(a)?;
+                    eprintln!("device: {} (a hardware GPU)", gpu.describe());
+                    Ok(Some(gpu))
+                }
+                None => {
+                    eprintln!(
+                        "device: CPU — no hardware GPU found, and a software adapter (llvmpipe) is many \
+                         times slower than the CPU path; use --device gpu to train on it anyway"
+                    );
+                    Ok(None)
+                }
+            }
+        }
+        other => Err(Error::invalid("--device", other, "auto, gpu or cpu")),
+    }
+}
+
+fn data_mode(d: &DeviceArgs) -> Result<DataMode> {
+    match d.data_mode.as_str() {
+        "resident" => Ok(DataMode::Resident),
+        "streaming" => Ok(DataMode::Streaming),
+        other => Err(Error::invalid(
+            "--data-mode",
+            other,
+            "resident or streaming",
+        )),
+    }
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    let mode = data_mode(&a.dev)?;
+    let mut split = load_data(&a.data, a.seed)?;
+    if let Some(n) = a.limit {
+        if n == 0 {
+            return Err(Error::invalid("--limit", 0, "at least 1 sample"));
+        }
+        split.train = split.train.head(n);
+    }
+    let cfg = build_config(&a, &split)?;
+    let mlp = Mlp::new(cfg.sizes.clone())?;
+    let gpu = pick_device(&a.dev)?;
+    let params = mlp.init(cfg.seed);
+    let mut engine: Box<dyn Engine> = match &gpu {
+        Some(g) => {
+            let mode = if mode == DataMode::Resident
+                && g.check_binding("data", train_bytes(&split)).is_err()
+            {
+                eprintln!(
+                    "the training set does not fit one binding on this adapter: streaming it"
+                );
+                DataMode::Streaming
+            } else {
+                mode
+            };
+            Box::new(GpuEngine::new(
+                g,
+                &mlp,
+                &params,
+                cfg.optimizer.kind,
+                cfg.max_batch(),
+                &split.train,
+                mode,
+            )?)
+        }
+        None => Box::new(CpuEngine::new(
+            &mlp,
+            params,
+            cfg.optimizer.kind,
+            cfg.max_batch(),
+        )),
+    };
+    let cfg_json = serde_json::json!({
+        "config": cfg,
+        "data": a.data.data.clone().unwrap_or_else(default_data),
+        "train_samples": split.train.rows,
+        "test_samples": split.test.rows,
+        "classes": split.class_names,
+        "device": engine.describe(),
+    });
+    let mut run = RunDir::create(a.out.as_deref(), &cfg_json)?;
+    println!(
+        "training {} on {} ({} train / {} test samples) with {} on {}",
+        sizes_str(&cfg.sizes),
+        split
+            .train
+            .source
+            .parent()
+            .unwrap_or(Path::new("."))
+            .display(),
+        split.train.rows,
+        split.test.rows,
+        describe_opt(&cfg),
+        engine.describe()
+    );
+    println!("run folder: {}", run.path.display());
+    let mut ui = Ui::new();
+    let out = train::train(&cfg, &split, engine.as_mut(), Some(&mut run), &mut ui)?;
+    ui.finish();
+    summary(&out.epochs);
+    println!("weights: {}", run.path.join("model.safetensors").display());
+    Ok(())
+}
+
+fn train_bytes(split: &Split) -> u64 {
+    match &split.train.features {
+        data::FeatureData::U8(v) => v.len() as u64,
+        data::FeatureData::F32(v) => 4 * v.len() as u64,
+    }
+}
+
+fn sizes_str(s: &[usize]) -> String {
+    s.iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn describe_opt(cfg: &Config) -> String {
+    let b = match cfg.batch {
+        BatchSize::Mini(b) => format!("batch {b}"),
+        BatchSize::Full => "full batch".into(),
+    };
+    format!(
+        "{} lr {} ({:?}), {b}, {} epochs",
+        cfg.optimizer.kind.name(),
+        cfg.optimizer.lr,
+        cfg.schedule,
+        cfg.epochs
+    )
+}
+
+fn summary(epochs: &[EpochRecord]) {
+    println!(
+        "\n{:>5} {:>10} {:>9} {:>10} {:>9} {:>10} {:>8}",
+        "epoch", "train loss", "train acc", "test loss", "test acc", "lr", "time s"
+    );
+    for r in epochs {
+        println!(
+            "{:>5} {:>10.4} {:>9.4} {:>10.4} {:>9.4} {:>10.3e} {:>8.1}",
+            r.epoch, r.train_loss, r.train_acc, r.test_loss, r.test_acc, r.lr, r.elapsed_s
+        );
+    }
+}
+
+/// Progress: a bar per epoch on a terminal, plain lines otherwise.
+struct Ui {
+    bar: Option<ProgressBar>,
+    tty: bool,
+    loss: Option<f64>,
+}
+
+impl Ui {
+    fn new() -> Self {
+        Ui {
+            bar: None,
+            tty: std::io::stdout().is_terminal(),
+            loss: None,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Ui {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
+        if self.tty {
+            let bar = ProgressBar::new(steps as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "epoch {prefix} {bar:30} {pos}/{len} steps {msg} ETA {eta}",
+                )
+                .expect("valid template"),
+            );
+            bar.set_prefix(format!("{}/{epochs}", epoch + 1));
+            self.bar = Some(bar);
+        }
+    }
+
+    fn step(&mut self, done: usize, running_loss: Option<f64>, samples_per_s: f64) {
+        if running_loss.is_some() {
+            self.loss = running_loss;
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(done as u64);
+            let loss = self.loss.map_or(String::new(), |l| format!("loss {l:.4} "));
+            b.set_message(format!("{loss}{samples_per_s:.0} samples/s"));
+        }
+    }
+
+    fn epoch_end(&mut self, r: &EpochRecord) {
+        self.finish();
+        println!(
+            "epoch {:>3}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | lr {:.2e} | {:.0} samples/s, {:.1} s",
+            r.epoch, r.train_loss, r.train_acc, r.test_loss, r.test_acc, r.lr, r.samples_per_s, r.epoch_seconds
+        );
+    }
+
+    fn note(&mut self, msg: &str) {
+        println!("{msg}");
+    }
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let path = if a.weights.is_dir() {
+        a.weights.join("model.safetensors")
+    } else {
+        a.weights.clone()
+    };
+    let w = checkpoint::load_weights(&path)?;
+    let split = load_data(&a.data, 1)?;
+    if split.test.width != w.mlp.inputs() {
+        return Err(Error::format(
+            &split.test.source,
+            format!(
+                "samples have {} features, the model in {} takes {}",
+                split.test.width,
+                path.display(),
+                w.mlp.inputs()
+            ),
+        ));
+    }
+    split.test.check_labels(w.mlp.classes())?;
+    let gpu = pick_device(&a.dev)?;
+    let kind = OptimKind::Sgd;
+    let mut engine: Box<dyn Engine> = match &gpu {
+        Some(g) => Box::new(GpuEngine::new(
+            g,
+            &w.mlp,
+            &w.params,
+            kind,
+            train::CHUNK,
+            &split.test,
+            DataMode::Streaming,
+        )?),
+        None => Box::new(CpuEngine::new(&w.mlp, w.params.clone(), kind, train::CHUNK)),
+    };
+    let t = engine.evaluate(&split.test)?;
+    println!(
+        "{} on {} ({} samples, {}): loss {:.4}, accuracy {:.4}",
+        path.display(),
+        split.test.source.display(),
+        t.samples,
+        engine.describe(),
+        t.loss(),
+        t.accuracy()
+    );
+    Ok(())
 }
 
 fn devices() {
@@ -60,7 +574,8 @@ fn devices() {
         let l = a.limits();
         println!("{}", context::describe(&info));
         println!(
-            "    max binding {} MiB, max buffer {} MiB, {} storage buffers/stage, {} KiB workgroup memory, {} invocations/workgroup, timestamps: {}",
+            "    max binding {} MiB, max buffer {} MiB, {} storage buffers/stage, {} KiB workgroup memory, \
+             {} invocations/workgroup, timestamps: {}",
             l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
             l.max_storage_buffers_per_shader_stage,
@@ -71,8 +586,12 @@ fn devices() {
     }
 }
 
-fn run_verify(adapter: Option<String>) -> wgtrain::Result<bool> {
-    let gpu = Gpu::new(&choice(adapter))?;
+fn run_verify(adapter: Option<String>) -> Result<bool> {
+    let mut choice = AdapterChoice::any();
+    if adapter.is_some() {
+        choice.name = adapter;
+    }
+    let gpu = Gpu::new(&choice)?;
     println!("adapter: {}", gpu.describe());
     let t = std::time::Instant::now();
     let outcomes = verify::all(&gpu, |what| eprintln!("checking {what} …"))?;
@@ -88,4 +607,111 @@ fn run_verify(adapter: Option<String>) -> wgtrain::Result<bool> {
         t.elapsed().as_secs_f64()
     );
     Ok(failed.is_empty())
+}
+
+fn bench_cmd(a: BenchArgs) -> Result<()> {
+    let split = load_data(&a.data, 1)?;
+    let all = bench::workloads(true);
+    let mut chosen = Vec::new();
+    for name in &a.workloads {
+        let found: Vec<_> = match name.as_str() {
+            "sweep" => all
+                .iter()
+                .filter(|w| w.name.starts_with("small-"))
+                .cloned()
+                .collect(),
+            n => all.iter().filter(|w| w.name == n).cloned().collect(),
+        };
+        if found.is_empty() {
+            let names: Vec<_> = all.iter().map(|w| w.name.as_str()).collect();
+            return Err(Error::invalid(
+                "--workloads",
+                name,
+                &format!("sweep or one of {}", names.join(", ")),
+            ));
+        }
+        chosen.extend(found);
+    }
+    if a.steps == 0 {
+        return Err(Error::invalid("--steps", 0, "at least 1"));
+    }
+    let mode = data_mode(&DeviceArgs {
+        device: "gpu".into(),
+        adapter: None,
+        data_mode: a.data_mode.clone(),
+    })?;
+    let mut gpu = None;
+    let mut results = Vec::new();
+    for dev in &a.devices {
+        for w in &chosen {
+            let mut sizes = w.sizes.clone();
+            sizes[0] = split.train.width;
+            *sizes.last_mut().unwrap() = split.train.classes;
+            let mlp = Mlp::new(sizes)?;
+            let params = mlp.init(1);
+            let mut m = match dev.as_str() {
+                "cpu" => {
+                    let mut e = CpuEngine::new(&mlp, params, OptimKind::Sgd, w.batch);
+                    bench::measure(&mut e, &split.train, w, a.warmup, a.steps)?
+                }
+                "gpu" => {
+                    if gpu.is_none() {
+                        let mut choice = AdapterChoice::any();
+                        if a.adapter.is_some() {
+                            choice.name.clone_from(&a.adapter);
+                        }
+                        gpu = Some(Gpu::new(&choice)?);
+                    }
+                    let g = gpu.as_ref().expect("opened");
+                    let mut e = GpuEngine::new(
+                        g,
+                        &mlp,
+                        &params,
+                        OptimKind::Sgd,
+                        w.batch,
+                        &split.train,
+                        mode,
+                    )?;
+                    let mut m = bench::measure(&mut e, &split.train, w, a.warmup, a.steps)?;
+                    bench::profile(&mut e, &split.train, w, &mut m)?;
+                    m
+                }
+                other => return Err(Error::invalid("--devices", other, "cpu or gpu")),
+            };
+            m.device = format!("{dev}: {}", m.device);
+            if a.json {
+                println!("{}", serde_json::to_string(&m).expect("serialises"));
+            } else {
+                println!(
+                    "{:<12} {:<5} batch {:>5}: {:>9.0} samples/s {:>8.2} ms/step {:>7.2} GFLOP/s  first step {:>6.0} ms",
+                    m.workload,
+                    dev,
+                    m.batch,
+                    m.samples_per_s,
+                    m.ms_per_step,
+                    m.gflops,
+                    m.first_step_ms
+                );
+            }
+            results.push(m);
+        }
+    }
+    if !a.json {
+        if let Some(g) = &gpu {
+            println!("GPU: {}", g.describe());
+        }
+        for m in &results {
+            if let Some(k) = &m.kernels {
+                let total: f64 = k.iter().map(|(_, t)| t).sum();
+                println!(
+                    "\nper-kernel GPU time, {} (one step, {:.2} ms in kernels):",
+                    m.workload, total
+                );
+                for (name, t) in k {
+                    println!("  {name:<34} {t:>8.3} ms {:>5.1}%", 100.0 * t / total);
+                }
+            }
+        }
+    }
+    Ok(())
 }

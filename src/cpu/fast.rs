@@ -26,7 +26,18 @@ fn gemm<T: Real>(
     // SAFETY: the asserts above keep every strided access inside the slices.
     unsafe {
         T::gemm(
-            m, k, n, a.0, a.1 as isize, a.2 as isize, b.0, b.1 as isize, b.2 as isize, beta, c.0, c.1 as isize,
+            m,
+            k,
+            n,
+            a.0,
+            a.1 as isize,
+            a.2 as isize,
+            b.0,
+            b.1 as isize,
+            b.2 as isize,
+            beta,
+            c.0,
+            c.1 as isize,
             c.2 as isize,
         )
     }
@@ -47,7 +58,15 @@ pub fn fc_forward<T: Real>(
     for row in z[..batch * out].chunks_exact_mut(out) {
         row.copy_from_slice(&b[..out]);
     }
-    gemm(batch, inp, out, (x, inp, 1), (w, 1, inp), T::one(), (z, out, 1));
+    gemm(
+        batch,
+        inp,
+        out,
+        (x, inp, 1),
+        (w, 1, inp),
+        T::one(),
+        (z, out, 1),
+    );
     if relu {
         for v in &mut z[..batch * out] {
             *v = v.max(T::zero());
@@ -68,7 +87,15 @@ pub fn fc_backward_weights<T: Real>(
     accumulate: bool,
 ) {
     let beta = if accumulate { T::one() } else { T::zero() };
-    gemm(out, batch, inp, (dz, 1, out), (x, inp, 1), beta, (dw, inp, 1));
+    gemm(
+        out,
+        batch,
+        inp,
+        (dz, 1, out),
+        (x, inp, 1),
+        beta,
+        (dw, inp, 1),
+    );
     if !accumulate {
         db[..out].fill(T::zero());
     }
@@ -90,7 +117,15 @@ pub fn fc_backward_input<T: Real>(
     inp: usize,
     out: usize,
 ) {
-    gemm(batch, out, inp, (dz, out, 1), (w, inp, 1), T::zero(), (dx, inp, 1));
+    gemm(
+        batch,
+        out,
+        inp,
+        (dz, out, 1),
+        (w, inp, 1),
+        T::zero(),
+        (dx, inp, 1),
+    );
     if let Some(a) = a_prev {
         for (d, &a) in dx[..batch * inp].iter_mut().zip(a) {
             if a <= T::zero() {

@@ -142,7 +142,11 @@ pub fn fc_backward_weights<T: Real>(
             for n in 0..batch {
                 s = s + dz[n * out + o] * x[n * inp + i];
             }
-            let prev = if accumulate { dw[o * inp + i] } else { T::zero() };
+            let prev = if accumulate {
+                dw[o * inp + i]
+            } else {
+                T::zero()
+            };
             dw[o * inp + i] = prev + s;
         }
         let mut s = T::zero();
@@ -209,7 +213,11 @@ pub fn optimizer_update<T: Real>(w: &mut [T], g: &[T], s1: &mut [T], s2: &mut [T
             }
         }
         OptimKind::Adam { decoupled } => {
-            let (b1, b2, eps) = (T::c(st.beta1 as f64), T::c(st.beta2 as f64), T::c(st.eps as f64));
+            let (b1, b2, eps) = (
+                T::c(st.beta1 as f64),
+                T::c(st.beta2 as f64),
+                T::c(st.eps as f64),
+            );
             let step_size = lr / T::c(st.bias_correction1() as f64);
             let sqrt_bc2 = T::c(st.bias_correction2() as f64).sqrt();
             for (((w, &g), m), v) in w.iter_mut().zip(g).zip(s1.iter_mut()).zip(s2.iter_mut()) {
@@ -230,7 +238,14 @@ pub fn optimizer_update<T: Real>(w: &mut [T], g: &[T], s1: &mut [T], s2: &mut [T
 
 /// Input conversion: gathers rows `idx[n]` of a `u8` table `src: [N, D]` into
 /// `x: [B, D]` as `f32` in [0, 1] (`x = src · (1/255)`), and their labels into `y: [B]`.
-pub fn gather_u8<T: Real>(src: &[u8], labels: &[u32], idx: &[u32], width: usize, x: &mut [T], y: &mut [u32]) {
+pub fn gather_u8<T: Real>(
+    src: &[u8],
+    labels: &[u32],
+    idx: &[u32],
+    width: usize,
+    x: &mut [T],
+    y: &mut [u32],
+) {
     let inv = T::one() / T::c(255.0);
     for (n, &r) in idx.iter().enumerate() {
         let r = r as usize;
@@ -243,7 +258,14 @@ pub fn gather_u8<T: Real>(src: &[u8], labels: &[u32], idx: &[u32], width: usize,
 
 /// Input gather for non-byte features: rows `idx[n]` of `src: [N, D]` into `x: [B, D]`,
 /// their labels into `y: [B]`.
-pub fn gather_f32<T: Real>(src: &[f32], labels: &[u32], idx: &[u32], width: usize, x: &mut [T], y: &mut [u32]) {
+pub fn gather_f32<T: Real>(
+    src: &[f32],
+    labels: &[u32],
+    idx: &[u32],
+    width: usize,
+    x: &mut [T],
+    y: &mut [u32],
+) {
     for (n, &r) in idx.iter().enumerate() {
         let r = r as usize;
         for j in 0..width {

@@ -22,7 +22,12 @@ pub struct AdapterChoice {
 impl AdapterChoice {
     /// Any adapter, hardware first, `WGTRAIN_ADAPTER` honoured.
     pub fn any() -> Self {
-        AdapterChoice { name: std::env::var("WGTRAIN_ADAPTER").ok().filter(|s| !s.is_empty()), allow_software: true }
+        AdapterChoice {
+            name: std::env::var("WGTRAIN_ADAPTER")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            allow_software: true,
+        }
     }
 }
 
@@ -104,7 +109,8 @@ impl Gpu {
     pub fn open(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        let wanted =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
         let features = adapter.features() & wanted;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgtrain"),
@@ -123,7 +129,15 @@ impl Gpu {
             }
         }));
         let kernels = Kernels::new(&device)?;
-        Ok(Gpu { device, queue, info, limits, features, kernels, uncaptured })
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            kernels,
+            uncaptured,
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -136,7 +150,10 @@ impl Gpu {
 
     /// Fails with the first validation error wgpu reported outside a scope, if any.
     pub fn check_errors(&self) -> Result<()> {
-        let mut v = self.uncaptured.lock().map_err(|_| Error::Gpu("error log poisoned".into()))?;
+        let mut v = self
+            .uncaptured
+            .lock()
+            .map_err(|_| Error::Gpu("error log poisoned".into()))?;
         let first = v.drain(..).next();
         match first {
             Some(e) => Err(Error::Gpu(e)),
@@ -146,13 +163,19 @@ impl Gpu {
 
     /// Checks that one binding of `bytes` fits the adapter.
     pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
-        let allowed = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let allowed = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if bytes > allowed {
             return Err(Error::LimitExceeded {
                 limit: "max_storage_buffer_binding_size",
                 needed: bytes,
                 allowed,
-                hint: format!("{what} is too large for one binding on {}; use a smaller batch or layer", self.info.name),
+                hint: format!(
+                    "{what} is too large for one binding on {}; use a smaller batch or layer",
+                    self.info.name
+                ),
             });
         }
         Ok(())

@@ -15,7 +15,7 @@ pub struct Kernel {
 /// One recorded dispatch: a pipeline, its bindings, and the workgroup grid.
 #[derive(Clone)]
 pub struct Dispatch {
-    pub name: &'static str,
+    pub name: String,
     pub pipeline: wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
     pub groups: [u32; 3],
@@ -23,18 +23,39 @@ pub struct Dispatch {
 
 impl Kernel {
     /// A dispatch of this kernel over `groups`, binding `buffers` to 0, 1, 2, … in order.
-    pub fn dispatch(&self, device: &wgpu::Device, buffers: &[&wgpu::Buffer], groups: [u32; 3]) -> Dispatch {
+    pub fn dispatch(
+        &self,
+        device: &wgpu::Device,
+        buffers: &[&wgpu::Buffer],
+        groups: [u32; 3],
+    ) -> Dispatch {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
             .collect();
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(self.name),
             layout: &self.layout,
             entries: &entries,
         });
-        Dispatch { name: self.name, pipeline: self.pipeline.clone(), bind_group, groups }
+        Dispatch {
+            name: self.name.to_string(),
+            pipeline: self.pipeline.clone(),
+            bind_group,
+            groups,
+        }
+    }
+}
+
+impl Dispatch {
+    /// Renames the dispatch (for profiles: which layer, which product).
+    pub fn named(mut self, name: String) -> Self {
+        self.name = name;
+        self
     }
 }
 
@@ -88,7 +109,14 @@ impl GemmParams {
 
     /// `Z = X·Wᵀ + b` (ReLU): `a = X [B, IN]`, `b = W [OUT, IN]` at `w_off` with the bias at
     /// `bias_off` of the same buffer, `c = Z [B, OUT]`.
-    pub fn fc_forward(batch: usize, inp: usize, out: usize, w_off: usize, bias_off: usize, relu: bool) -> Self {
+    pub fn fc_forward(
+        batch: usize,
+        inp: usize,
+        out: usize,
+        w_off: usize,
+        bias_off: usize,
+        relu: bool,
+    ) -> Self {
         GemmParams {
             m: batch as u32,
             n: out as u32,
@@ -107,7 +135,13 @@ impl GemmParams {
 
     /// `dW = dZᵀ·X` (accumulated): `a = dZ [B, OUT]`, `b = X [B, IN]`, `c = dW [OUT, IN]` at
     /// `dw_off` of the gradient buffer.
-    pub fn fc_backward_weights(batch: usize, inp: usize, out: usize, dw_off: usize, accumulate: bool) -> Self {
+    pub fn fc_backward_weights(
+        batch: usize,
+        inp: usize,
+        out: usize,
+        dw_off: usize,
+        accumulate: bool,
+    ) -> Self {
         GemmParams {
             m: out as u32,
             n: inp as u32,
@@ -125,7 +159,13 @@ impl GemmParams {
 
     /// `dX = dZ·W` (⊙ `[A_prev > 0]`): `a = dZ [B, OUT]`, `b = W [OUT, IN]` at `w_off`,
     /// `mask = A_prev [B, IN]`, `c = dX [B, IN]`.
-    pub fn fc_backward_input(batch: usize, inp: usize, out: usize, w_off: usize, mask: bool) -> Self {
+    pub fn fc_backward_input(
+        batch: usize,
+        inp: usize,
+        out: usize,
+        w_off: usize,
+        mask: bool,
+    ) -> Self {
         GemmParams {
             m: batch as u32,
             n: inp as u32,
@@ -143,7 +183,11 @@ impl GemmParams {
 
     /// The workgroup grid covering `C: [m, n]`.
     pub fn groups(&self) -> [u32; 3] {
-        [self.n.div_ceil(GEMM_TILE).max(1), self.m.div_ceil(GEMM_TILE).max(1), 1]
+        [
+            self.n.div_ceil(GEMM_TILE).max(1),
+            self.m.div_ceil(GEMM_TILE).max(1),
+            1,
+        ]
     }
 }
 
@@ -272,7 +316,9 @@ impl Kernels {
                 limit: "max_storage_buffers_per_shader_stage",
                 needed: u64::from(STORAGE_BUFFERS_NEEDED),
                 allowed: u64::from(limits.max_storage_buffers_per_shader_stage),
-                hint: "this adapter cannot run wgtrain's kernels; choose another with WGTRAIN_ADAPTER".into(),
+                hint:
+                    "this adapter cannot run wgtrain's kernels; choose another with WGTRAIN_ADAPTER"
+                        .into(),
             });
         }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -283,15 +329,19 @@ impl Kernels {
             })
         };
         let gemm = module("gemm.wgsl", include_str!("../../shaders/gemm.wgsl"));
-        let bias = module("bias_grad.wgsl", include_str!("../../shaders/bias_grad.wgsl"));
+        let bias = module(
+            "bias_grad.wgsl",
+            include_str!("../../shaders/bias_grad.wgsl"),
+        );
         let relu = module("relu.wgsl", include_str!("../../shaders/relu.wgsl"));
         let softmax = module("softmax.wgsl", include_str!("../../shaders/softmax.wgsl"));
         let stats = module("stats.wgsl", include_str!("../../shaders/stats.wgsl"));
         let optim = module("optim.wgsl", include_str!("../../shaders/optim.wgsl"));
         let gather = module("gather.wgsl", include_str!("../../shaders/gather.wgsl"));
-        let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
-            build(device, m, entry, sig, constants)
-        };
+        let k =
+            |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
+                build(device, m, entry, sig, constants)
+            };
         let wg = [("WG", f64::from(GEMM_WG))];
         let kernels = Kernels {
             gemm: k(&gemm, "gemm", "urrrrw", &wg),
@@ -341,8 +391,10 @@ fn build(
             count: None,
         })
         .collect();
-    let layout =
-        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(entry), entries: &entries });
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(entry),
+        entries: &entries,
+    });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(entry),
         bind_group_layouts: &[Some(&layout)],
@@ -353,8 +405,15 @@ fn build(
         layout: Some(&pipeline_layout),
         module,
         entry_point: Some(entry),
-        compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
+            zero_initialize_workgroup_memory: false,
+        },
         cache: None,
     });
-    Kernel { name: entry, pipeline, layout }
+    Kernel {
+        name: entry,
+        pipeline,
+        layout,
+    }
 }

@@ -102,15 +102,27 @@ const MAX_IN_FLIGHT: usize = 2;
 impl<'g> GpuNet<'g> {
     /// Allocates everything for batches of up to `max_batch` samples, with `params` as
     /// the initial flat parameter vector and zeroed optimizer state.
-    pub fn new(gpu: &'g Gpu, mlp: &Mlp, params: &[f32], kind: OptimKind, max_batch: usize) -> Result<Self> {
+    pub fn new(
+        gpu: &'g Gpu,
+        mlp: &Mlp,
+        params: &[f32],
+        kind: OptimKind,
+        max_batch: usize,
+    ) -> Result<Self> {
         let m = mlp.param_count();
         if params.len() != m {
-            return Err(Error::Shape(format!("{} parameters given, the network has {m}", params.len())));
+            return Err(Error::Shape(format!(
+                "{} parameters given, the network has {m}",
+                params.len()
+            )));
         }
         if max_batch == 0 {
             return Err(Error::invalid("batch", 0, "a batch of at least 1 sample"));
         }
-        gpu.check_workgroups("the batch is one workgroup row per sample in the input gather", max_batch as u64)?;
+        gpu.check_workgroups(
+            "the batch is one workgroup row per sample in the input gather",
+            max_batch as u64,
+        )?;
         gpu.check_workgroups(
             "the widest layer's matrix products",
             (mlp.widest().max(max_batch) as u64).div_ceil(u64::from(GEMM_TILE)),
@@ -119,7 +131,17 @@ impl<'g> GpuNet<'g> {
         let b = max_batch as u64;
         let params_buf = storage_init(gpu, "parameters", params)?;
         let grads = storage(gpu, "gradients", m as u64 * f)?;
-        let state = |i: usize, name: &str| storage(gpu, name, if kind.state_vectors() > i { m as u64 * f } else { 16 });
+        let state = |i: usize, name: &str| {
+            storage(
+                gpu,
+                name,
+                if kind.state_vectors() > i {
+                    m as u64 * f
+                } else {
+                    16
+                },
+            )
+        };
         let s1 = state(0, "optimizer state 1")?;
         let s2 = state(1, "optimizer state 2")?;
         let x = storage(gpu, "input batch", b * mlp.inputs() as u64 * f)?;
@@ -149,8 +171,11 @@ impl<'g> GpuNet<'g> {
             OptimKind::Momentum { .. } => &k.momentum,
             OptimKind::Adam { .. } => &k.adam,
         };
-        let optimizer =
-            kernel.dispatch(&gpu.device, &[&optim_u, &grads, &stats, &params_buf, &s1, &s2], linear_groups(m, 256));
+        let optimizer = kernel.dispatch(
+            &gpu.device,
+            &[&optim_u, &grads, &stats, &params_buf, &s1, &s2],
+            linear_groups(m, 256),
+        );
         gpu.check_errors()?;
         Ok(GpuNet {
             gpu,
@@ -196,7 +221,12 @@ impl<'g> GpuNet<'g> {
         let rows = labels.len();
         let labels = storage_init(self.gpu, "resident labels", labels)?;
         let bytes = matches!(features, Features::U8(_));
-        self.tables.push(Table { src, labels, rows, bytes });
+        self.tables.push(Table {
+            src,
+            labels,
+            rows,
+            bytes,
+        });
         Ok(TableId(self.tables.len() - 1))
     }
 
@@ -205,9 +235,18 @@ impl<'g> GpuNet<'g> {
     pub fn add_stream_table(&mut self, bytes: bool) -> Result<TableId> {
         let rows = self.max_batch;
         let per = if bytes { 1 } else { 4 };
-        let src = storage(self.gpu, "streamed batch", (rows * self.mlp.inputs() * per) as u64)?;
+        let src = storage(
+            self.gpu,
+            "streamed batch",
+            (rows * self.mlp.inputs() * per) as u64,
+        )?;
         let labels = storage(self.gpu, "streamed labels", (rows * 4) as u64)?;
-        self.tables.push(Table { src, labels, rows, bytes });
+        self.tables.push(Table {
+            src,
+            labels,
+            rows,
+            bytes,
+        });
         Ok(TableId(self.tables.len() - 1))
     }
 
@@ -215,17 +254,25 @@ impl<'g> GpuNet<'g> {
     pub fn write_stream(&self, table: TableId, features: Features, labels: &[u32]) -> Result<()> {
         let t = &self.tables[table.0];
         if labels.len() > t.rows || features.len() != labels.len() * self.mlp.inputs() {
-            return Err(Error::Shape(format!("streamed batch of {} labels, table holds {}", labels.len(), t.rows)));
+            return Err(Error::Shape(format!(
+                "streamed batch of {} labels, table holds {}",
+                labels.len(),
+                t.rows
+            )));
         }
         if t.bytes != matches!(features, Features::U8(_)) {
-            return Err(Error::Shape("streamed features of the wrong element type".into()));
+            return Err(Error::Shape(
+                "streamed features of the wrong element type".into(),
+            ));
         }
         let data: Vec<u8> = match features {
             Features::U8(v) => bytemuck::cast_slice(&pack_bytes(v)).to_vec(),
             Features::F32(v) => bytemuck::cast_slice(v).to_vec(),
         };
         self.gpu.queue.write_buffer(&t.src, 0, &data);
-        self.gpu.queue.write_buffer(&t.labels, 0, bytemuck::cast_slice(labels));
+        self.gpu
+            .queue
+            .write_buffer(&t.labels, 0, bytemuck::cast_slice(labels));
         Ok(())
     }
 
@@ -233,13 +280,35 @@ impl<'g> GpuNet<'g> {
     /// loss, then the update `opt`. Nothing is read back.
     pub fn train_step(&mut self, table: TableId, idx: &[u32], opt: &OptimStep) -> Result<()> {
         let scale = 1.0 / idx.len() as f32;
-        self.submit(table, idx, Mode::Grad { accumulate: false, scale_bits: scale.to_bits() }, Some(opt))
+        self.submit(
+            table,
+            idx,
+            Mode::Grad {
+                accumulate: false,
+                scale_bits: scale.to_bits(),
+            },
+            Some(opt),
+        )
     }
 
     /// Adds `scale · Σ_n ∇ loss_n` over rows `idx` into the gradient (overwriting it when
     /// `first`): one chunk of a full-batch gradient. No update.
-    pub fn accumulate_gradient(&mut self, table: TableId, idx: &[u32], scale: f32, first: bool) -> Result<()> {
-        self.submit(table, idx, Mode::Grad { accumulate: !first, scale_bits: scale.to_bits() }, None)
+    pub fn accumulate_gradient(
+        &mut self,
+        table: TableId,
+        idx: &[u32],
+        scale: f32,
+        first: bool,
+    ) -> Result<()> {
+        self.submit(
+            table,
+            idx,
+            Mode::Grad {
+                accumulate: !first,
+                scale_bits: scale.to_bits(),
+            },
+            None,
+        )
     }
 
     /// Applies the update `opt` with the gradient accumulated so far.
@@ -247,7 +316,10 @@ impl<'g> GpuNet<'g> {
         self.write_optim(opt)?;
         let mut enc = self.encoder();
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("update"), timestamp_writes: None });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("update"),
+                timestamp_writes: None,
+            });
             record(&mut pass, std::slice::from_ref(&self.optimizer));
         }
         self.finish(enc)
@@ -260,26 +332,48 @@ impl<'g> GpuNet<'g> {
 
     fn write_optim(&self, opt: &OptimStep) -> Result<()> {
         if opt.kind != self.kind {
-            return Err(Error::Shape(format!("optimizer {:?} on a network built for {:?}", opt.kind, self.kind)));
+            return Err(Error::Shape(format!(
+                "optimizer {:?} on a network built for {:?}",
+                opt.kind, self.kind
+            )));
         }
         let p = OptimParams::new(self.mlp.param_count(), opt);
-        self.gpu.queue.write_buffer(&self.optim_u, 0, bytemuck::bytes_of(&p));
+        self.gpu
+            .queue
+            .write_buffer(&self.optim_u, 0, bytemuck::bytes_of(&p));
         Ok(())
     }
 
-    fn submit(&mut self, table: TableId, idx: &[u32], mode: Mode, opt: Option<&OptimStep>) -> Result<()> {
+    fn submit(
+        &mut self,
+        table: TableId,
+        idx: &[u32],
+        mode: Mode,
+        opt: Option<&OptimStep>,
+    ) -> Result<()> {
         let batch = idx.len();
-        let t = self.tables.get(table.0).ok_or_else(|| Error::Shape(format!("no table {table:?}")))?;
+        let t = self
+            .tables
+            .get(table.0)
+            .ok_or_else(|| Error::Shape(format!("no table {table:?}")))?;
         if batch == 0 || batch > self.max_batch {
-            return Err(Error::Shape(format!("a batch of {batch} on a network sized for 1..={}", self.max_batch)));
+            return Err(Error::Shape(format!(
+                "a batch of {batch} on a network sized for 1..={}",
+                self.max_batch
+            )));
         }
         if let Some(&bad) = idx.iter().find(|&&i| i as usize >= t.rows) {
-            return Err(Error::Shape(format!("row {bad} of a table of {} rows", t.rows)));
+            return Err(Error::Shape(format!(
+                "row {bad} of a table of {} rows",
+                t.rows
+            )));
         }
         if let Some(opt) = opt {
             self.write_optim(opt)?;
         }
-        self.gpu.queue.write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
+        self.gpu
+            .queue
+            .write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
         if !self.segments.contains_key(&(table, batch, mode)) {
             let seg = self.record_segment(table, batch, mode);
             self.segments.insert((table, batch, mode), seg);
@@ -287,7 +381,10 @@ impl<'g> GpuNet<'g> {
         let seg = &self.segments[&(table, batch, mode)];
         let mut enc = self.encoder();
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("step"),
+                timestamp_writes: None,
+            });
             record(&mut pass, seg);
             if opt.is_some() {
                 record(&mut pass, std::slice::from_ref(&self.optimizer));
@@ -297,7 +394,11 @@ impl<'g> GpuNet<'g> {
     }
 
     fn encoder(&self) -> wgpu::CommandEncoder {
-        self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") })
+        self.gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("step"),
+            })
     }
 
     /// Submits, keeping at most `MAX_IN_FLIGHT` submissions queued.
@@ -308,7 +409,10 @@ impl<'g> GpuNet<'g> {
             let oldest = self.in_flight.pop_front().expect("non-empty");
             self.gpu
                 .device
-                .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None })
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(oldest),
+                    timeout: None,
+                })
                 .map_err(|e| Error::Gpu(format!("waiting for a step: {e}")))?;
         }
         self.gpu.check_errors()
@@ -326,43 +430,107 @@ impl<'g> GpuNet<'g> {
         let mut seg = Vec::new();
 
         let gather = if t.bytes { &k.gather_u8 } else { &k.gather_f32 };
-        let u = uniform(gpu, "gather", &GatherParams { batch: batch as u32, width: d as u32, _pad: [0; 2] });
-        seg.push(gather.dispatch(dev, &[&u, &t.src, &t.labels, &self.idx, &self.x, &self.y], [
-            d.div_ceil(64) as u32,
-            batch as u32,
-            1,
-        ]));
+        let u = uniform(
+            gpu,
+            "gather",
+            &GatherParams {
+                batch: batch as u32,
+                width: d as u32,
+                _pad: [0; 2],
+            },
+        );
+        seg.push(gather.dispatch(
+            dev,
+            &[&u, &t.src, &t.labels, &self.idx, &self.x, &self.y],
+            [d.div_ceil(64) as u32, batch as u32, 1],
+        ));
 
         for l in &layers {
-            let input = if l.index == 0 { &self.x } else { &self.acts[l.index - 1] };
+            let input = if l.index == 0 {
+                &self.x
+            } else {
+                &self.acts[l.index - 1]
+            };
             let p = GemmParams::fc_forward(batch, l.inp, l.out, l.w_off, l.b_off, l.relu);
             let u = uniform(gpu, "fc_forward", &p);
-            seg.push(k.gemm.dispatch(dev, &[&u, input, &self.params, &self.params, &self.unused, &self.acts[l.index]], p.groups()));
+            let at = [
+                &u,
+                input,
+                &self.params,
+                &self.params,
+                &self.unused,
+                &self.acts[l.index],
+            ];
+            seg.push(
+                k.gemm
+                    .dispatch(dev, &at, p.groups())
+                    .named(format!("layer {} fc_forward", l.index)),
+            );
         }
 
         let (scale, accumulate) = match mode {
-            Mode::Grad { accumulate, scale_bits } => (f32::from_bits(scale_bits), accumulate),
+            Mode::Grad {
+                accumulate,
+                scale_bits,
+            } => (f32::from_bits(scale_bits), accumulate),
             Mode::Eval => (1.0 / batch as f32, false),
         };
         let classes = self.mlp.classes() as u32;
-        let u = uniform(gpu, "softmax_xent", &SoftmaxParams { batch: batch as u32, classes, scale, _pad: 0 });
+        let u = uniform(
+            gpu,
+            "softmax_xent",
+            &SoftmaxParams {
+                batch: batch as u32,
+                classes,
+                scale,
+                _pad: 0,
+            },
+        );
         seg.push(k.softmax_xent.dispatch(
             dev,
-            &[&u, &self.acts[last], &self.y, &self.loss, &self.correct, &self.dz[last]],
+            &[
+                &u,
+                &self.acts[last],
+                &self.y,
+                &self.loss,
+                &self.correct,
+                &self.dz[last],
+            ],
             linear_groups(batch, 64),
         ));
-        let u = uniform(gpu, "stats", &StatsParams { batch: batch as u32, first_chunk: u32::from(!accumulate), _pad: [0; 2] });
-        seg.push(k.accumulate_stats.dispatch(dev, &[&u, &self.loss, &self.correct, &self.stats], [1, 1, 1]));
+        let u = uniform(
+            gpu,
+            "stats",
+            &StatsParams {
+                batch: batch as u32,
+                first_chunk: u32::from(!accumulate),
+                _pad: [0; 2],
+            },
+        );
+        seg.push(k.accumulate_stats.dispatch(
+            dev,
+            &[&u, &self.loss, &self.correct, &self.stats],
+            [1, 1, 1],
+        ));
 
         if mode == Mode::Eval {
             return seg;
         }
         for l in layers.iter().rev() {
-            let input = if l.index == 0 { &self.x } else { &self.acts[l.index - 1] };
+            let input = if l.index == 0 {
+                &self.x
+            } else {
+                &self.acts[l.index - 1]
+            };
             let dz = &self.dz[l.index];
             let p = GemmParams::fc_backward_weights(batch, l.inp, l.out, l.w_off, accumulate);
             let u = uniform(gpu, "fc_backward_weights", &p);
-            seg.push(k.gemm.dispatch(dev, &[&u, dz, input, &self.unused, &self.unused, &self.grads], p.groups()));
+            let at = [&u, dz, input, &self.unused, &self.unused, &self.grads];
+            seg.push(
+                k.gemm
+                    .dispatch(dev, &at, p.groups())
+                    .named(format!("layer {} fc_backward_weights", l.index)),
+            );
             let pb = BiasGradParams {
                 batch: batch as u32,
                 out: l.out as u32,
@@ -370,15 +538,95 @@ impl<'g> GpuNet<'g> {
                 accumulate: u32::from(accumulate),
             };
             let u = uniform(gpu, "bias_grad", &pb);
-            seg.push(k.bias_grad.dispatch(dev, &[&u, dz, &self.grads], linear_groups(l.out, 64)));
+            let d = k
+                .bias_grad
+                .dispatch(dev, &[&u, dz, &self.grads], linear_groups(l.out, 64));
+            seg.push(d.named(format!("layer {} bias_grad", l.index)));
             if l.index > 0 {
                 let prev = &self.acts[l.index - 1];
                 let p = GemmParams::fc_backward_input(batch, l.inp, l.out, l.w_off, true);
                 let u = uniform(gpu, "fc_backward_input", &p);
-                seg.push(k.gemm.dispatch(dev, &[&u, dz, &self.params, &self.unused, prev, &self.dz[l.index - 1]], p.groups()));
+                let at = [
+                    &u,
+                    dz,
+                    &self.params,
+                    &self.unused,
+                    prev,
+                    &self.dz[l.index - 1],
+                ];
+                seg.push(
+                    k.gemm
+                        .dispatch(dev, &at, p.groups())
+                        .named(format!("layer {} fc_backward_input", l.index)),
+                );
             }
         }
         seg
+    }
+
+    /// Runs one training step with every dispatch in its own timed pass and returns each
+    /// dispatch's name and GPU time in milliseconds (needs `TIMESTAMP_QUERY`; `None`
+    /// without it). Slower than [`Self::train_step`] (a pass per dispatch): for profiles only.
+    pub fn profile_step(
+        &mut self,
+        table: TableId,
+        idx: &[u32],
+        opt: &OptimStep,
+    ) -> Result<Option<Vec<(String, f64)>>> {
+        if !self.gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Ok(None);
+        }
+        let mode = Mode::Grad {
+            accumulate: false,
+            scale_bits: (1.0 / idx.len() as f32).to_bits(),
+        };
+        // Record (and cache) the segment through an ordinary step first.
+        self.submit(table, idx, mode, Some(opt))?;
+        self.write_optim(opt)?;
+        self.gpu
+            .queue
+            .write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
+        let mut all = self.segments[&(table, idx.len(), mode)].clone();
+        all.push(self.optimizer.clone());
+        let count = 2 * all.len() as u32;
+        let qs = self.gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("profile"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let resolve = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile resolve"),
+            size: u64::from(count) * 8,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.encoder();
+        for (i, d) in all.iter().enumerate() {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&d.name),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &qs,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                }),
+            });
+            record(&mut pass, std::slice::from_ref(d));
+        }
+        enc.resolve_query_set(&qs, 0..count, &resolve, 0);
+        self.gpu.queue.submit([enc.finish()]);
+        let ticks: Vec<u64> = read(self.gpu, &resolve, count as usize)?;
+        let period = f64::from(self.gpu.queue.get_timestamp_period());
+        Ok(Some(
+            all.iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    (
+                        d.name.clone(),
+                        ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6,
+                    )
+                })
+                .collect(),
+        ))
     }
 
     /// Reads the metrics summed since the last call and clears them (waits for the device).
@@ -405,16 +653,27 @@ impl<'g> GpuNet<'g> {
     /// The optimizer's state vectors (as many as the rule keeps).
     pub fn read_state(&self) -> Result<Vec<Vec<f32>>> {
         let m = self.mlp.param_count();
-        [&self.s1, &self.s2].iter().take(self.kind.state_vectors()).map(|b| read(self.gpu, b, m)).collect()
+        [&self.s1, &self.s2]
+            .iter()
+            .take(self.kind.state_vectors())
+            .map(|b| read(self.gpu, b, m))
+            .collect()
     }
 
     /// Overwrites parameters and optimizer state (for resuming).
     pub fn write_state(&self, params: &[f32], state: &[Vec<f32>]) -> Result<()> {
         let m = self.mlp.param_count();
-        if params.len() != m || state.len() != self.kind.state_vectors() || state.iter().any(|s| s.len() != m) {
-            return Err(Error::Shape("parameters or optimizer state of the wrong size".into()));
+        if params.len() != m
+            || state.len() != self.kind.state_vectors()
+            || state.iter().any(|s| s.len() != m)
+        {
+            return Err(Error::Shape(
+                "parameters or optimizer state of the wrong size".into(),
+            ));
         }
-        self.gpu.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(params));
+        self.gpu
+            .queue
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(params));
         for (b, s) in [&self.s1, &self.s2].iter().zip(state) {
             self.gpu.queue.write_buffer(b, 0, bytemuck::cast_slice(s));
         }

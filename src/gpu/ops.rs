@@ -11,9 +11,14 @@ use crate::optim::OptimStep;
 
 /// Records `dispatches` in one pass and submits them.
 fn run(gpu: &Gpu, dispatches: &[Dispatch]) {
-    let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("op") });
+    let mut enc = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("op") });
     {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("op"), timestamp_writes: None });
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("op"),
+            timestamp_writes: None,
+        });
         record(&mut pass, dispatches);
     }
     gpu.queue.submit([enc.finish()]);
@@ -25,14 +30,30 @@ fn dummy(gpu: &Gpu) -> Result<wgpu::Buffer> {
 
 /// GPU `fc_forward`: `Z = X·Wᵀ + b` (ReLU). `x: [B, IN]`, `w: [OUT, IN]`, `b: [OUT]`.
 #[allow(clippy::too_many_arguments)]
-pub fn fc_forward(gpu: &Gpu, x: &[f32], w: &[f32], b: &[f32], batch: usize, inp: usize, out: usize, relu: bool) -> Result<Vec<f32>> {
+pub fn fc_forward(
+    gpu: &Gpu,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    batch: usize,
+    inp: usize,
+    out: usize,
+    relu: bool,
+) -> Result<Vec<f32>> {
     let params = storage_init(gpu, "params", &[w, b].concat())?;
     let xb = storage_init(gpu, "x", x)?;
     let z = storage(gpu, "z", (batch * out * 4) as u64)?;
     let p = GemmParams::fc_forward(batch, inp, out, 0, out * inp, relu);
     let u = uniform(gpu, "gemm", &p);
     let d = dummy(gpu)?;
-    run(gpu, &[gpu.kernels.gemm.dispatch(&gpu.device, &[&u, &xb, &params, &params, &d, &z], p.groups())]);
+    run(
+        gpu,
+        &[gpu.kernels.gemm.dispatch(
+            &gpu.device,
+            &[&u, &xb, &params, &params, &d, &z],
+            p.groups(),
+        )],
+    );
     read(gpu, &z, batch * out)
 }
 
@@ -55,18 +76,24 @@ pub fn fc_backward_weights(
     let xb = storage_init(gpu, "x", x)?;
     let p = GemmParams::fc_backward_weights(batch, inp, out, 0, accumulate);
     let u = uniform(gpu, "gemm", &p);
-    let pb = BiasGradParams { batch: batch as u32, out: out as u32, db_off: (out * inp) as u32, accumulate: u32::from(accumulate) };
+    let pb = BiasGradParams {
+        batch: batch as u32,
+        out: out as u32,
+        db_off: (out * inp) as u32,
+        accumulate: u32::from(accumulate),
+    };
     let ub = uniform(gpu, "bias_grad", &pb);
     let d = dummy(gpu)?;
     let k = &gpu.kernels;
     run(
         gpu,
         &[
-            k.gemm.dispatch(&gpu.device, &[&u, &dzb, &xb, &d, &d, &grads], p.groups()),
-            k.bias_grad.dispatch(&gpu.device, &[&ub, &dzb, &grads], linear_groups(out, 64)),
+            k.gemm
+                .dispatch(&gpu.device, &[&u, &dzb, &xb, &d, &d, &grads], p.groups()),
+            k.bias_grad
+                .dispatch(&gpu.device, &[&ub, &dzb, &grads], linear_groups(out, 64)),
         ],
-    )
-    ;
+    );
     let mut all = read(gpu, &grads, out * inp + out)?;
     let db = all.split_off(out * inp);
     Ok((all, db))
@@ -93,7 +120,13 @@ pub fn fc_backward_input(
     let p = GemmParams::fc_backward_input(batch, inp, out, 0, a_prev.is_some());
     let u = uniform(gpu, "gemm", &p);
     let d = dummy(gpu)?;
-    run(gpu, &[gpu.kernels.gemm.dispatch(&gpu.device, &[&u, &dzb, &wb, &d, &mask, &dx], p.groups())]);
+    run(
+        gpu,
+        &[gpu
+            .kernels
+            .gemm
+            .dispatch(&gpu.device, &[&u, &dzb, &wb, &d, &mask, &dx], p.groups())],
+    );
     read(gpu, &dx, batch * inp)
 }
 
@@ -111,14 +144,36 @@ fn elementwise(gpu: &Gpu, k: &Kernel, z: &[f32], da: &[f32]) -> Result<Vec<f32>>
     let zb = storage_init(gpu, "z", z)?;
     let dab = storage_init(gpu, "da", da)?;
     let out = storage(gpu, "out", (z.len() * 4) as u64)?;
-    let u = uniform(gpu, "len", &LenParams { len: z.len() as u32, _pad: [0; 3] });
-    run(gpu, &[k.dispatch(&gpu.device, &[&u, &zb, &dab, &out], linear_groups(z.len(), 256))]);
+    let u = uniform(
+        gpu,
+        "len",
+        &LenParams {
+            len: z.len() as u32,
+            _pad: [0; 3],
+        },
+    );
+    run(
+        gpu,
+        &[k.dispatch(
+            &gpu.device,
+            &[&u, &zb, &dab, &out],
+            linear_groups(z.len(), 256),
+        )],
+    );
     read(gpu, &out, z.len())
 }
 
 /// GPU `softmax`: row softmax of `z: [B, C]`.
 pub fn softmax(gpu: &Gpu, z: &[f32], batch: usize, classes: usize) -> Result<Vec<f32>> {
-    let (_, _, p) = softmax_run(gpu, &gpu.kernels.softmax, z, &vec![0; batch], 1.0, batch, classes)?;
+    let (_, _, p) = softmax_run(
+        gpu,
+        &gpu.kernels.softmax,
+        z,
+        &vec![0; batch],
+        1.0,
+        batch,
+        classes,
+    )?;
     Ok(p)
 }
 
@@ -131,7 +186,15 @@ pub fn softmax_xent(
     batch: usize,
     classes: usize,
 ) -> Result<(Vec<f32>, Vec<u32>, Vec<f32>)> {
-    softmax_run(gpu, &gpu.kernels.softmax_xent, z, labels, scale, batch, classes)
+    softmax_run(
+        gpu,
+        &gpu.kernels.softmax_xent,
+        z,
+        labels,
+        scale,
+        batch,
+        classes,
+    )
 }
 
 fn softmax_run(
@@ -148,9 +211,29 @@ fn softmax_run(
     let loss = storage(gpu, "loss", (batch * 4) as u64)?;
     let correct = storage(gpu, "correct", (batch * 4) as u64)?;
     let out = storage(gpu, "out", (batch * classes * 4) as u64)?;
-    let u = uniform(gpu, "softmax", &SoftmaxParams { batch: batch as u32, classes: classes as u32, scale, _pad: 0 });
-    run(gpu, &[k.dispatch(&gpu.device, &[&u, &zb, &yb, &loss, &correct, &out], linear_groups(batch, 64))]);
-    Ok((read(gpu, &loss, batch)?, read(gpu, &correct, batch)?, read(gpu, &out, batch * classes)?))
+    let u = uniform(
+        gpu,
+        "softmax",
+        &SoftmaxParams {
+            batch: batch as u32,
+            classes: classes as u32,
+            scale,
+            _pad: 0,
+        },
+    );
+    run(
+        gpu,
+        &[k.dispatch(
+            &gpu.device,
+            &[&u, &zb, &yb, &loss, &correct, &out],
+            linear_groups(batch, 64),
+        )],
+    );
+    Ok((
+        read(gpu, &loss, batch)?,
+        read(gpu, &correct, batch)?,
+        read(gpu, &out, batch * classes)?,
+    ))
 }
 
 /// GPU `accumulate_stats` on a zeroed metrics block: `(Σ loss, Σ correct)` and the block.
@@ -158,8 +241,22 @@ pub fn accumulate_stats(gpu: &Gpu, loss: &[f32], correct: &[u32]) -> Result<Stat
     let lb = storage_init(gpu, "loss", loss)?;
     let cb = storage_init(gpu, "correct", correct)?;
     let stats = storage(gpu, "stats", std::mem::size_of::<Stats>() as u64)?;
-    let u = uniform(gpu, "stats", &StatsParams { batch: loss.len() as u32, first_chunk: 1, _pad: [0; 2] });
-    run(gpu, &[gpu.kernels.accumulate_stats.dispatch(&gpu.device, &[&u, &lb, &cb, &stats], [1, 1, 1])]);
+    let u = uniform(
+        gpu,
+        "stats",
+        &StatsParams {
+            batch: loss.len() as u32,
+            first_chunk: 1,
+            _pad: [0; 2],
+        },
+    );
+    run(
+        gpu,
+        &[gpu
+            .kernels
+            .accumulate_stats
+            .dispatch(&gpu.device, &[&u, &lb, &cb, &stats], [1, 1, 1])],
+    );
     Ok(read::<Stats>(gpu, &stats, 1)?[0])
 }
 
@@ -178,7 +275,14 @@ pub fn optimizer_update(
     let gb = storage_init(gpu, "g", g)?;
     let s1b = storage_init(gpu, "s1", s1)?;
     let s2b = storage_init(gpu, "s2", s2)?;
-    let stats = storage_init(gpu, "stats", &[Stats { step_bad: u32::from(step_bad), ..Default::default() }])?;
+    let stats = storage_init(
+        gpu,
+        "stats",
+        &[Stats {
+            step_bad: u32::from(step_bad),
+            ..Default::default()
+        }],
+    )?;
     let u = uniform(gpu, "optim", &OptimParams::new(w.len(), st));
     let k = &gpu.kernels;
     let kernel = match st.kind {
@@ -186,29 +290,84 @@ pub fn optimizer_update(
         crate::optim::OptimKind::Momentum { .. } => &k.momentum,
         crate::optim::OptimKind::Adam { .. } => &k.adam,
     };
-    run(gpu, &[kernel.dispatch(&gpu.device, &[&u, &gb, &stats, &wb, &s1b, &s2b], linear_groups(w.len(), 256))]);
-    Ok((read(gpu, &wb, w.len())?, read(gpu, &s1b, s1.len())?, read(gpu, &s2b, s2.len())?))
+    run(
+        gpu,
+        &[kernel.dispatch(
+            &gpu.device,
+            &[&u, &gb, &stats, &wb, &s1b, &s2b],
+            linear_groups(w.len(), 256),
+        )],
+    );
+    Ok((
+        read(gpu, &wb, w.len())?,
+        read(gpu, &s1b, s1.len())?,
+        read(gpu, &s2b, s2.len())?,
+    ))
 }
 
 /// GPU `gather_u8`: rows `idx` of the byte table `src: [N, D]` as f32 in [0, 1], and labels.
-pub fn gather_u8(gpu: &Gpu, src: &[u8], labels: &[u32], idx: &[u32], width: usize) -> Result<(Vec<f32>, Vec<u32>)> {
+pub fn gather_u8(
+    gpu: &Gpu,
+    src: &[u8],
+    labels: &[u32],
+    idx: &[u32],
+    width: usize,
+) -> Result<(Vec<f32>, Vec<u32>)> {
     let packed = crate::gpu::net::pack_bytes(src);
-    gather(gpu, &gpu.kernels.gather_u8, &storage_init(gpu, "src", &packed)?, labels, idx, width)
+    gather(
+        gpu,
+        &gpu.kernels.gather_u8,
+        &storage_init(gpu, "src", &packed)?,
+        labels,
+        idx,
+        width,
+    )
 }
 
 /// GPU `gather_f32`: rows `idx` of `src: [N, D]`, and labels.
-pub fn gather_f32(gpu: &Gpu, src: &[f32], labels: &[u32], idx: &[u32], width: usize) -> Result<(Vec<f32>, Vec<u32>)> {
-    gather(gpu, &gpu.kernels.gather_f32, &storage_init(gpu, "src", src)?, labels, idx, width)
+pub fn gather_f32(
+    gpu: &Gpu,
+    src: &[f32],
+    labels: &[u32],
+    idx: &[u32],
+    width: usize,
+) -> Result<(Vec<f32>, Vec<u32>)> {
+    gather(
+        gpu,
+        &gpu.kernels.gather_f32,
+        &storage_init(gpu, "src", src)?,
+        labels,
+        idx,
+        width,
+    )
 }
 
-fn gather(gpu: &Gpu, k: &Kernel, src: &wgpu::Buffer, labels: &[u32], idx: &[u32], width: usize) -> Result<(Vec<f32>, Vec<u32>)> {
+fn gather(
+    gpu: &Gpu,
+    k: &Kernel,
+    src: &wgpu::Buffer,
+    labels: &[u32],
+    idx: &[u32],
+    width: usize,
+) -> Result<(Vec<f32>, Vec<u32>)> {
     let batch = idx.len();
     let lb = storage_init(gpu, "labels", labels)?;
     let ib = storage_init(gpu, "idx", idx)?;
     let x = storage(gpu, "x", (batch * width * 4) as u64)?;
     let y = storage(gpu, "y", (batch * 4) as u64)?;
-    let u = uniform(gpu, "gather", &GatherParams { batch: batch as u32, width: width as u32, _pad: [0; 2] });
+    let u = uniform(
+        gpu,
+        "gather",
+        &GatherParams {
+            batch: batch as u32,
+            width: width as u32,
+            _pad: [0; 2],
+        },
+    );
     let groups = [width.div_ceil(64) as u32, batch as u32, 1];
-    run(gpu, &[k.dispatch(&gpu.device, &[&u, src, &lb, &ib, &x, &y], groups)]);
+    run(
+        gpu,
+        &[k.dispatch(&gpu.device, &[&u, src, &lb, &ib, &x, &y], groups)],
+    );
     Ok((read(gpu, &x, batch * width)?, read(gpu, &y, batch)?))
 }

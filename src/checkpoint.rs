@@ -1,0 +1,158 @@
+//! Weights in safetensors, named as PyTorch's `nn.Sequential(Linear, ReLU, Linear, …)`
+//! names them (`0.weight [out, in]`, `0.bias [out]`, `2.weight`, …), so
+//! `model.load_state_dict(safetensors.torch.load_file(path))` loads them. Metadata holds
+//! the layer sizes, class names and whatever the caller adds. Files are written
+//! atomically: a temporary file beside the target, fsync'd, then renamed over it.
+
+use crate::error::{Error, Result};
+use crate::model::Mlp;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync the folder).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// Serialises `tensors` (name, shape, values) with `metadata` to safetensors bytes.
+pub fn to_bytes(
+    tensors: &[(String, Vec<usize>, &[f32])],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, shape, v)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(v))
+                .map(|t| (n.clone(), t))
+                .map_err(|e| Error::Shape(format!("tensor {n}: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Shape(format!("serialising: {e}")))
+}
+
+/// Saves the flat parameter vector of `mlp` as PyTorch-named tensors.
+pub fn save_weights(
+    path: &Path,
+    mlp: &Mlp,
+    params: &[f32],
+    mut metadata: HashMap<String, String>,
+) -> Result<()> {
+    if params.len() != mlp.param_count() {
+        return Err(Error::Shape(format!(
+            "{} parameters for a network of {}",
+            params.len(),
+            mlp.param_count()
+        )));
+    }
+    metadata.insert(
+        "wgtrain.sizes".into(),
+        serde_json::to_string(&mlp.sizes).expect("sizes serialise"),
+    );
+    metadata.insert("format".into(), "pt".into());
+    let tensors: Vec<(String, Vec<usize>, &[f32])> = mlp
+        .tensors()
+        .into_iter()
+        .map(|(n, s, r)| (n, s, &params[r]))
+        .collect();
+    write_atomic(path, &to_bytes(&tensors, metadata)?)
+}
+
+/// A loaded weights file: the network, its flat parameters, and the metadata.
+pub struct Weights {
+    pub mlp: Mlp,
+    pub params: Vec<f32>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Loads a file written by [`save_weights`] (or any safetensors file holding an
+/// `nn.Sequential` of Linear layers in f32), checking every name, shape and type.
+pub fn load_weights(path: &Path) -> Result<Weights> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let fail = |what: String| Error::format(path, what);
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| fail(format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| fail(format!("bad safetensors header: {e}")))?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    // The layer sizes follow from the weight shapes: 0.weight [h1, d], 2.weight [h2, h1], …
+    let mut sizes = Vec::new();
+    let mut k = 0;
+    while let Ok(t) = st.tensor(&format!("{k}.weight")) {
+        let s = t.shape();
+        if s.len() != 2 {
+            return Err(fail(format!(
+                "{k}.weight has shape {s:?}, expected [out, in]"
+            )));
+        }
+        if sizes.is_empty() {
+            sizes.push(s[1]);
+        } else if *sizes.last().unwrap() != s[1] {
+            return Err(fail(format!(
+                "{k}.weight takes {} inputs, the layer before gives {}",
+                s[1],
+                sizes.last().unwrap()
+            )));
+        }
+        sizes.push(s[0]);
+        k += 2;
+    }
+    if sizes.is_empty() {
+        return Err(fail(
+            "no tensor named 0.weight: not a wgtrain/nn.Sequential MLP checkpoint".into(),
+        ));
+    }
+    let mlp = Mlp::new(sizes).map_err(|e| fail(e.to_string()))?;
+    let mut params = vec![0.0f32; mlp.param_count()];
+    for (name, shape, range) in mlp.tensors() {
+        let t = st
+            .tensor(&name)
+            .map_err(|_| fail(format!("tensor {name} is missing")))?;
+        if t.dtype() != Dtype::F32 {
+            return Err(fail(format!(
+                "tensor {name} is {:?}, expected F32",
+                t.dtype()
+            )));
+        }
+        if t.shape() != shape.as_slice() {
+            return Err(fail(format!(
+                "tensor {name} has shape {:?}, expected {shape:?}",
+                t.shape()
+            )));
+        }
+        let data = t.data();
+        for (p, c) in params[range].iter_mut().zip(data.chunks_exact(4)) {
+            *p = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+    }
+    Ok(Weights {
+        mlp,
+        params,
+        metadata,
+    })
+}

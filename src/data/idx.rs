@@ -1,0 +1,176 @@
+//! IDX files (the MNIST family's format), gzip'd or raw.
+//!
+//! Layout: magic `00 00 TT ND` (TT the element type, ND the number of dimensions),
+//! then ND big-endian u32 dimensions, then the values. Only unsigned bytes (`TT = 0x08`)
+//! are read. The header's claimed size is checked against what the file really holds
+//! without allocating the claimed size first: raw files by their length, gzip'd ones by
+//! reading at most the claimed number of bytes and checking the count.
+
+use super::{Dataset, FeatureData};
+use crate::error::{Error, Result};
+use flate2::read::GzDecoder;
+use std::io::Read;
+use std::path::Path;
+
+/// An IDX array of bytes: its dimensions and values.
+#[derive(Debug, PartialEq)]
+pub struct IdxArray {
+    pub dims: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+fn type_name(t: u8) -> &'static str {
+    match t {
+        0x08 => "unsigned byte",
+        0x09 => "signed byte",
+        0x0B => "i16",
+        0x0C => "i32",
+        0x0D => "f32",
+        0x0E => "f64",
+        _ => "unknown",
+    }
+}
+
+/// Reads an IDX file of unsigned bytes.
+pub fn read(path: &Path) -> Result<IdxArray> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut f = std::io::BufReader::new(file);
+    let peek = std::io::BufRead::fill_buf(&mut f).map_err(|e| Error::io(path, e))?;
+    let gz = peek.len() >= 2 && peek[..2] == [0x1f, 0x8b];
+    let mut reader: Box<dyn Read> = if gz {
+        Box::new(GzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    let fail = |what: String| Error::format(path, what);
+    let read_err = |e: std::io::Error| {
+        if gz {
+            fail(format!("corrupt or truncated gzip data: {e}"))
+        } else {
+            Error::io(path, e)
+        }
+    };
+
+    let mut magic = [0u8; 4];
+    reader.read_exact(&mut magic).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            fail("too short for an IDX header (expected at least 4 bytes)".into())
+        } else {
+            read_err(e)
+        }
+    })?;
+    if magic[0] != 0 || magic[1] != 0 {
+        return Err(fail(format!(
+            "not an IDX file: magic {:02x} {:02x} {:02x} {:02x}, expected 00 00 <type> <dims>",
+            magic[0], magic[1], magic[2], magic[3]
+        )));
+    }
+    if magic[2] != 0x08 {
+        return Err(fail(format!(
+            "IDX element type 0x{:02x} ({}), expected 0x08 (unsigned byte)",
+            magic[2],
+            type_name(magic[2])
+        )));
+    }
+    let nd = magic[3] as usize;
+    if nd == 0 || nd > 4 {
+        return Err(fail(format!(
+            "IDX header claims {nd} dimensions, expected 1 to 4"
+        )));
+    }
+    let mut dims = Vec::with_capacity(nd);
+    for i in 0..nd {
+        let mut d = [0u8; 4];
+        reader.read_exact(&mut d).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                fail(format!("header ends before dimension {i} of {nd}"))
+            } else {
+                read_err(e)
+            }
+        })?;
+        dims.push(u32::from_be_bytes(d) as usize);
+    }
+    let claimed = dims
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+        .unwrap_or(u64::MAX);
+    let header = 4 + 4 * nd as u64;
+    if !gz && file_len != header + claimed {
+        return Err(fail(format!(
+            "header claims {dims:?} = {claimed} values, but the file holds {} after its {header}-byte header",
+            file_len.saturating_sub(header)
+        )));
+    }
+    // A gzip stream expands at most ~1032:1; a claim beyond that is false before reading.
+    if gz && claimed > file_len.saturating_mul(1100) {
+        return Err(fail(format!(
+            "header claims {dims:?} = {claimed} values, more than {file_len} compressed bytes can hold"
+        )));
+    }
+    let mut data = Vec::new();
+    reader
+        .by_ref()
+        .take(claimed)
+        .read_to_end(&mut data)
+        .map_err(read_err)?;
+    if (data.len() as u64) < claimed {
+        return Err(fail(format!(
+            "header claims {dims:?} = {claimed} values, but the file holds only {}",
+            data.len()
+        )));
+    }
+    if gz {
+        let mut extra = [0u8; 1];
+        if reader.read(&mut extra).map_err(read_err)? != 0 {
+            return Err(fail(format!(
+                "more data after the {claimed} values the header claims"
+            )));
+        }
+    }
+    Ok(IdxArray { dims, data })
+}
+
+/// Reads an images file (`[N, …]`, any number of trailing dimensions) and a labels file
+/// (`[N]`) into a data set; the counts must agree.
+pub fn read_set(images: &Path, labels: &Path) -> Result<Dataset> {
+    let im = read(images)?;
+    let lb = read(labels)?;
+    if im.dims.len() < 2 {
+        return Err(Error::format(
+            images,
+            format!("images have dimensions {:?}, expected [count, …]", im.dims),
+        ));
+    }
+    if lb.dims.len() != 1 {
+        return Err(Error::format(
+            labels,
+            format!("labels have dimensions {:?}, expected [count]", lb.dims),
+        ));
+    }
+    let (n, width) = (im.dims[0], im.dims[1..].iter().product::<usize>());
+    if lb.dims[0] != n {
+        return Err(Error::format(
+            labels,
+            format!(
+                "{} labels, but {} has {n} images",
+                lb.dims[0],
+                images.display()
+            ),
+        ));
+    }
+    if n == 0 || width == 0 {
+        return Err(Error::format(
+            images,
+            format!("dimensions {:?}: no samples or no features", im.dims),
+        ));
+    }
+    Ok(Dataset {
+        source: images.to_path_buf(),
+        features: FeatureData::U8(im.data),
+        labels: lb.data.iter().map(|&l| u32::from(l)).collect(),
+        rows: n,
+        width,
+        classes: 0,
+    })
+}

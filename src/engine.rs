@@ -1,0 +1,468 @@
+//! The two places a network trains, behind one interface: the CPU (GEMM-crate ops, both
+//! cores) and the GPU (the recorded step of [`crate::gpu::net`]). The trainer in
+//! [`crate::train`] drives either the same way.
+
+use crate::cpu::{net, ops};
+use crate::data::{Dataset, FeatureData};
+use crate::error::{Error, Result};
+use crate::gpu::net::{Features, GpuNet, TableId};
+use crate::gpu::Gpu;
+use crate::model::Mlp;
+use crate::optim::{OptimKind, OptimStep};
+
+/// Metrics summed over some batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Tally {
+    pub loss_sum: f64,
+    pub correct: u64,
+    pub samples: u64,
+    /// Steps whose loss was not finite (their updates were skipped).
+    pub bad_steps: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, o: Tally) {
+        self.loss_sum += o.loss_sum;
+        self.correct += o.correct;
+        self.samples += o.samples;
+        self.bad_steps += o.bad_steps;
+    }
+
+    /// Mean loss (NaN with no samples).
+    pub fn loss(&self) -> f64 {
+        self.loss_sum / self.samples as f64
+    }
+
+    /// Fraction correct (NaN with no samples).
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.samples as f64
+    }
+}
+
+impl From<crate::gpu::kernels::Stats> for Tally {
+    fn from(s: crate::gpu::kernels::Stats) -> Self {
+        Tally {
+            loss_sum: f64::from(s.loss_sum),
+            correct: u64::from(s.correct),
+            samples: u64::from(s.samples),
+            bad_steps: u64::from(s.bad_steps),
+        }
+    }
+}
+
+/// What the producer thread prepares for each batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gather {
+    /// Only the indices (the data set is resident on the device).
+    Indices,
+    /// The rows as stored (bytes stay bytes), for streaming to the device.
+    Raw,
+    /// The rows as f32 in [0, 1] (the CPU computes on them directly).
+    F32,
+}
+
+/// One batch: its sample indices, and its rows and labels if gathered.
+pub struct Batch {
+    pub idx: Vec<u32>,
+    pub rows: Option<FeatureData>,
+    pub x: Vec<f32>,
+    pub labels: Vec<u32>,
+}
+
+impl Batch {
+    /// Prepares rows `idx` of `data` as `how` asks.
+    pub fn gather(data: &Dataset, idx: Vec<u32>, how: Gather) -> Batch {
+        let w = data.width;
+        let labels = idx.iter().map(|&i| data.labels[i as usize]).collect();
+        let (rows, x) = match how {
+            Gather::Indices => (None, Vec::new()),
+            Gather::Raw => (Some(data.select(&idx).features), Vec::new()),
+            Gather::F32 => {
+                let mut x = vec![0.0f32; idx.len() * w];
+                for (n, &i) in idx.iter().enumerate() {
+                    data.row_f32(i as usize, &mut x[n * w..(n + 1) * w]);
+                }
+                (None, x)
+            }
+        };
+        Batch {
+            idx,
+            rows,
+            x,
+            labels,
+        }
+    }
+}
+
+/// A device that trains the network.
+pub trait Engine {
+    /// The device, in words.
+    fn describe(&self) -> String;
+    /// What each batch must carry.
+    fn gather(&self) -> Gather;
+    /// One mini-batch step: the gradient of the batch's mean loss, then the update.
+    fn train_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<()>;
+    /// Adds `scale·Σ ∇loss` over the batch to the gradient (overwrites it when `first`).
+    fn accumulate(&mut self, b: &Batch, scale: f32, first: bool) -> Result<()>;
+    /// Applies the update with the accumulated gradient.
+    fn update(&mut self, opt: &OptimStep) -> Result<()>;
+    /// Training metrics since the last call (the GPU reads them back here, and only here).
+    fn take_tally(&mut self) -> Result<Tally>;
+    /// Loss and accuracy over a whole data set.
+    fn evaluate(&mut self, data: &Dataset) -> Result<Tally>;
+    /// The flat parameter vector.
+    fn params(&mut self) -> Result<Vec<f32>>;
+    /// The optimizer's state vectors.
+    fn optim_state(&mut self) -> Result<Vec<Vec<f32>>>;
+    /// Replaces parameters and optimizer state (resume).
+    fn set_state(&mut self, params: &[f32], state: &[Vec<f32>]) -> Result<()>;
+}
+
+/// Rows evaluated at once on the CPU.
+const CPU_EVAL_CHUNK: usize = 1024;
+
+/// Training on the CPU with the GEMM-crate ops.
+pub struct CpuEngine {
+    mlp: Mlp,
+    kind: OptimKind,
+    params: Vec<f32>,
+    grads: Vec<f32>,
+    s1: Vec<f32>,
+    s2: Vec<f32>,
+    ws: net::Workspace<f32>,
+    tally: Tally,
+    /// Whether the gradient being accumulated has seen a non-finite loss.
+    step_bad: bool,
+}
+
+impl CpuEngine {
+    pub fn new(mlp: &Mlp, params: Vec<f32>, kind: OptimKind, max_batch: usize) -> Self {
+        let m = mlp.param_count();
+        let state = |i: usize| {
+            if kind.state_vectors() > i {
+                vec![0.0; m]
+            } else {
+                Vec::new()
+            }
+        };
+        CpuEngine {
+            mlp: mlp.clone(),
+            kind,
+            params,
+            grads: vec![0.0; m],
+            s1: state(0),
+            s2: state(1),
+            ws: net::Workspace::new(mlp, max_batch.max(CPU_EVAL_CHUNK)),
+            tally: Tally::default(),
+            step_bad: false,
+        }
+    }
+}
+
+impl Engine for CpuEngine {
+    fn describe(&self) -> String {
+        format!(
+            "CPU ({} threads for matrix products)",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        )
+    }
+
+    fn gather(&self) -> Gather {
+        Gather::F32
+    }
+
+    fn train_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<()> {
+        self.accumulate(b, 1.0 / b.idx.len() as f32, true)?;
+        self.update(opt)
+    }
+
+    fn accumulate(&mut self, b: &Batch, scale: f32, first: bool) -> Result<()> {
+        let n = b.idx.len();
+        if first {
+            self.step_bad = false;
+        }
+        let (loss, correct) = net::loss_and_grad(
+            &self.mlp,
+            &self.params,
+            &b.x,
+            &b.labels,
+            n,
+            scale,
+            &mut self.grads,
+            !first,
+            &mut self.ws,
+            net::Kernels::Fast,
+        );
+        // As the GPU's metrics kernel: a non-finite batch is not counted and blocks the update.
+        if loss.is_finite() {
+            self.tally.add(Tally {
+                loss_sum: loss,
+                correct,
+                samples: n as u64,
+                bad_steps: 0,
+            });
+        } else if !self.step_bad {
+            self.step_bad = true;
+            self.tally.bad_steps += 1;
+        }
+        Ok(())
+    }
+
+    fn update(&mut self, opt: &OptimStep) -> Result<()> {
+        if !self.step_bad {
+            ops::optimizer_update(
+                &mut self.params,
+                &self.grads,
+                &mut self.s1,
+                &mut self.s2,
+                opt,
+            );
+        }
+        Ok(())
+    }
+
+    fn take_tally(&mut self) -> Result<Tally> {
+        Ok(std::mem::take(&mut self.tally))
+    }
+
+    fn evaluate(&mut self, data: &Dataset) -> Result<Tally> {
+        let mut t = Tally::default();
+        let c = self.mlp.classes();
+        let mut x = vec![0.0f32; CPU_EVAL_CHUNK * data.width];
+        let mut dz = vec![0.0f32; CPU_EVAL_CHUNK * c];
+        for start in (0..data.rows).step_by(CPU_EVAL_CHUNK) {
+            let n = CPU_EVAL_CHUNK.min(data.rows - start);
+            for i in 0..n {
+                data.row_f32(start + i, &mut x[i * data.width..(i + 1) * data.width]);
+            }
+            net::forward(
+                &self.mlp,
+                &self.params,
+                &x[..n * data.width],
+                n,
+                &mut self.ws,
+                net::Kernels::Fast,
+            );
+            let logits = self.ws.acts.last().expect("layers");
+            let labels = &data.labels[start..start + n];
+            ops::softmax_xent(
+                logits,
+                labels,
+                1.0,
+                &mut self.ws.loss,
+                &mut self.ws.correct,
+                &mut dz,
+                n,
+                c,
+            );
+            let (l, k) = ops::accumulate_stats(&self.ws.loss[..n], &self.ws.correct[..n]);
+            t.add(Tally {
+                loss_sum: f64::from(l),
+                correct: u64::from(k),
+                samples: n as u64,
+                bad_steps: 0,
+            });
+        }
+        Ok(t)
+    }
+
+    fn params(&mut self) -> Result<Vec<f32>> {
+        Ok(self.params.clone())
+    }
+
+    fn optim_state(&mut self) -> Result<Vec<Vec<f32>>> {
+        Ok([&self.s1, &self.s2]
+            .into_iter()
+            .take(self.kind.state_vectors())
+            .cloned()
+            .collect())
+    }
+
+    fn set_state(&mut self, params: &[f32], state: &[Vec<f32>]) -> Result<()> {
+        let m = self.mlp.param_count();
+        if params.len() != m
+            || state.len() != self.kind.state_vectors()
+            || state.iter().any(|s| s.len() != m)
+        {
+            return Err(Error::Shape(
+                "parameters or optimizer state of the wrong size".into(),
+            ));
+        }
+        self.params.copy_from_slice(params);
+        for (dst, src) in [&mut self.s1, &mut self.s2].into_iter().zip(state) {
+            dst.copy_from_slice(src);
+        }
+        Ok(())
+    }
+}
+
+/// How the GPU gets its samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DataMode {
+    /// The whole training set uploaded once; each step sends only its indices.
+    Resident,
+    /// Each batch's rows gathered on the host and uploaded every step.
+    Streaming,
+}
+
+/// Training on a GPU adapter.
+pub struct GpuEngine<'g> {
+    gpu: &'g Gpu,
+    net: GpuNet<'g>,
+    train: TableId,
+    mode: DataMode,
+    /// Resident test sets, by their source (uploaded on first evaluation).
+    eval_tables: Vec<(std::path::PathBuf, usize, TableId)>,
+}
+
+fn features(data: &FeatureData) -> Features<'_> {
+    match data {
+        FeatureData::U8(v) => Features::U8(v),
+        FeatureData::F32(v) => Features::F32(v),
+    }
+}
+
+impl<'g> GpuEngine<'g> {
+    /// Builds the network on `gpu` for batches of up to `max_batch`, with the training
+    /// set resident or streamed.
+    pub fn new(
+        gpu: &'g Gpu,
+        mlp: &Mlp,
+        params: &[f32],
+        kind: OptimKind,
+        max_batch: usize,
+        train: &Dataset,
+        mode: DataMode,
+    ) -> Result<Self> {
+        let mut net = GpuNet::new(gpu, mlp, params, kind, max_batch)?;
+        let table = match mode {
+            DataMode::Resident => net.add_table(features(&train.features), &train.labels)?,
+            DataMode::Streaming => {
+                net.add_stream_table(matches!(train.features, FeatureData::U8(_)))?
+            }
+        };
+        Ok(GpuEngine {
+            gpu,
+            net,
+            train: table,
+            mode,
+            eval_tables: Vec::new(),
+        })
+    }
+
+    fn stream(&self, b: &Batch) -> Result<()> {
+        if self.mode == DataMode::Streaming {
+            let rows = b
+                .rows
+                .as_ref()
+                .ok_or_else(|| Error::Shape("streamed batch without rows".into()))?;
+            self.net
+                .write_stream(self.train, features(rows), &b.labels)?;
+        }
+        Ok(())
+    }
+
+    /// The indices the device reads: the batch's own in resident mode, 0..B when streamed.
+    fn device_idx(&self, b: &Batch) -> Vec<u32> {
+        match self.mode {
+            DataMode::Resident => b.idx.clone(),
+            DataMode::Streaming => (0..b.idx.len() as u32).collect(),
+        }
+    }
+}
+
+impl Engine for GpuEngine<'_> {
+    fn describe(&self) -> String {
+        format!(
+            "GPU {} ({} data)",
+            self.gpu.describe(),
+            if self.mode == DataMode::Resident {
+                "resident"
+            } else {
+                "streamed"
+            }
+        )
+    }
+
+    fn gather(&self) -> Gather {
+        match self.mode {
+            DataMode::Resident => Gather::Indices,
+            DataMode::Streaming => Gather::Raw,
+        }
+    }
+
+    fn train_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<()> {
+        self.stream(b)?;
+        let idx = self.device_idx(b);
+        self.net.train_step(self.train, &idx, opt)
+    }
+
+    fn accumulate(&mut self, b: &Batch, scale: f32, first: bool) -> Result<()> {
+        self.stream(b)?;
+        let idx = self.device_idx(b);
+        self.net.accumulate_gradient(self.train, &idx, scale, first)
+    }
+
+    fn update(&mut self, opt: &OptimStep) -> Result<()> {
+        self.net.apply_update(opt)
+    }
+
+    fn take_tally(&mut self) -> Result<Tally> {
+        Ok(self.net.take_stats()?.into())
+    }
+
+    fn evaluate(&mut self, data: &Dataset) -> Result<Tally> {
+        // Training metrics pending on the device stay the trainer's: take them first.
+        let pending = self.net.take_stats()?;
+        if pending.samples != 0 || pending.bad_steps != 0 {
+            return Err(Error::Shape(
+                "evaluate() called with training metrics not yet read".into(),
+            ));
+        }
+        let known = self
+            .eval_tables
+            .iter()
+            .find(|(p, r, _)| *p == data.source && *r == data.rows)
+            .map(|t| t.2);
+        let table = match known {
+            Some(t) => t,
+            None => {
+                let t = self.net.add_table(features(&data.features), &data.labels)?;
+                self.eval_tables.push((data.source.clone(), data.rows, t));
+                t
+            }
+        };
+        let chunk = self.net.max_batch;
+        for start in (0..data.rows).step_by(chunk) {
+            let idx: Vec<u32> = (start as u32..(start + chunk).min(data.rows) as u32).collect();
+            self.net.eval_batch(table, &idx)?;
+        }
+        Ok(self.net.take_stats()?.into())
+    }
+
+    fn params(&mut self) -> Result<Vec<f32>> {
+        self.net.read_params()
+    }
+
+    fn optim_state(&mut self) -> Result<Vec<Vec<f32>>> {
+        self.net.read_state()
+    }
+
+    fn set_state(&mut self, params: &[f32], state: &[Vec<f32>]) -> Result<()> {
+        self.net.write_state(params, state)
+    }
+}
+
+impl GpuEngine<'_> {
+    /// One training step with a per-dispatch GPU time breakdown (ms), if the adapter has
+    /// timestamp queries.
+    pub fn profile_step(
+        &mut self,
+        b: &Batch,
+        opt: &OptimStep,
+    ) -> Result<Option<Vec<(String, f64)>>> {
+        self.stream(b)?;
+        let idx = self.device_idx(b);
+        self.net.profile_step(self.train, &idx, opt)
+    }
+}
