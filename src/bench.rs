@@ -23,27 +23,17 @@ pub struct Workload {
 
 impl Workload {
     pub fn new(name: &str, sizes: &[usize], batch: usize) -> Self {
-        Workload {
-            name: name.into(),
-            sizes: sizes.to_vec(),
-            batch,
-        }
+        Workload { name: name.into(), sizes: sizes.to_vec(), batch }
     }
 }
 
 /// The standard workloads, and a batch-size sweep of `small`.
 pub fn workloads(sweep: bool) -> Vec<Workload> {
-    let mut w = vec![
-        Workload::new("small", &[784, 256, 128, 10], 128),
-        Workload::new("wide", &[784, 1024, 1024, 10], 256),
-    ];
+    let mut w =
+        vec![Workload::new("small", &[784, 256, 128, 10], 128), Workload::new("wide", &[784, 1024, 1024, 10], 256)];
     if sweep {
         for b in [1, 16, 64, 512, 2048] {
-            w.push(Workload::new(
-                &format!("small-b{b}"),
-                &[784, 256, 128, 10],
-                b,
-            ));
+            w.push(Workload::new(&format!("small-b{b}"), &[784, 256, 128, 10], b));
         }
     }
     w
@@ -84,19 +74,13 @@ pub fn measure(
     }
     let batches: Vec<&[u32]> = order.chunks(w.batch).take(total).collect();
     let t0 = Instant::now();
-    stream(data, &batches[..1], engine, |e, _, b| {
-        e.train_step(b, &opt.step(1, opt.lr))
-    })?;
+    stream(data, &batches[..1], engine, |e, _, b| e.train_step(b, &opt.step(1, opt.lr)))?;
     engine.take_tally()?;
     let first_step_ms = t0.elapsed().as_secs_f64() * 1e3;
-    stream(data, &batches[1..1 + warmup], engine, |e, _, b| {
-        e.train_step(b, &opt.step(2, opt.lr))
-    })?;
+    stream(data, &batches[1..1 + warmup], engine, |e, _, b| e.train_step(b, &opt.step(2, opt.lr)))?;
     engine.take_tally()?;
     let t = Instant::now();
-    stream(data, &batches[1 + warmup..], engine, |e, _, b| {
-        e.train_step(b, &opt.step(3, opt.lr))
-    })?;
+    stream(data, &batches[1 + warmup..], engine, |e, _, b| e.train_step(b, &opt.step(3, opt.lr)))?;
     engine.take_tally()?;
     let secs = t.elapsed().as_secs_f64();
     let samples_per_s = (steps * w.batch) as f64 / secs;
@@ -114,16 +98,101 @@ pub fn measure(
 }
 
 /// Adds a per-dispatch profile of one more step to a GPU measurement.
-pub fn profile(
-    engine: &mut GpuEngine,
-    data: &Dataset,
-    w: &Workload,
-    m: &mut Measurement,
-) -> Result<()> {
+pub fn profile(engine: &mut GpuEngine, data: &Dataset, w: &Workload, m: &mut Measurement) -> Result<()> {
     let order = epoch_order(2, 0, data.rows);
     let batch = crate::engine::Batch::gather(data, order[..w.batch].to_vec(), engine.gather());
     let opt = Optimizer::new(OptimKind::Sgd, 0.1);
     m.kernels = engine.profile_step(&batch, &opt.step(1, opt.lr))?;
     engine.take_tally()?;
     Ok(())
+}
+
+/// One kernel variant of one matrix product, timed.
+#[derive(Clone, Debug, Serialize)]
+pub struct GemmTiming {
+    pub product: String,
+    pub variant: String,
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub gflops: f64,
+    pub ms: f64,
+    /// Worst `|gpu − cpu| / bound` of the validation run (≤ 1 passes).
+    pub error_ratio: f64,
+}
+
+/// Times every kernel variant of the three products of each layer of `sizes` at batch
+/// `batch`, after checking each against the CPU twin (a variant that fails is reported,
+/// with its error, and never enters `shaders/` — see STYLE.md).
+pub fn gemm_variants(gpu: &crate::gpu::Gpu, sizes: &[usize], batch: usize, reps: usize) -> Result<Vec<GemmTiming>> {
+    use crate::cpu::ops;
+    use crate::gpu::kernels::GemmParams;
+    use crate::rng::Rng;
+    use crate::verify::{compare, uniform};
+    let mut out = Vec::new();
+    let mut rng = Rng::new(11, 0);
+    for (l, s) in sizes.windows(2).enumerate() {
+        let (inp, o) = (s[0], s[1]);
+        let x = uniform(&mut rng, batch * inp, 1.0);
+        let w = uniform(&mut rng, o * inp, 1.0);
+        let dz = uniform(&mut rng, batch * o, 1.0);
+        let wide = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        let abs = |v: &[f32]| v.iter().map(|&x| f64::from(x).abs()).collect::<Vec<f64>>();
+        let zeros_b = vec![0.0f64; o];
+        // (name, product, a, b, reference, magnitude, k)
+        let mut cases = Vec::new();
+        let (mut r, mut m) = (vec![0.0; batch * o], vec![0.0; batch * o]);
+        ops::fc_forward(&wide(&x), &wide(&w), &zeros_b, &mut r, batch, inp, o, false);
+        ops::fc_forward(&abs(&x), &abs(&w), &zeros_b, &mut m, batch, inp, o, false);
+        let mut fwd = GemmParams::fc_forward(batch, inp, o, 0, 0, false);
+        fwd.params.flags = 0;
+        let mut wt = vec![0.0f32; o * inp];
+        ops::transpose(&w, &mut wt, o, inp);
+        cases.push(("fc_forward", fwd, x.clone(), wt, r, m, inp));
+        let (mut r, mut m) = (vec![0.0; o * inp], vec![0.0; o * inp]);
+        let (mut rb, mut mb) = (vec![0.0; o], vec![0.0; o]);
+        ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut r, &mut rb, batch, inp, o, false);
+        ops::fc_backward_weights(&abs(&dz), &abs(&x), &mut m, &mut mb, batch, inp, o, false);
+        cases.push((
+            "fc_backward_weights",
+            GemmParams::fc_backward_weights(batch, inp, o, 0, false),
+            dz.clone(),
+            x.clone(),
+            r,
+            m,
+            batch,
+        ));
+        let (mut r, mut m) = (vec![0.0; batch * inp], vec![0.0; batch * inp]);
+        ops::fc_backward_input(&wide(&dz), &wide(&w), None, &mut r, batch, inp, o);
+        ops::fc_backward_input(&abs(&dz), &abs(&w), None, &mut m, batch, inp, o);
+        cases.push((
+            "fc_backward_input",
+            GemmParams::fc_backward_input(batch, inp, o, 0, false),
+            dz.clone(),
+            w.clone(),
+            r,
+            m,
+            o,
+        ));
+        for (name, g, a, b, reference, mag, k) in cases {
+            for (variant, kernel, groups) in g.variants(&gpu.kernels) {
+                let (c, secs) =
+                    crate::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &[0.0], reference.len(), reps)?;
+                let bound: Vec<f64> = mag.iter().map(|v| (k as f64 + 2.0) * f64::from(f32::EPSILON) * v).collect();
+                let o = compare(name, String::new(), &wide(&c), &reference, &bound);
+                let flops = 2.0 * f64::from(g.params.m) * f64::from(g.params.n) * f64::from(g.params.k);
+                out.push(GemmTiming {
+                    product: format!("layer {l} {name}"),
+                    variant: variant.into(),
+                    m: g.params.m,
+                    n: g.params.n,
+                    k: g.params.k,
+                    gflops: flops / secs / 1e9,
+                    ms: secs * 1e3,
+                    error_ratio: o.worst_ratio,
+                });
+            }
+        }
+    }
+    Ok(out)
 }

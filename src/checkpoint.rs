@@ -13,14 +13,8 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync the folder).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -40,10 +34,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Serialises `tensors` (name, shape, values) with `metadata` to safetensors bytes.
-pub fn to_bytes(
-    tensors: &[(String, Vec<usize>, &[f32])],
-    metadata: HashMap<String, String>,
-) -> Result<Vec<u8>> {
+pub fn to_bytes(tensors: &[(String, Vec<usize>, &[f32])], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(n, shape, v)| {
@@ -52,34 +43,18 @@ pub fn to_bytes(
                 .map_err(|e| Error::Shape(format!("tensor {n}: {e}")))
         })
         .collect::<Result<_>>()?;
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Shape(format!("serialising: {e}")))
+    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Shape(format!("serialising: {e}")))
 }
 
 /// Saves the flat parameter vector of `mlp` as PyTorch-named tensors.
-pub fn save_weights(
-    path: &Path,
-    mlp: &Mlp,
-    params: &[f32],
-    mut metadata: HashMap<String, String>,
-) -> Result<()> {
+pub fn save_weights(path: &Path, mlp: &Mlp, params: &[f32], mut metadata: HashMap<String, String>) -> Result<()> {
     if params.len() != mlp.param_count() {
-        return Err(Error::Shape(format!(
-            "{} parameters for a network of {}",
-            params.len(),
-            mlp.param_count()
-        )));
+        return Err(Error::Shape(format!("{} parameters for a network of {}", params.len(), mlp.param_count())));
     }
-    metadata.insert(
-        "wgtrain.sizes".into(),
-        serde_json::to_string(&mlp.sizes).expect("sizes serialise"),
-    );
+    metadata.insert("wgtrain.sizes".into(), serde_json::to_string(&mlp.sizes).expect("sizes serialise"));
     metadata.insert("format".into(), "pt".into());
-    let tensors: Vec<(String, Vec<usize>, &[f32])> = mlp
-        .tensors()
-        .into_iter()
-        .map(|(n, s, r)| (n, s, &params[r]))
-        .collect();
+    let tensors: Vec<(String, Vec<usize>, &[f32])> =
+        mlp.tensors().into_iter().map(|(n, s, r)| (n, s, &params[r])).collect();
     write_atomic(path, &to_bytes(&tensors, metadata)?)
 }
 
@@ -95,10 +70,8 @@ pub struct Weights {
 pub fn load_weights(path: &Path) -> Result<Weights> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let fail = |what: String| Error::format(path, what);
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| fail(format!("not a valid safetensors file: {e}")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| fail(format!("bad safetensors header: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| fail(format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| fail(format!("bad safetensors header: {e}")))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     // The layer sizes follow from the weight shapes: 0.weight [h1, d], 2.weight [h2, h1], …
     let mut sizes = Vec::new();
@@ -106,9 +79,7 @@ pub fn load_weights(path: &Path) -> Result<Weights> {
     while let Ok(t) = st.tensor(&format!("{k}.weight")) {
         let s = t.shape();
         if s.len() != 2 {
-            return Err(fail(format!(
-                "{k}.weight has shape {s:?}, expected [out, in]"
-            )));
+            return Err(fail(format!("{k}.weight has shape {s:?}, expected [out, in]")));
         }
         if sizes.is_empty() {
             sizes.push(s[1]);
@@ -123,36 +94,22 @@ pub fn load_weights(path: &Path) -> Result<Weights> {
         k += 2;
     }
     if sizes.is_empty() {
-        return Err(fail(
-            "no tensor named 0.weight: not a wgtrain/nn.Sequential MLP checkpoint".into(),
-        ));
+        return Err(fail("no tensor named 0.weight: not a wgtrain/nn.Sequential MLP checkpoint".into()));
     }
     let mlp = Mlp::new(sizes).map_err(|e| fail(e.to_string()))?;
     let mut params = vec![0.0f32; mlp.param_count()];
     for (name, shape, range) in mlp.tensors() {
-        let t = st
-            .tensor(&name)
-            .map_err(|_| fail(format!("tensor {name} is missing")))?;
+        let t = st.tensor(&name).map_err(|_| fail(format!("tensor {name} is missing")))?;
         if t.dtype() != Dtype::F32 {
-            return Err(fail(format!(
-                "tensor {name} is {:?}, expected F32",
-                t.dtype()
-            )));
+            return Err(fail(format!("tensor {name} is {:?}, expected F32", t.dtype())));
         }
         if t.shape() != shape.as_slice() {
-            return Err(fail(format!(
-                "tensor {name} has shape {:?}, expected {shape:?}",
-                t.shape()
-            )));
+            return Err(fail(format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape())));
         }
         let data = t.data();
         for (p, c) in params[range].iter_mut().zip(data.chunks_exact(4)) {
             *p = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         }
     }
-    Ok(Weights {
-        mlp,
-        params,
-        metadata,
-    })
+    Ok(Weights { mlp, params, metadata })
 }

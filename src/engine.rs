@@ -85,12 +85,7 @@ impl Batch {
                 (None, x)
             }
         };
-        Batch {
-            idx,
-            rows,
-            x,
-            labels,
-        }
+        Batch { idx, rows, x, labels }
     }
 }
 
@@ -161,10 +156,7 @@ impl CpuEngine {
 
 impl Engine for CpuEngine {
     fn describe(&self) -> String {
-        format!(
-            "CPU ({} threads for matrix products)",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        )
+        format!("CPU ({} threads for matrix products)", std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     fn gather(&self) -> Gather {
@@ -195,12 +187,7 @@ impl Engine for CpuEngine {
         );
         // As the GPU's metrics kernel: a non-finite batch is not counted and blocks the update.
         if loss.is_finite() {
-            self.tally.add(Tally {
-                loss_sum: loss,
-                correct,
-                samples: n as u64,
-                bad_steps: 0,
-            });
+            self.tally.add(Tally { loss_sum: loss, correct, samples: n as u64, bad_steps: 0 });
         } else if !self.step_bad {
             self.step_bad = true;
             self.tally.bad_steps += 1;
@@ -210,13 +197,7 @@ impl Engine for CpuEngine {
 
     fn update(&mut self, opt: &OptimStep) -> Result<()> {
         if !self.step_bad {
-            ops::optimizer_update(
-                &mut self.params,
-                &self.grads,
-                &mut self.s1,
-                &mut self.s2,
-                opt,
-            );
+            ops::optimizer_update(&mut self.params, &self.grads, &mut self.s1, &mut self.s2, opt);
         }
         Ok(())
     }
@@ -235,33 +216,12 @@ impl Engine for CpuEngine {
             for i in 0..n {
                 data.row_f32(start + i, &mut x[i * data.width..(i + 1) * data.width]);
             }
-            net::forward(
-                &self.mlp,
-                &self.params,
-                &x[..n * data.width],
-                n,
-                &mut self.ws,
-                net::Kernels::Fast,
-            );
+            net::forward(&self.mlp, &self.params, &x[..n * data.width], n, &mut self.ws, net::Kernels::Fast);
             let logits = self.ws.acts.last().expect("layers");
             let labels = &data.labels[start..start + n];
-            ops::softmax_xent(
-                logits,
-                labels,
-                1.0,
-                &mut self.ws.loss,
-                &mut self.ws.correct,
-                &mut dz,
-                n,
-                c,
-            );
+            ops::softmax_xent(logits, labels, 1.0, &mut self.ws.loss, &mut self.ws.correct, &mut dz, n, c);
             let (l, k) = ops::accumulate_stats(&self.ws.loss[..n], &self.ws.correct[..n]);
-            t.add(Tally {
-                loss_sum: f64::from(l),
-                correct: u64::from(k),
-                samples: n as u64,
-                bad_steps: 0,
-            });
+            t.add(Tally { loss_sum: f64::from(l), correct: u64::from(k), samples: n as u64, bad_steps: 0 });
         }
         Ok(t)
     }
@@ -271,22 +231,13 @@ impl Engine for CpuEngine {
     }
 
     fn optim_state(&mut self) -> Result<Vec<Vec<f32>>> {
-        Ok([&self.s1, &self.s2]
-            .into_iter()
-            .take(self.kind.state_vectors())
-            .cloned()
-            .collect())
+        Ok([&self.s1, &self.s2].into_iter().take(self.kind.state_vectors()).cloned().collect())
     }
 
     fn set_state(&mut self, params: &[f32], state: &[Vec<f32>]) -> Result<()> {
         let m = self.mlp.param_count();
-        if params.len() != m
-            || state.len() != self.kind.state_vectors()
-            || state.iter().any(|s| s.len() != m)
-        {
-            return Err(Error::Shape(
-                "parameters or optimizer state of the wrong size".into(),
-            ));
+        if params.len() != m || state.len() != self.kind.state_vectors() || state.iter().any(|s| s.len() != m) {
+            return Err(Error::Shape("parameters or optimizer state of the wrong size".into()));
         }
         self.params.copy_from_slice(params);
         for (dst, src) in [&mut self.s1, &mut self.s2].into_iter().zip(state) {
@@ -337,27 +288,15 @@ impl<'g> GpuEngine<'g> {
         let mut net = GpuNet::new(gpu, mlp, params, kind, max_batch)?;
         let table = match mode {
             DataMode::Resident => net.add_table(features(&train.features), &train.labels)?,
-            DataMode::Streaming => {
-                net.add_stream_table(matches!(train.features, FeatureData::U8(_)))?
-            }
+            DataMode::Streaming => net.add_stream_table(matches!(train.features, FeatureData::U8(_)))?,
         };
-        Ok(GpuEngine {
-            gpu,
-            net,
-            train: table,
-            mode,
-            eval_tables: Vec::new(),
-        })
+        Ok(GpuEngine { gpu, net, train: table, mode, eval_tables: Vec::new() })
     }
 
     fn stream(&self, b: &Batch) -> Result<()> {
         if self.mode == DataMode::Streaming {
-            let rows = b
-                .rows
-                .as_ref()
-                .ok_or_else(|| Error::Shape("streamed batch without rows".into()))?;
-            self.net
-                .write_stream(self.train, features(rows), &b.labels)?;
+            let rows = b.rows.as_ref().ok_or_else(|| Error::Shape("streamed batch without rows".into()))?;
+            self.net.write_stream(self.train, features(rows), &b.labels)?;
         }
         Ok(())
     }
@@ -376,11 +315,7 @@ impl Engine for GpuEngine<'_> {
         format!(
             "GPU {} ({} data)",
             self.gpu.describe(),
-            if self.mode == DataMode::Resident {
-                "resident"
-            } else {
-                "streamed"
-            }
+            if self.mode == DataMode::Resident { "resident" } else { "streamed" }
         )
     }
 
@@ -415,15 +350,9 @@ impl Engine for GpuEngine<'_> {
         // Training metrics pending on the device stay the trainer's: take them first.
         let pending = self.net.take_stats()?;
         if pending.samples != 0 || pending.bad_steps != 0 {
-            return Err(Error::Shape(
-                "evaluate() called with training metrics not yet read".into(),
-            ));
+            return Err(Error::Shape("evaluate() called with training metrics not yet read".into()));
         }
-        let known = self
-            .eval_tables
-            .iter()
-            .find(|(p, r, _)| *p == data.source && *r == data.rows)
-            .map(|t| t.2);
+        let known = self.eval_tables.iter().find(|(p, r, _)| *p == data.source && *r == data.rows).map(|t| t.2);
         let table = match known {
             Some(t) => t,
             None => {
@@ -456,11 +385,7 @@ impl Engine for GpuEngine<'_> {
 impl GpuEngine<'_> {
     /// One training step with a per-dispatch GPU time breakdown (ms), if the adapter has
     /// timestamp queries.
-    pub fn profile_step(
-        &mut self,
-        b: &Batch,
-        opt: &OptimStep,
-    ) -> Result<Option<Vec<(String, f64)>>> {
+    pub fn profile_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<Option<Vec<(String, f64)>>> {
         self.stream(b)?;
         let idx = self.device_idx(b);
         self.net.profile_step(self.train, &idx, opt)

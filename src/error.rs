@@ -6,20 +6,13 @@ use std::path::PathBuf;
 pub enum Error {
     /// A file could not be read or written.
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// A data or checkpoint file whose content is not what was expected.
     #[error("{path}: {what}")]
     Format { path: PathBuf, what: String },
     /// A flag or configuration value out of range.
     #[error("{flag}: {value} is invalid: expected {expected}")]
-    Invalid {
-        flag: String,
-        value: String,
-        expected: String,
-    },
+    Invalid { flag: String, value: String, expected: String },
     /// Shapes that do not fit together.
     #[error("shape mismatch: {0}")]
     Shape(String),
@@ -28,12 +21,7 @@ pub enum Error {
     NoAdapter(String),
     /// The model or batch needs more than the adapter allows.
     #[error("the adapter's limit {limit} is {allowed}, but {needed} is needed: {hint}")]
-    LimitExceeded {
-        limit: &'static str,
-        needed: u64,
-        allowed: u64,
-        hint: String,
-    },
+    LimitExceeded { limit: &'static str, needed: u64, allowed: u64, hint: String },
     /// wgpu reported an error (device request, validation, mapping).
     #[error("GPU error: {0}")]
     Gpu(String),
@@ -46,24 +34,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     pub fn format(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
-        Error::Format {
-            path: path.into(),
-            what: what.into(),
-        }
+        Error::Format { path: path.into(), what: what.into() }
     }
 
     pub fn invalid(flag: &str, value: impl ToString, expected: &str) -> Self {
-        Error::Invalid {
-            flag: flag.into(),
-            value: value.to_string(),
-            expected: expected.into(),
-        }
+        Error::Invalid { flag: flag.into(), value: value.to_string(), expected: expected.into() }
     }
 }

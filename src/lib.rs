@@ -24,14 +24,7 @@ pub use error::{Error, Result};
 
 /// The element types the CPU twin runs in: `f32` (as the GPU) and `f64` (gradcheck).
 pub trait Real:
-    num_traits::Float
-    + Default
-    + Send
-    + Sync
-    + std::fmt::Debug
-    + std::fmt::Display
-    + std::iter::Sum
-    + 'static
+    num_traits::Float + Default + Send + Sync + std::fmt::Debug + std::fmt::Display + std::iter::Sum + 'static
 {
     /// Converts an `f64` constant.
     fn c(x: f64) -> Self;
@@ -81,22 +74,7 @@ macro_rules! impl_real {
                 rsc: isize,
                 csc: isize,
             ) {
-                $gemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    rsa,
-                    csa,
-                    b.as_ptr(),
-                    rsb,
-                    csb,
-                    beta,
-                    c.as_mut_ptr(),
-                    rsc,
-                    csc,
-                );
+                $gemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
             }
         }
     };

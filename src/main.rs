@@ -16,11 +16,7 @@ use wgtrain::verify;
 use wgtrain::{bench, checkpoint};
 
 #[derive(Parser)]
-#[command(
-    name = "wgtrain",
-    version,
-    about = "Train MLP classifiers on any GPU through wgpu compute shaders"
-)]
+#[command(name = "wgtrain", version, about = "Train MLP classifiers on any GPU through wgpu compute shaders")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -65,6 +61,9 @@ struct BenchArgs {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// Instead: time every GPU kernel variant of each layer's matrix products.
+    #[arg(long)]
+    gemm: bool,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -197,11 +196,7 @@ fn default_data() -> PathBuf {
 fn load_data(a: &DataArgs, seed: u64) -> Result<Split> {
     let path = a.data.clone().unwrap_or_else(default_data);
     if a.classes == Some(0) || a.classes == Some(1) {
-        return Err(Error::invalid(
-            "--classes",
-            a.classes.unwrap(),
-            "at least 2",
-        ));
+        return Err(Error::invalid("--classes", a.classes.unwrap(), "at least 2"));
     }
     data::load(&path, a.test.as_deref(), a.classes, seed)
 }
@@ -219,49 +214,26 @@ fn build_config(a: &TrainArgs, split: &Split) -> Result<Config> {
         "full" => BatchSize::Full,
         s => match s.parse::<usize>() {
             Ok(b) if b >= 1 => BatchSize::Mini(b),
-            _ => {
-                return Err(Error::invalid(
-                    "--batch",
-                    s,
-                    "a whole number ≥ 1, or `full`",
-                ))
-            }
+            _ => return Err(Error::invalid("--batch", s, "a whole number ≥ 1, or `full`")),
         },
     };
     if let BatchSize::Mini(b) = batch {
         if b > 65535 {
-            return Err(Error::invalid(
-                "--batch",
-                b,
-                "at most 65535 (use `full` for batch gradient descent)",
-            ));
+            return Err(Error::invalid("--batch", b, "at most 65535 (use `full` for batch gradient descent)"));
         }
     }
     if a.epochs == 0 {
         return Err(Error::invalid("--epochs", 0, "at least 1"));
     }
     if a.hidden.contains(&0) {
-        return Err(Error::invalid(
-            "--hidden",
-            format!("{:?}", a.hidden),
-            "widths ≥ 1",
-        ));
+        return Err(Error::invalid("--hidden", format!("{:?}", a.hidden), "widths ≥ 1"));
     }
-    let kind = OptimKind::parse(&a.optimizer).ok_or_else(|| {
-        Error::invalid(
-            "--optimizer",
-            &a.optimizer,
-            "sgd, momentum, nesterov, adam or adamw",
-        )
-    })?;
+    let kind = OptimKind::parse(&a.optimizer)
+        .ok_or_else(|| Error::invalid("--optimizer", &a.optimizer, "sgd, momentum, nesterov, adam or adamw"))?;
     let mut optimizer = Optimizer::new(kind, positive("--lr", a.lr)?);
     optimizer.momentum = a.momentum;
     if !(0.0..1.0).contains(&a.momentum) {
-        return Err(Error::invalid(
-            "--momentum",
-            a.momentum,
-            "a number in [0, 1)",
-        ));
+        return Err(Error::invalid("--momentum", a.momentum, "a number in [0, 1)"));
     }
     if let Some(wd) = a.weight_decay {
         if !(wd.is_finite() && wd >= 0.0) {
@@ -269,8 +241,7 @@ fn build_config(a: &TrainArgs, split: &Split) -> Result<Config> {
         }
         optimizer.weight_decay = wd;
     }
-    let schedule =
-        Schedule::parse(&a.schedule).map_err(|e| Error::invalid("--schedule", &a.schedule, &e))?;
+    let schedule = Schedule::parse(&a.schedule).map_err(|e| Error::invalid("--schedule", &a.schedule, &e))?;
     let mut sizes = vec![split.train.width];
     sizes.extend(&a.hidden);
     sizes.push(split.train.classes);
@@ -306,9 +277,7 @@ fn pick_device(d: &DeviceArgs) -> Result<Option<Gpu>> {
             if choice.name.is_some() {
                 return Gpu::new(&choice).map(Some);
             }
-            let hardware = context::list_adapters()
-                .into_iter()
-                .find(|a| !context::is_software(&a.get_info()));
+            let hardware = context::list_adapters().into_iter().find(|a| !context::is_software(&a.get_info()));
             match hardware {
                 Some(a) => {
                     let gpu = Gpu::open(a)?;
@@ -332,11 +301,7 @@ fn data_mode(d: &DeviceArgs) -> Result<DataMode> {
     match d.data_mode.as_str() {
         "resident" => Ok(DataMode::Resident),
         "streaming" => Ok(DataMode::Streaming),
-        other => Err(Error::invalid(
-            "--data-mode",
-            other,
-            "resident or streaming",
-        )),
+        other => Err(Error::invalid("--data-mode", other, "resident or streaming")),
     }
 }
 
@@ -355,32 +320,15 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let params = mlp.init(cfg.seed);
     let mut engine: Box<dyn Engine> = match &gpu {
         Some(g) => {
-            let mode = if mode == DataMode::Resident
-                && g.check_binding("data", train_bytes(&split)).is_err()
-            {
-                eprintln!(
-                    "the training set does not fit one binding on this adapter: streaming it"
-                );
+            let mode = if mode == DataMode::Resident && g.check_binding("data", train_bytes(&split)).is_err() {
+                eprintln!("the training set does not fit one binding on this adapter: streaming it");
                 DataMode::Streaming
             } else {
                 mode
             };
-            Box::new(GpuEngine::new(
-                g,
-                &mlp,
-                &params,
-                cfg.optimizer.kind,
-                cfg.max_batch(),
-                &split.train,
-                mode,
-            )?)
+            Box::new(GpuEngine::new(g, &mlp, &params, cfg.optimizer.kind, cfg.max_batch(), &split.train, mode)?)
         }
-        None => Box::new(CpuEngine::new(
-            &mlp,
-            params,
-            cfg.optimizer.kind,
-            cfg.max_batch(),
-        )),
+        None => Box::new(CpuEngine::new(&mlp, params, cfg.optimizer.kind, cfg.max_batch())),
     };
     let cfg_json = serde_json::json!({
         "config": cfg,
@@ -394,12 +342,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     println!(
         "training {} on {} ({} train / {} test samples) with {} on {}",
         sizes_str(&cfg.sizes),
-        split
-            .train
-            .source
-            .parent()
-            .unwrap_or(Path::new("."))
-            .display(),
+        split.train.source.parent().unwrap_or(Path::new(".")).display(),
         split.train.rows,
         split.test.rows,
         describe_opt(&cfg),
@@ -422,10 +365,7 @@ fn train_bytes(split: &Split) -> u64 {
 }
 
 fn sizes_str(s: &[usize]) -> String {
-    s.iter()
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join("-")
+    s.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("-")
 }
 
 fn describe_opt(cfg: &Config) -> String {
@@ -433,13 +373,7 @@ fn describe_opt(cfg: &Config) -> String {
         BatchSize::Mini(b) => format!("batch {b}"),
         BatchSize::Full => "full batch".into(),
     };
-    format!(
-        "{} lr {} ({:?}), {b}, {} epochs",
-        cfg.optimizer.kind.name(),
-        cfg.optimizer.lr,
-        cfg.schedule,
-        cfg.epochs
-    )
+    format!("{} lr {} ({:?}), {b}, {} epochs", cfg.optimizer.kind.name(), cfg.optimizer.lr, cfg.schedule, cfg.epochs)
 }
 
 fn summary(epochs: &[EpochRecord]) {
@@ -464,11 +398,7 @@ struct Ui {
 
 impl Ui {
     fn new() -> Self {
-        Ui {
-            bar: None,
-            tty: std::io::stdout().is_terminal(),
-            loss: None,
-        }
+        Ui { bar: None, tty: std::io::stdout().is_terminal(), loss: None }
     }
 
     fn finish(&mut self) {
@@ -483,10 +413,8 @@ impl Observer for Ui {
         if self.tty {
             let bar = ProgressBar::new(steps as u64);
             bar.set_style(
-                ProgressStyle::with_template(
-                    "epoch {prefix} {bar:30} {pos}/{len} steps {msg} ETA {eta}",
-                )
-                .expect("valid template"),
+                ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} steps {msg} ETA {eta}")
+                    .expect("valid template"),
             );
             bar.set_prefix(format!("{}/{epochs}", epoch + 1));
             self.bar = Some(bar);
@@ -518,11 +446,7 @@ impl Observer for Ui {
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
-    let path = if a.weights.is_dir() {
-        a.weights.join("model.safetensors")
-    } else {
-        a.weights.clone()
-    };
+    let path = if a.weights.is_dir() { a.weights.join("model.safetensors") } else { a.weights.clone() };
     let w = checkpoint::load_weights(&path)?;
     let split = load_data(&a.data, 1)?;
     if split.test.width != w.mlp.inputs() {
@@ -540,15 +464,9 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let gpu = pick_device(&a.dev)?;
     let kind = OptimKind::Sgd;
     let mut engine: Box<dyn Engine> = match &gpu {
-        Some(g) => Box::new(GpuEngine::new(
-            g,
-            &w.mlp,
-            &w.params,
-            kind,
-            train::CHUNK,
-            &split.test,
-            DataMode::Streaming,
-        )?),
+        Some(g) => {
+            Box::new(GpuEngine::new(g, &w.mlp, &w.params, kind, train::CHUNK, &split.test, DataMode::Streaming)?)
+        }
         None => Box::new(CpuEngine::new(&w.mlp, w.params.clone(), kind, train::CHUNK)),
     };
     let t = engine.evaluate(&split.test)?;
@@ -600,12 +518,7 @@ fn run_verify(adapter: Option<String>) -> Result<bool> {
     for o in failed.iter().take(5) {
         print!("{}", o.report());
     }
-    println!(
-        "{} checks, {} failed, {:.1} s",
-        outcomes.len(),
-        failed.len(),
-        t.elapsed().as_secs_f64()
-    );
+    println!("{} checks, {} failed, {:.1} s", outcomes.len(), failed.len(), t.elapsed().as_secs_f64());
     Ok(failed.is_empty())
 }
 
@@ -615,31 +528,40 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     let mut chosen = Vec::new();
     for name in &a.workloads {
         let found: Vec<_> = match name.as_str() {
-            "sweep" => all
-                .iter()
-                .filter(|w| w.name.starts_with("small-"))
-                .cloned()
-                .collect(),
+            "sweep" => all.iter().filter(|w| w.name.starts_with("small-")).cloned().collect(),
             n => all.iter().filter(|w| w.name == n).cloned().collect(),
         };
         if found.is_empty() {
             let names: Vec<_> = all.iter().map(|w| w.name.as_str()).collect();
-            return Err(Error::invalid(
-                "--workloads",
-                name,
-                &format!("sweep or one of {}", names.join(", ")),
-            ));
+            return Err(Error::invalid("--workloads", name, &format!("sweep or one of {}", names.join(", "))));
         }
         chosen.extend(found);
     }
     if a.steps == 0 {
         return Err(Error::invalid("--steps", 0, "at least 1"));
     }
-    let mode = data_mode(&DeviceArgs {
-        device: "gpu".into(),
-        adapter: None,
-        data_mode: a.data_mode.clone(),
-    })?;
+    if a.gemm {
+        let mut choice = AdapterChoice::any();
+        if a.adapter.is_some() {
+            choice.name.clone_from(&a.adapter);
+        }
+        let gpu = Gpu::new(&choice)?;
+        println!("GPU: {}", gpu.describe());
+        for w in &chosen {
+            for t in bench::gemm_variants(&gpu, &w.sizes, w.batch, a.steps)? {
+                if a.json {
+                    println!("{}", serde_json::to_string(&t).expect("serialises"));
+                } else {
+                    println!(
+                        "{:<8} {:<28} {:<11} M={:<5} N={:<5} K={:<5} {:>7.2} GFLOP/s {:>8.3} ms  error/bound {:.2}",
+                        w.name, t.product, t.variant, t.m, t.n, t.k, t.gflops, t.ms, t.error_ratio
+                    );
+                }
+            }
+        }
+        return Ok(());
+    }
+    let mode = data_mode(&DeviceArgs { device: "gpu".into(), adapter: None, data_mode: a.data_mode.clone() })?;
     let mut gpu = None;
     let mut results = Vec::new();
     for dev in &a.devices {
@@ -663,15 +585,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
                         gpu = Some(Gpu::new(&choice)?);
                     }
                     let g = gpu.as_ref().expect("opened");
-                    let mut e = GpuEngine::new(
-                        g,
-                        &mlp,
-                        &params,
-                        OptimKind::Sgd,
-                        w.batch,
-                        &split.train,
-                        mode,
-                    )?;
+                    let mut e = GpuEngine::new(g, &mlp, &params, OptimKind::Sgd, w.batch, &split.train, mode)?;
                     let mut m = bench::measure(&mut e, &split.train, w, a.warmup, a.steps)?;
                     bench::profile(&mut e, &split.train, w, &mut m)?;
                     m
@@ -703,10 +617,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         for m in &results {
             if let Some(k) = &m.kernels {
                 let total: f64 = k.iter().map(|(_, t)| t).sum();
-                println!(
-                    "\nper-kernel GPU time, {} (one step, {:.2} ms in kernels):",
-                    m.workload, total
-                );
+                println!("\nper-kernel GPU time, {} (one step, {:.2} ms in kernels):", m.workload, total);
                 for (name, t) in k {
                     println!("  {name:<34} {t:>8.3} ms {:>5.1}%", 100.0 * t / total);
                 }

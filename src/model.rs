@@ -34,21 +34,13 @@ impl Mlp {
     pub fn new(sizes: Vec<usize>) -> Result<Self> {
         let shown = format!("{sizes:?}");
         if sizes.len() < 2 || sizes.contains(&0) {
-            return Err(Error::invalid(
-                "layer sizes",
-                shown,
-                "at least [inputs, classes], every size ≥ 1",
-            ));
+            return Err(Error::invalid("layer sizes", shown, "at least [inputs, classes], every size ≥ 1"));
         }
         if *sizes.last().unwrap() < 2 {
             return Err(Error::invalid("layer sizes", shown, "at least 2 classes"));
         }
         if sizes.iter().any(|&s| s > (1 << 24)) {
-            return Err(Error::invalid(
-                "layer sizes",
-                shown,
-                "every size ≤ 16,777,216",
-            ));
+            return Err(Error::invalid("layer sizes", shown, "every size ≤ 16,777,216"));
         }
         Ok(Mlp { sizes })
     }
@@ -68,14 +60,7 @@ impl Mlp {
             .windows(2)
             .enumerate()
             .map(|(index, s)| {
-                let l = Layer {
-                    index,
-                    inp: s[0],
-                    out: s[1],
-                    w_off: off,
-                    b_off: off + s[0] * s[1],
-                    relu: index < last,
-                };
+                let l = Layer { index, inp: s[0], out: s[1], w_off: off, b_off: off + s[0] * s[1], relu: index < last };
                 off += s[0] * s[1] + s[1];
                 l
             })

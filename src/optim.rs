@@ -74,11 +74,7 @@ impl Optimizer {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
-            weight_decay: if kind == (OptimKind::Adam { decoupled: true }) {
-                0.01
-            } else {
-                0.0
-            },
+            weight_decay: if kind == (OptimKind::Adam { decoupled: true }) { 0.01 } else { 0.0 },
         }
     }
 
@@ -171,22 +167,12 @@ impl Schedule {
         };
         let sched = match name {
             "constant" => Schedule::Constant,
-            "step" => Schedule::Step {
-                every: num(0, 10.0)?.max(1.0) as usize,
-                gamma: num(1, 0.1)?,
-            },
-            "exp" => Schedule::Exponential {
-                gamma: num(0, 0.9)?,
-            },
-            "cosine" => Schedule::Cosine {
-                warmup: num(0, 0.0)?,
-                min_lr: num(1, 0.0)?,
-            },
-            "plateau" => Schedule::Plateau {
-                patience: num(0, 2.0)? as usize,
-                factor: num(1, 0.1)?,
-                min_lr: num(2, 1e-6)?,
-            },
+            "step" => Schedule::Step { every: num(0, 10.0)?.max(1.0) as usize, gamma: num(1, 0.1)? },
+            "exp" => Schedule::Exponential { gamma: num(0, 0.9)? },
+            "cosine" => Schedule::Cosine { warmup: num(0, 0.0)?, min_lr: num(1, 0.0)? },
+            "plateau" => {
+                Schedule::Plateau { patience: num(0, 2.0)? as usize, factor: num(1, 0.1)?, min_lr: num(2, 1e-6)? }
+            }
             _ => {
                 return Err(format!(
                     "unknown schedule `{s}`: expected constant, step:EVERY:GAMMA, exp:GAMMA, \
@@ -231,9 +217,7 @@ impl LrSchedule {
         let base = f64::from(self.base);
         let lr = match self.schedule {
             Schedule::Constant => base,
-            Schedule::Step { every, gamma } => {
-                base * f64::from(gamma).powf((epoch / every as f64).floor())
-            }
+            Schedule::Step { every, gamma } => base * f64::from(gamma).powf((epoch / every as f64).floor()),
             Schedule::Exponential { gamma } => base * f64::from(gamma).powf(epoch),
             Schedule::Cosine { warmup, min_lr } => {
                 let warm = f64::from(warmup) * spe;
@@ -255,12 +239,7 @@ impl LrSchedule {
     /// Feeds the epoch's training risk to reduce-on-plateau; returns the new rate when it
     /// was reduced.
     pub fn end_epoch(&mut self, risk: f64) -> Option<f32> {
-        let Schedule::Plateau {
-            patience,
-            factor,
-            min_lr,
-        } = self.schedule
-        else {
+        let Schedule::Plateau { patience, factor, min_lr } = self.schedule else {
             return None;
         };
         if risk < self.best * (1.0 - 1e-4) {

@@ -28,11 +28,7 @@ impl Rng {
     }
 
     pub fn state(&self, seed: u64) -> RngState {
-        RngState {
-            seed,
-            stream: self.0.get_stream(),
-            word_pos: self.0.get_word_pos(),
-        }
+        RngState { seed, stream: self.0.get_stream(), word_pos: self.0.get_word_pos() }
     }
 
     pub fn from_state(s: RngState) -> Self {

@@ -114,10 +114,9 @@ impl RunDir {
     pub fn create(path: Option<&Path>, config_json: &serde_json::Value) -> Result<Self> {
         let path = match path {
             Some(p) => p.to_path_buf(),
-            None => (1..)
-                .map(|i| PathBuf::from(format!("runs/run-{i:03}")))
-                .find(|p| !p.exists())
-                .expect("a free run name"),
+            None => {
+                (1..).map(|i| PathBuf::from(format!("runs/run-{i:03}"))).find(|p| !p.exists()).expect("a free run name")
+            }
         };
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
         let cfg = path.join("config.json");
@@ -173,9 +172,7 @@ pub fn train(
         match cfg.batch {
             BatchSize::Full => {
                 let chunks: Vec<&[u32]> = order.chunks(CHUNK).collect();
-                stream(train, &chunks, engine, |engine, i, b| {
-                    engine.accumulate(b, 1.0 / n as f32, i == 0)
-                })?;
+                stream(train, &chunks, engine, |engine, i, b| engine.accumulate(b, 1.0 / n as f32, i == 0))?;
                 step += 1;
                 engine.update(&cfg.optimizer.step(step, lr))?;
                 seen += n as u64;
@@ -204,11 +201,7 @@ pub fn train(
                         let rate = epoch_tally.samples as f64 / t0.elapsed().as_secs_f64();
                         obs.step(i + 1, Some(t.loss()), rate);
                     } else {
-                        obs.step(
-                            i + 1,
-                            None,
-                            (i + 1) as f64 * b as f64 / t0.elapsed().as_secs_f64(),
-                        );
+                        obs.step(i + 1, None, (i + 1) as f64 * b as f64 / t0.elapsed().as_secs_f64());
                     }
                     Ok(())
                 })?;
@@ -235,9 +228,7 @@ pub fn train(
         }
         obs.epoch_end(&record);
         if let Some(new_lr) = sched.end_epoch(record.train_loss) {
-            obs.note(&format!(
-                "training risk levelled off: learning rate now {new_lr:e}"
-            ));
+            obs.note(&format!("training risk levelled off: learning rate now {new_lr:e}"));
         }
         epochs.push(record);
         if let Some(patience) = cfg.early_stop {
@@ -247,9 +238,7 @@ pub fn train(
             } else {
                 since_best += 1;
                 if since_best >= patience {
-                    obs.note(&format!(
-                        "test loss has not improved for {patience} epochs: stopping early"
-                    ));
+                    obs.note(&format!("test loss has not improved for {patience} epochs: stopping early"));
                     stopped_early = true;
                     break;
                 }
@@ -259,17 +248,10 @@ pub fn train(
     let params = engine.params()?;
     if let Some(r) = run {
         let mut meta = HashMap::new();
-        meta.insert(
-            "wgtrain.classes".into(),
-            serde_json::to_string(&split.class_names).expect("names serialise"),
-        );
+        meta.insert("wgtrain.classes".into(), serde_json::to_string(&split.class_names).expect("names serialise"));
         checkpoint::save_weights(&r.path.join("model.safetensors"), &mlp, &params, meta)?;
     }
-    Ok(Outcome {
-        epochs,
-        params,
-        stopped_early,
-    })
+    Ok(Outcome { epochs, params, stopped_early })
 }
 
 /// Runs `f` on each batch in order while a producer thread gathers the next ones

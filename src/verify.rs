@@ -56,10 +56,7 @@ impl Outcome {
             if self.pass { "pass" } else { "FAIL" }
         );
         for (i, g, r, t) in &self.worst {
-            s += &format!(
-                "  [{i}] gpu {g:.9e}  ref {r:.9e}  |diff| {:.3e}  bound {t:.3e}\n",
-                (g - r).abs()
-            );
+            s += &format!("  [{i}] gpu {g:.9e}  ref {r:.9e}  |diff| {:.3e}  bound {t:.3e}\n", (g - r).abs());
         }
         s
     }
@@ -101,9 +98,7 @@ pub fn compare(op: &str, shape: String, gpu: &[f64], reference: &[f64], bound: &
 
 /// Uniform values in `[-s, s)`, seeded.
 pub fn uniform(rng: &mut Rng, n: usize, s: f64) -> Vec<f32> {
-    (0..n)
-        .map(|_| ((rng.uniform() * 2.0 - 1.0) * s) as f32)
-        .collect()
+    (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * s) as f32).collect()
 }
 
 fn wide(v: &[f32]) -> Vec<f64> {
@@ -120,52 +115,28 @@ fn dot_bound(mag: &[f64], k: usize) -> Vec<f64> {
 }
 
 /// `fc_forward` on random `x: [B, IN]`, `w: [OUT, IN]`, `b: [OUT]`.
-pub fn fc_forward(
-    gpu: &Gpu,
-    batch: usize,
-    inp: usize,
-    out: usize,
-    relu: bool,
-    seed: u64,
-) -> Result<Outcome> {
+pub fn fc_forward(gpu: &Gpu, batch: usize, inp: usize, out: usize, relu: bool, seed: u64) -> Result<Outcome> {
     let mut rng = Rng::new(seed, 1);
     let x = uniform(&mut rng, batch * inp, 1.0);
     let w = uniform(&mut rng, out * inp, 1.0);
     let b = uniform(&mut rng, out, 1.0);
     let g = gops::fc_forward(gpu, &x, &w, &b, batch, inp, out, relu)?;
     let mut r = vec![0.0; batch * out];
-    ops::fc_forward(
-        &wide(&x),
-        &wide(&w),
-        &wide(&b),
-        &mut r,
-        batch,
-        inp,
-        out,
-        relu,
-    );
+    ops::fc_forward(&wide(&x), &wide(&w), &wide(&b), &mut r, batch, inp, out, relu);
     let mut mag = vec![0.0; batch * out];
-    ops::fc_forward(
-        &abs(&x),
-        &abs(&w),
-        &abs(&b),
-        &mut mag,
-        batch,
-        inp,
-        out,
-        false,
-    );
-    let shape = format!(
-        "B={batch} IN={inp} OUT={out}{}",
-        if relu { " relu" } else { "" }
-    );
-    Ok(compare(
-        "fc_forward",
-        shape,
-        &wide(&g),
-        &r,
-        &dot_bound(&mag, inp),
-    ))
+    ops::fc_forward(&abs(&x), &abs(&w), &abs(&b), &mut mag, batch, inp, out, false);
+    let shape = format!("B={batch} IN={inp} OUT={out}{}", if relu { " relu" } else { "" });
+    Ok(compare("fc_forward", shape, &wide(&g), &r, &dot_bound(&mag, inp)))
+}
+
+/// `transpose` of a random `[rows, cols]` matrix (exact).
+pub fn transpose(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outcome> {
+    let mut rng = Rng::new(seed, 12);
+    let w = uniform(&mut rng, rows * cols, 1.0);
+    let g = gops::transpose(gpu, &w, rows, cols)?;
+    let mut r = vec![0.0; rows * cols];
+    ops::transpose(&wide(&w), &mut r, rows, cols);
+    Ok(compare("transpose", format!("{rows}x{cols}"), &wide(&g), &r, &vec![0.0; rows * cols]))
 }
 
 /// `fc_backward_weights` on random `dz`, `x` (and prior gradients when `accumulate`):
@@ -183,95 +154,34 @@ pub fn fc_backward_weights(
     let x = uniform(&mut rng, batch * inp, 1.0);
     let dw0 = uniform(&mut rng, out * inp, 1.0);
     let db0 = uniform(&mut rng, out, 1.0);
-    let (gdw, gdb) =
-        gops::fc_backward_weights(gpu, &dz, &x, &dw0, &db0, batch, inp, out, accumulate)?;
+    let (gdw, gdb) = gops::fc_backward_weights(gpu, &dz, &x, &dw0, &db0, batch, inp, out, accumulate)?;
     let (mut rdw, mut rdb) = (wide(&dw0), wide(&db0));
-    ops::fc_backward_weights(
-        &wide(&dz),
-        &wide(&x),
-        &mut rdw,
-        &mut rdb,
-        batch,
-        inp,
-        out,
-        accumulate,
-    );
+    ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut rdw, &mut rdb, batch, inp, out, accumulate);
     let (mut mdw, mut mdb) = (abs(&dw0), abs(&db0));
-    ops::fc_backward_weights(
-        &abs(&dz),
-        &abs(&x),
-        &mut mdw,
-        &mut mdb,
-        batch,
-        inp,
-        out,
-        accumulate,
-    );
-    let shape = format!(
-        "B={batch} IN={inp} OUT={out}{}",
-        if accumulate { " accumulate" } else { "" }
-    );
+    ops::fc_backward_weights(&abs(&dz), &abs(&x), &mut mdw, &mut mdb, batch, inp, out, accumulate);
+    let shape = format!("B={batch} IN={inp} OUT={out}{}", if accumulate { " accumulate" } else { "" });
     Ok([
-        compare(
-            "fc_backward_weights dW",
-            shape.clone(),
-            &wide(&gdw),
-            &rdw,
-            &dot_bound(&mdw, batch),
-        ),
-        compare(
-            "fc_backward_weights db",
-            shape,
-            &wide(&gdb),
-            &rdb,
-            &dot_bound(&mdb, batch),
-        ),
+        compare("fc_backward_weights dW", shape.clone(), &wide(&gdw), &rdw, &dot_bound(&mdw, batch)),
+        compare("fc_backward_weights db", shape, &wide(&gdb), &rdb, &dot_bound(&mdb, batch)),
     ])
 }
 
 /// `fc_backward_input` on random `dz`, `w` (and a ReLU mask from a random `a_prev`, about
 /// half of it zero, when `mask`).
-pub fn fc_backward_input(
-    gpu: &Gpu,
-    batch: usize,
-    inp: usize,
-    out: usize,
-    mask: bool,
-    seed: u64,
-) -> Result<Outcome> {
+pub fn fc_backward_input(gpu: &Gpu, batch: usize, inp: usize, out: usize, mask: bool, seed: u64) -> Result<Outcome> {
     let mut rng = Rng::new(seed, 3);
     let dz = uniform(&mut rng, batch * out, 1.0);
     let w = uniform(&mut rng, out * inp, 1.0);
-    let a: Vec<f32> = uniform(&mut rng, batch * inp, 1.0)
-        .iter()
-        .map(|v| v.max(0.0))
-        .collect();
+    let a: Vec<f32> = uniform(&mut rng, batch * inp, 1.0).iter().map(|v| v.max(0.0)).collect();
     let a_prev = mask.then_some(&a[..]);
     let g = gops::fc_backward_input(gpu, &dz, &w, a_prev, batch, inp, out)?;
     let mut r = vec![0.0; batch * inp];
     let a64 = wide(&a);
-    ops::fc_backward_input(
-        &wide(&dz),
-        &wide(&w),
-        mask.then_some(&a64[..]),
-        &mut r,
-        batch,
-        inp,
-        out,
-    );
+    ops::fc_backward_input(&wide(&dz), &wide(&w), mask.then_some(&a64[..]), &mut r, batch, inp, out);
     let mut mag = vec![0.0; batch * inp];
     ops::fc_backward_input(&abs(&dz), &abs(&w), None, &mut mag, batch, inp, out);
-    let shape = format!(
-        "B={batch} IN={inp} OUT={out}{}",
-        if mask { " mask" } else { "" }
-    );
-    Ok(compare(
-        "fc_backward_input",
-        shape,
-        &wide(&g),
-        &r,
-        &dot_bound(&mag, out),
-    ))
+    let shape = format!("B={batch} IN={inp} OUT={out}{}", if mask { " mask" } else { "" });
+    Ok(compare("fc_backward_input", shape, &wide(&g), &r, &dot_bound(&mag, out)))
 }
 
 /// `relu_forward` and `relu_backward` on `len` random values (exact).
@@ -284,20 +194,8 @@ pub fn relu(gpu: &Gpu, len: usize, seed: u64) -> Result<[Outcome; 2]> {
     ops::relu_backward(&wide(&da), &wide(&z), &mut dz);
     let zero = vec![0.0; len];
     Ok([
-        compare(
-            "relu_forward",
-            format!("len={len}"),
-            &wide(&gops::relu_forward(gpu, &z)?),
-            &a,
-            &zero,
-        ),
-        compare(
-            "relu_backward",
-            format!("len={len}"),
-            &wide(&gops::relu_backward(gpu, &da, &z)?),
-            &dz,
-            &zero,
-        ),
+        compare("relu_forward", format!("len={len}"), &wide(&gops::relu_forward(gpu, &z)?), &a, &zero),
+        compare("relu_backward", format!("len={len}"), &wide(&gops::relu_backward(gpu, &da, &z)?), &dz, &zero),
     ])
 }
 
@@ -320,56 +218,26 @@ pub fn softmax(gpu: &Gpu, batch: usize, classes: usize, scale: f64, seed: u64) -
     let mut r = vec![0.0; batch * classes];
     ops::softmax(&wide(&z), &mut r, batch, classes);
     let spread = spreads(&z, batch, classes);
-    let bound: Vec<f64> = r
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (classes as f64 + 8.0 + spread[i / classes]) * EPS * p + TINY)
-        .collect();
-    Ok(compare(
-        "softmax",
-        format!("B={batch} C={classes} |z|<{scale}"),
-        &wide(&g),
-        &r,
-        &bound,
-    ))
+    let bound: Vec<f64> =
+        r.iter().enumerate().map(|(i, p)| (classes as f64 + 8.0 + spread[i / classes]) * EPS * p + TINY).collect();
+    Ok(compare("softmax", format!("B={batch} C={classes} |z|<{scale}"), &wide(&g), &r, &bound))
 }
 
 /// `softmax_xent` on logits uniform in `[-scale, scale)`: the loss, correct and `dz`
 /// comparisons.
-pub fn softmax_xent(
-    gpu: &Gpu,
-    batch: usize,
-    classes: usize,
-    scale: f64,
-    seed: u64,
-) -> Result<[Outcome; 3]> {
+pub fn softmax_xent(gpu: &Gpu, batch: usize, classes: usize, scale: f64, seed: u64) -> Result<[Outcome; 3]> {
     let mut rng = Rng::new(seed, 6);
     let z = uniform(&mut rng, batch * classes, scale);
-    let y: Vec<u32> = (0..batch)
-        .map(|_| rng.below(classes as u64) as u32)
-        .collect();
+    let y: Vec<u32> = (0..batch).map(|_| rng.below(classes as u64) as u32).collect();
     let s = 1.0 / batch as f32;
     let (gl, gc, gdz) = gops::softmax_xent(gpu, &z, &y, s, batch, classes)?;
     let (mut rl, mut rc, mut rdz) = (vec![0.0; batch], vec![0; batch], vec![0.0; batch * classes]);
-    ops::softmax_xent(
-        &wide(&z),
-        &y,
-        f64::from(s),
-        &mut rl,
-        &mut rc,
-        &mut rdz,
-        batch,
-        classes,
-    );
+    ops::softmax_xent(&wide(&z), &y, f64::from(s), &mut rl, &mut rc, &mut rdz, batch, classes);
     let mut p = vec![0.0; batch * classes];
     ops::softmax(&wide(&z), &mut p, batch, classes);
     let spread = spreads(&z, batch, classes);
     let c = classes as f64;
-    let lbound: Vec<f64> = rl
-        .iter()
-        .zip(&spread)
-        .map(|(l, r)| EPS * (c + 8.0 + 2.0 * r + 4.0 * l.abs()))
-        .collect();
+    let lbound: Vec<f64> = rl.iter().zip(&spread).map(|(l, r)| EPS * (c + 8.0 + 2.0 * r + 4.0 * l.abs())).collect();
     let dbound: Vec<f64> = p
         .iter()
         .enumerate()
@@ -382,13 +250,7 @@ pub fn softmax_xent(
     let as_f = |v: &[u32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
     Ok([
         compare("softmax_xent loss", shape.clone(), &wide(&gl), &rl, &lbound),
-        compare(
-            "softmax_xent correct",
-            shape.clone(),
-            &as_f(&gc),
-            &as_f(&rc),
-            &vec![0.0; batch],
-        ),
+        compare("softmax_xent correct", shape.clone(), &as_f(&gc), &as_f(&rc), &vec![0.0; batch]),
         compare("softmax_xent dz", shape, &wide(&gdz), &rdz, &dbound),
     ])
 }
@@ -396,10 +258,7 @@ pub fn softmax_xent(
 /// `accumulate_stats` on `batch` random losses and correct flags.
 pub fn stats(gpu: &Gpu, batch: usize, seed: u64) -> Result<[Outcome; 2]> {
     let mut rng = Rng::new(seed, 7);
-    let loss: Vec<f32> = uniform(&mut rng, batch, 3.0)
-        .iter()
-        .map(|v| v.abs())
-        .collect();
+    let loss: Vec<f32> = uniform(&mut rng, batch, 3.0).iter().map(|v| v.abs()).collect();
     let correct: Vec<u32> = (0..batch).map(|_| rng.below(2) as u32).collect();
     let g = gops::accumulate_stats(gpu, &loss, &correct)?;
     let (rs, rc) = ops::accumulate_stats(&wide(&loss), &correct);
@@ -412,13 +271,7 @@ pub fn stats(gpu: &Gpu, batch: usize, seed: u64) -> Result<[Outcome; 2]> {
             &[rs],
             &[(batch as f64 + 2.0) * EPS * rs],
         ),
-        compare(
-            "accumulate_stats correct",
-            shape,
-            &[f64::from(g.correct)],
-            &[f64::from(rc)],
-            &[0.0],
-        ),
+        compare("accumulate_stats correct", shape, &[f64::from(g.correct)], &[f64::from(rc)], &[0.0]),
     ])
 }
 
@@ -444,65 +297,32 @@ pub fn optimizer(gpu: &Gpu, kind: OptimKind, len: usize, seed: u64) -> Result<Ve
         let terms = |i: usize| f64::from(g[i]).abs() + wd * f64::from(w[i]).abs();
         // The step's magnitude before any cancellation, so a bound survives `v` or `m`
         // cancelling to nearly zero.
-        let (lr, mu, b1) = (
-            f64::from(st.lr),
-            f64::from(st.momentum),
-            f64::from(st.beta1),
-        );
+        let (lr, mu, b1) = (f64::from(st.lr), f64::from(st.momentum), f64::from(st.beta1));
         let step_mag = |i: usize| -> f64 {
             let decay = lr * wd * f64::from(w[i]).abs();
             decay
                 + match kind {
                     OptimKind::Sgd => lr * terms(i),
-                    OptimKind::Momentum { .. } => {
-                        lr * (1.0 + mu) * (mu * f64::from(s1[i]).abs() + terms(i))
-                    }
+                    OptimKind::Momentum { .. } => lr * (1.0 + mu) * (mu * f64::from(s1[i]).abs() + terms(i)),
                     OptimKind::Adam { .. } => {
-                        let denom = r2[i].sqrt() / f64::from(st.bias_correction2()).sqrt()
-                            + f64::from(st.eps);
-                        lr / f64::from(st.bias_correction1())
-                            * (b1 * f64::from(s1[i]).abs() + (1.0 - b1) * terms(i))
+                        let denom = r2[i].sqrt() / f64::from(st.bias_correction2()).sqrt() + f64::from(st.eps);
+                        lr / f64::from(st.bias_correction1()) * (b1 * f64::from(s1[i]).abs() + (1.0 - b1) * terms(i))
                             / denom
                     }
                 }
         };
         let wb: Vec<f64> = (0..len)
-            .map(|i| {
-                2.0 * EPS * f64::from(w[i]).abs()
-                    + 16.0 * EPS * ((rw[i] - f64::from(w[i])).abs() + step_mag(i))
-            })
+            .map(|i| 2.0 * EPS * f64::from(w[i]).abs() + 16.0 * EPS * ((rw[i] - f64::from(w[i])).abs() + step_mag(i)))
             .collect();
-        let b1: Vec<f64> = (0..len)
-            .map(|i| 4.0 * EPS * (f64::from(s1[i]).abs() + terms(i)))
-            .collect();
-        let b2: Vec<f64> = (0..len)
-            .map(|i| 4.0 * EPS * (f64::from(s2[i]).abs() + terms(i).powi(2)))
-            .collect();
+        let b1: Vec<f64> = (0..len).map(|i| 4.0 * EPS * (f64::from(s1[i]).abs() + terms(i))).collect();
+        let b2: Vec<f64> = (0..len).map(|i| 4.0 * EPS * (f64::from(s2[i]).abs() + terms(i).powi(2))).collect();
         let shape = format!("m={len} step {t}");
-        out.push(compare(
-            &format!("{name} w"),
-            shape.clone(),
-            &wide(&gw),
-            &rw,
-            &wb,
-        ));
+        out.push(compare(&format!("{name} w"), shape.clone(), &wide(&gw), &rw, &wb));
         if kind.state_vectors() > 0 {
-            out.push(compare(
-                &format!("{name} state 1"),
-                shape.clone(),
-                &wide(&g1),
-                &r1,
-                &b1,
-            ));
+            out.push(compare(&format!("{name} state 1"), shape.clone(), &wide(&g1), &r1, &b1));
         }
         if kind.state_vectors() > 1 {
-            out.push(compare(
-                &format!("{name} state 2"),
-                shape,
-                &wide(&g2),
-                &r2,
-                &b2,
-            ));
+            out.push(compare(&format!("{name} state 2"), shape, &wide(&g2), &r2, &b2));
         }
         (w, s1, s2) = (gw, g1, g2);
     }
@@ -510,13 +330,7 @@ pub fn optimizer(gpu: &Gpu, kind: OptimKind, len: usize, seed: u64) -> Result<Ve
 }
 
 /// `gather_u8` and `gather_f32`: `batch` random rows of a random `[rows, width]` table.
-pub fn gather(
-    gpu: &Gpu,
-    rows: usize,
-    width: usize,
-    batch: usize,
-    seed: u64,
-) -> Result<[Outcome; 3]> {
+pub fn gather(gpu: &Gpu, rows: usize, width: usize, batch: usize, seed: u64) -> Result<[Outcome; 3]> {
     let mut rng = Rng::new(seed, 9);
     let bytes: Vec<u8> = (0..rows * width).map(|_| rng.below(256) as u8).collect();
     let floats = uniform(&mut rng, rows * width, 10.0);
@@ -524,11 +338,7 @@ pub fn gather(
     let idx: Vec<u32> = (0..batch).map(|_| rng.below(rows as u64) as u32).collect();
     let (gx, gy) = gops::gather_u8(gpu, &bytes, &labels, &idx, width)?;
     let (fx, _) = gops::gather_f32(gpu, &floats, &labels, &idx, width)?;
-    let (mut rx, mut ry, mut rf) = (
-        vec![0.0f32; batch * width],
-        vec![0; batch],
-        vec![0.0f32; batch * width],
-    );
+    let (mut rx, mut ry, mut rf) = (vec![0.0f32; batch * width], vec![0; batch], vec![0.0f32; batch * width]);
     ops::gather_u8(&bytes, &labels, &idx, width, &mut rx, &mut ry);
     ops::gather_f32(&floats, &labels, &idx, width, &mut rf, &mut ry);
     let zero = vec![0.0; batch * width];
@@ -536,13 +346,7 @@ pub fn gather(
     let as_f = |v: &[u32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
     Ok([
         compare("gather_u8 x", shape.clone(), &wide(&gx), &wide(&rx), &zero),
-        compare(
-            "gather_u8 y",
-            shape.clone(),
-            &as_f(&gy),
-            &as_f(&ry),
-            &vec![0.0; batch],
-        ),
+        compare("gather_u8 y", shape.clone(), &as_f(&gy), &as_f(&ry), &vec![0.0; batch]),
         compare("gather_f32 x", shape, &wide(&fx), &wide(&rf), &zero),
     ])
 }
@@ -555,47 +359,16 @@ pub fn gather(
 pub fn gradcheck(sizes: &[usize], batch: usize, seed: u64) -> Result<Outcome> {
     let mlp = Mlp::new(sizes.to_vec())?;
     let mut rng = Rng::new(seed, 10);
-    let params: Vec<f64> = mlp
-        .init(seed)
-        .iter()
-        .map(|&v| f64::from(v) + 0.1 * (rng.uniform() - 0.5))
-        .collect();
-    let x: Vec<f64> = (0..batch * mlp.inputs())
-        .map(|_| rng.uniform() * 2.0 - 1.0)
-        .collect();
-    let y: Vec<u32> = (0..batch)
-        .map(|_| rng.below(mlp.classes() as u64) as u32)
-        .collect();
+    let params: Vec<f64> = mlp.init(seed).iter().map(|&v| f64::from(v) + 0.1 * (rng.uniform() - 0.5)).collect();
+    let x: Vec<f64> = (0..batch * mlp.inputs()).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+    let y: Vec<u32> = (0..batch).map(|_| rng.below(mlp.classes() as u64) as u32).collect();
     let mut ws = net::Workspace::new(&mlp, batch);
     let mut grads = vec![0.0; params.len()];
     let scale = 1.0 / batch as f64;
-    net::loss_and_grad(
-        &mlp,
-        &params,
-        &x,
-        &y,
-        batch,
-        scale,
-        &mut grads,
-        false,
-        &mut ws,
-        net::Kernels::Reference,
-    );
+    net::loss_and_grad(&mlp, &params, &x, &y, batch, scale, &mut grads, false, &mut ws, net::Kernels::Reference);
     let mut risk = |p: &[f64]| {
         let mut g = vec![0.0; p.len()];
-        net::loss_and_grad(
-            &mlp,
-            p,
-            &x,
-            &y,
-            batch,
-            scale,
-            &mut g,
-            false,
-            &mut ws,
-            net::Kernels::Reference,
-        )
-        .0 * scale
+        net::loss_and_grad(&mlp, p, &x, &y, batch, scale, &mut g, false, &mut ws, net::Kernels::Reference).0 * scale
     };
     let h = 1e-5;
     let mut fd = vec![0.0; params.len()];
@@ -609,13 +382,7 @@ pub fn gradcheck(sizes: &[usize], batch: usize, seed: u64) -> Result<Outcome> {
         fd[i] = (up - down) / (2.0 * h);
     }
     let bound: Vec<f64> = fd.iter().map(|g| 1e-6 * (1.0 + g.abs())).collect();
-    Ok(compare(
-        "gradcheck (cpu, f64)",
-        format!("{sizes:?} B={batch} m={}", params.len()),
-        &grads,
-        &fd,
-        &bound,
-    ))
+    Ok(compare("gradcheck (cpu, f64)", format!("{sizes:?} B={batch} m={}", params.len()), &grads, &fd, &bound))
 }
 
 /// The whole suite, as `wgtrain verify` runs it; `progress` is told each op's name.
@@ -631,23 +398,14 @@ pub fn all(gpu: &Gpu, mut progress: impl FnMut(&str)) -> Result<Vec<Outcome>> {
         for &i in &WIDTHS {
             for &o in &WIDTHS {
                 out.push(fc_forward(gpu, b, i, o, (b + i + o) % 2 == 0, next())?);
-                out.extend(fc_backward_weights(
-                    gpu,
-                    b,
-                    i,
-                    o,
-                    (b + i + o) % 2 == 1,
-                    next(),
-                )?);
-                out.push(fc_backward_input(
-                    gpu,
-                    b,
-                    i,
-                    o,
-                    (b + i + o) % 2 == 0,
-                    next(),
-                )?);
+                out.extend(fc_backward_weights(gpu, b, i, o, (b + i + o) % 2 == 1, next())?);
+                out.push(fc_backward_input(gpu, b, i, o, (b + i + o) % 2 == 0, next())?);
             }
+        }
+    }
+    for &r in &WIDTHS {
+        for &c in &WIDTHS {
+            out.push(transpose(gpu, r, c, next())?);
         }
     }
     progress("element-wise, softmax, cross-entropy, metrics");
@@ -692,24 +450,14 @@ pub fn table(outcomes: &[Outcome]) -> String {
             ops.push(&o.op);
         }
     }
-    let mut s = format!(
-        "{:<26} {:>6} {:>12} {:>12}  {}\n",
-        "op", "shapes", "max error", "error/bound", "result"
-    );
+    let mut s = format!("{:<26} {:>6} {:>12} {:>12}  {}\n", "op", "shapes", "max error", "error/bound", "result");
     for op in ops {
         let rows: Vec<&Outcome> = outcomes.iter().filter(|o| o.op == op).collect();
         let max_err = rows.iter().map(|o| o.max_err).fold(0.0, f64::max);
         let ratio = rows.iter().map(|o| o.worst_ratio).fold(0.0, f64::max);
         let failed = rows.iter().filter(|o| !o.pass).count();
-        let result = if failed == 0 {
-            "pass".to_string()
-        } else {
-            format!("FAIL ({failed})")
-        };
-        s += &format!(
-            "{op:<26} {:>6} {max_err:>12.3e} {ratio:>12.3e}  {result}\n",
-            rows.len()
-        );
+        let result = if failed == 0 { "pass".to_string() } else { format!("FAIL ({failed})") };
+        s += &format!("{op:<26} {:>6} {max_err:>12.3e} {ratio:>12.3e}  {result}\n", rows.len());
     }
     s
 }

@@ -11,12 +11,9 @@ use wgtrain::verify;
 
 #[test]
 fn backprop_matches_finite_differences() {
-    for (sizes, batch, seed) in [
-        (vec![5, 7, 4, 3], 6, 1),
-        (vec![3, 2], 1, 2),
-        (vec![4, 9, 9, 2], 5, 3),
-        (vec![6, 1, 3], 4, 4),
-    ] {
+    for (sizes, batch, seed) in
+        [(vec![5, 7, 4, 3], 6, 1), (vec![3, 2], 1, 2), (vec![4, 9, 9, 2], 5, 3), (vec![6, 1, 3], 4, 4)]
+    {
         let o = verify::gradcheck(&sizes, batch, seed).unwrap();
         assert!(o.pass, "{}", o.report());
     }
@@ -38,43 +35,27 @@ mod jacobians {
 
     /// `∂z/∂w` for `w = [W₁₁ W₁₂ W₁₃ W₂₁ W₂₂ W₂₃ b₁ b₂]`: `xᵀ` staggered `e` times, then `I_e`.
     fn jac_w() -> Vec<Vec<f64>> {
-        vec![
-            vec![X[0], X[1], X[2], 0.0, 0.0, 0.0, 1.0, 0.0],
-            vec![0.0, 0.0, 0.0, X[0], X[1], X[2], 0.0, 1.0],
-        ]
+        vec![vec![X[0], X[1], X[2], 0.0, 0.0, 0.0, 1.0, 0.0], vec![0.0, 0.0, 0.0, X[0], X[1], X[2], 0.0, 1.0]]
     }
 
     /// `vᵀJ`.
     fn vjp(j: &[Vec<f64>]) -> Vec<f64> {
-        (0..j[0].len())
-            .map(|c| (0..j.len()).map(|r| V[r] * j[r][c]).sum())
-            .collect()
+        (0..j[0].len()).map(|c| (0..j.len()).map(|r| V[r] * j[r][c]).sum()).collect()
     }
 
     fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
     }
 
     #[test]
     fn fc_backward_ops_equal_vjp_on_cpu() {
         let mut dx = vec![0.0; 3];
         ops::fc_backward_input(&V, &W, None, &mut dx, 1, 3, 2);
-        assert!(
-            close(&dx, &vjp(&jac_x()), 1e-15),
-            "dX {dx:?} vs vᵀW {:?}",
-            vjp(&jac_x())
-        );
+        assert!(close(&dx, &vjp(&jac_x()), 1e-15), "dX {dx:?} vs vᵀW {:?}", vjp(&jac_x()));
         let (mut dw, mut db) = (vec![0.0; 6], vec![0.0; 2]);
         ops::fc_backward_weights(&V, &X, &mut dw, &mut db, 1, 3, 2, false);
         let got = [dw, db].concat();
-        assert!(
-            close(&got, &vjp(&jac_w()), 1e-15),
-            "[dW; db] {got:?} vs vᵀ∂z/∂w {:?}",
-            vjp(&jac_w())
-        );
+        assert!(close(&got, &vjp(&jac_w()), 1e-15), "[dW; db] {got:?} vs vᵀ∂z/∂w {:?}", vjp(&jac_w()));
     }
 
     #[test]
@@ -84,18 +65,8 @@ mod jacobians {
         let dx = wgtrain::gpu::ops::fc_backward_input(gpu, &f(&V), &f(&W), None, 1, 3, 2).unwrap();
         let dx: Vec<f64> = dx.iter().map(|&v| f64::from(v)).collect();
         assert!(close(&dx, &vjp(&jac_x()), 1e-6), "GPU dX {dx:?}");
-        let (dw, db) = wgtrain::gpu::ops::fc_backward_weights(
-            gpu,
-            &f(&V),
-            &f(&X),
-            &[0.0; 6],
-            &[0.0; 2],
-            1,
-            3,
-            2,
-            false,
-        )
-        .unwrap();
+        let (dw, db) =
+            wgtrain::gpu::ops::fc_backward_weights(gpu, &f(&V), &f(&X), &[0.0; 6], &[0.0; 2], 1, 3, 2, false).unwrap();
         let got: Vec<f64> = [dw, db].concat().iter().map(|&v| f64::from(v)).collect();
         assert!(close(&got, &vjp(&jac_w()), 1e-6), "GPU [dW; db] {got:?}");
     }
@@ -105,9 +76,7 @@ mod jacobians {
         let z = [0.5, -0.25, 0.0, 3.0];
         let da = [1.0, 2.0, 3.0, 4.0];
         // J = diag([z > 0]); daᵀJ:
-        let expected: Vec<f64> = (0..4)
-            .map(|i| if z[i] > 0.0 { da[i] } else { 0.0 })
-            .collect();
+        let expected: Vec<f64> = (0..4).map(|i| if z[i] > 0.0 { da[i] } else { 0.0 }).collect();
         let mut dz = vec![0.0; 4];
         ops::relu_backward(&da, &z, &mut dz);
         assert_eq!(dz, expected);
@@ -120,9 +89,7 @@ mod jacobians {
         let mut p = vec![0.0; 4];
         ops::softmax(&z, &mut p, 1, 4);
         // ∂p/∂z = diag(p) − p pᵀ; ∂L/∂p = −e_y / p_y; the chain rule gives vᵀJ.
-        let v: Vec<f64> = (0..4)
-            .map(|c| if c == y { -1.0 / p[y] } else { 0.0 })
-            .collect();
+        let v: Vec<f64> = (0..4).map(|c| if c == y { -1.0 / p[y] } else { 0.0 }).collect();
         let j = |r: usize, c: usize| {
             if r == c {
                 p[r] - p[r] * p[c]
@@ -130,9 +97,7 @@ mod jacobians {
                 -p[r] * p[c]
             }
         };
-        let expected: Vec<f64> = (0..4)
-            .map(|c| (0..4).map(|r| v[r] * j(r, c)).sum())
-            .collect();
+        let expected: Vec<f64> = (0..4).map(|c| (0..4).map(|r| v[r] * j(r, c)).sum()).collect();
         let (mut loss, mut correct, mut dz) = (vec![0.0], vec![0], vec![0.0; 4]);
         ops::softmax_xent(&z, &[y as u32], 1.0, &mut loss, &mut correct, &mut dz, 1, 4);
         assert!(close(&dz, &expected, 1e-14), "{dz:?} vs {expected:?}");
@@ -169,13 +134,7 @@ mod optimizer_semantics {
         let (mut w, mut s1, mut s2) = (vec![1.0f64], vec![0.0], vec![0.0]);
         (1..=3)
             .map(|t| {
-                ops::optimizer_update(
-                    &mut w,
-                    &[f64::from(GS[t - 1])],
-                    &mut s1,
-                    &mut s2,
-                    &opt.step(t as u64, 0.1),
-                );
+                ops::optimizer_update(&mut w, &[f64::from(GS[t - 1])], &mut s1, &mut s2, &opt.step(t as u64, 0.1));
                 w[0]
             })
             .collect()
@@ -188,13 +147,7 @@ mod optimizer_semantics {
             let want = expected(kind);
             for t in 0..3 {
                 // The gradients are f32 literals (0.2 is not exact), so allow their rounding.
-                assert!(
-                    (got[t] - want[t]).abs() < 1e-7,
-                    "{kind} step {}: {} vs {}",
-                    t + 1,
-                    got[t],
-                    want[t]
-                );
+                assert!((got[t] - want[t]).abs() < 1e-7, "{kind} step {}: {} vs {}", t + 1, got[t], want[t]);
             }
         }
     }
@@ -207,22 +160,9 @@ mod optimizer_semantics {
             let (mut w, mut s1, mut s2) = (vec![1.0f32], vec![0.0f32], vec![0.0f32]);
             for t in 1..=3usize {
                 let st = opt.step(t as u64, 0.1);
-                (w, s1, s2) = wgtrain::gpu::ops::optimizer_update(
-                    gpu,
-                    &w,
-                    &[GS[t - 1]],
-                    &s1,
-                    &s2,
-                    &st,
-                    false,
-                )
-                .unwrap();
+                (w, s1, s2) = wgtrain::gpu::ops::optimizer_update(gpu, &w, &[GS[t - 1]], &s1, &s2, &st, false).unwrap();
                 let want = expected(kind)[t - 1];
-                assert!(
-                    (f64::from(w[0]) - want).abs() < 1e-6,
-                    "{kind} step {t}: {} vs {want}",
-                    w[0]
-                );
+                assert!((f64::from(w[0]) - want).abs() < 1e-6, "{kind} step {t}: {} vs {want}", w[0]);
             }
         }
     }
@@ -241,10 +181,7 @@ mod optimizer_semantics {
             true,
         )
         .unwrap();
-        assert_eq!(
-            (w, s1, s2),
-            (vec![1.0, 2.0], vec![0.1, 0.1], vec![0.2, 0.2])
-        );
+        assert_eq!((w, s1, s2), (vec![1.0, 2.0], vec![0.1, 0.1], vec![0.2, 0.2]));
     }
 }
 
@@ -260,42 +197,16 @@ fn extreme_logits_give_finite_losses_and_gradients() {
     }
     let y = [1u32, 1, 0]; // rows 0 and 2: the label's logit is −80, row 1: +80
     let check = |loss: &[f32], dz: &[f32], device: &str| {
-        assert!(
-            loss.iter().chain(dz).all(|v| v.is_finite()),
-            "{device}: non-finite {loss:?} {dz:?}"
-        );
+        assert!(loss.iter().chain(dz).all(|v| v.is_finite()), "{device}: non-finite {loss:?} {dz:?}");
         // Row 0: five logits of +80, label at −80: loss = 160 + ln 5.
-        assert!(
-            (loss[0] - (160.0 + 5f32.ln())).abs() < 1e-3,
-            "{device}: loss {}",
-            loss[0]
-        );
-        assert!(
-            (loss[1] - 5f32.ln()).abs() < 1e-5,
-            "{device}: loss {}",
-            loss[1]
-        );
+        assert!((loss[0] - (160.0 + 5f32.ln())).abs() < 1e-3, "{device}: loss {}", loss[0]);
+        assert!((loss[1] - 5f32.ln()).abs() < 1e-5, "{device}: loss {}", loss[1]);
     };
-    let (mut loss, mut correct, mut dz) = (
-        vec![0.0f32; batch],
-        vec![0; batch],
-        vec![0.0f32; batch * classes],
-    );
-    ops::softmax_xent(
-        &z,
-        &y,
-        1.0 / batch as f32,
-        &mut loss,
-        &mut correct,
-        &mut dz,
-        batch,
-        classes,
-    );
+    let (mut loss, mut correct, mut dz) = (vec![0.0f32; batch], vec![0; batch], vec![0.0f32; batch * classes]);
+    ops::softmax_xent(&z, &y, 1.0 / batch as f32, &mut loss, &mut correct, &mut dz, batch, classes);
     check(&loss, &dz, "cpu");
     if let Some(gpu) = common::gpu() {
-        let (gl, _, gdz) =
-            wgtrain::gpu::ops::softmax_xent(gpu, &z, &y, 1.0 / batch as f32, batch, classes)
-                .unwrap();
+        let (gl, _, gdz) = wgtrain::gpu::ops::softmax_xent(gpu, &z, &y, 1.0 / batch as f32, batch, classes).unwrap();
         check(&gl, &gdz, "gpu");
         let o = verify::softmax_xent(gpu, 257, 10, 80.0, 11).unwrap();
         common::assert_pass(&o);
@@ -306,26 +217,13 @@ fn extreme_logits_give_finite_losses_and_gradients() {
 #[test]
 fn fast_cpu_ops_match_reference_loops() {
     let mut rng = Rng::new(5, 0);
-    for &(b, i, o) in &[
-        (1, 1, 1),
-        (7, 3, 17),
-        (128, 784, 100),
-        (257, 129, 10),
-        (3, 100, 129),
-    ] {
+    for &(b, i, o) in &[(1, 1, 1), (7, 3, 17), (128, 784, 100), (257, 129, 10), (3, 100, 129)] {
         let g = |n: usize, rng: &mut Rng| (0..n).map(|_| rng.uniform() - 0.5).collect::<Vec<f64>>();
-        let (x, w, bias, dz) = (
-            g(b * i, &mut rng),
-            g(o * i, &mut rng),
-            g(o, &mut rng),
-            g(b * o, &mut rng),
-        );
+        let (x, w, bias, dz) = (g(b * i, &mut rng), g(o * i, &mut rng), g(o, &mut rng), g(b * o, &mut rng));
         let a: Vec<f64> = g(b * i, &mut rng).iter().map(|v| v.max(0.0)).collect();
         let near = |p: &[f64], q: &[f64], what: &str| {
             assert!(
-                p.iter()
-                    .zip(q)
-                    .all(|(p, q)| (p - q).abs() <= 1e-12 * (1.0 + q.abs())),
+                p.iter().zip(q).all(|(p, q)| (p - q).abs() <= 1e-12 * (1.0 + q.abs())),
                 "{what} B={b} IN={i} OUT={o}"
             )
         };

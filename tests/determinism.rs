@@ -12,11 +12,7 @@ fn the_same_op_twice_gives_identical_bits() {
     let Some(gpu) = common::gpu() else { return };
     let mut rng = Rng::new(1, 0);
     let (b, i, o) = (257, 784, 129);
-    let (x, w, bias) = (
-        uniform(&mut rng, b * i, 1.0),
-        uniform(&mut rng, o * i, 1.0),
-        uniform(&mut rng, o, 1.0),
-    );
+    let (x, w, bias) = (uniform(&mut rng, b * i, 1.0), uniform(&mut rng, o * i, 1.0), uniform(&mut rng, o, 1.0));
     let z1 = wgtrain::gpu::ops::fc_forward(gpu, &x, &w, &bias, b, i, o, true).unwrap();
     let z2 = wgtrain::gpu::ops::fc_forward(gpu, &x, &w, &bias, b, i, o, true).unwrap();
     assert!(z1.iter().zip(&z2).all(|(p, q)| p.to_bits() == q.to_bits()));
@@ -33,11 +29,8 @@ fn ten_steps(gpu: &wgtrain::gpu::Gpu, kind: &str) -> Vec<f32> {
     let mut net = GpuNet::new(gpu, &mlp, &mlp.init(7), opt.kind, 32).unwrap();
     let table = net.add_table(Features::U8(&pixels), &labels).unwrap();
     for t in 0..10u64 {
-        let idx: Vec<u32> = (0..32)
-            .map(|i| ((t as u32) * 32 + i) % rows as u32)
-            .collect();
-        net.train_step(table, &idx, &opt.step(t + 1, opt.lr))
-            .unwrap();
+        let idx: Vec<u32> = (0..32).map(|i| ((t as u32) * 32 + i) % rows as u32).collect();
+        net.train_step(table, &idx, &opt.step(t + 1, opt.lr)).unwrap();
     }
     net.read_params().unwrap()
 }
@@ -49,18 +42,8 @@ fn ten_sgd_steps_twice_give_identical_parameters() {
         let a = ten_steps(gpu, kind);
         let b = ten_steps(gpu, kind);
         let init = Mlp::new(vec![20, 33, 17, 5]).unwrap().init(7);
-        assert!(
-            a.iter().zip(&init).any(|(p, q)| p != q),
-            "{kind}: the steps changed nothing"
-        );
-        let diff = a
-            .iter()
-            .zip(&b)
-            .filter(|(p, q)| p.to_bits() != q.to_bits())
-            .count();
-        assert_eq!(
-            diff, 0,
-            "{kind}: {diff} parameters differ between two identical runs"
-        );
+        assert!(a.iter().zip(&init).any(|(p, q)| p != q), "{kind}: the steps changed nothing");
+        let diff = a.iter().zip(&b).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
+        assert_eq!(diff, 0, "{kind}: {diff} parameters differ between two identical runs");
     }
 }

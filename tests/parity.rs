@@ -9,37 +9,40 @@ use wgtrain::verify::{self, BATCHES, WIDTHS};
 /// Every (batch, in, out) combination, with the fused option on for half of them.
 fn shapes() -> impl Iterator<Item = (usize, usize, usize, bool)> {
     BATCHES.into_iter().flat_map(|b| {
-        WIDTHS.into_iter().flat_map(move |i| {
-            WIDTHS
-                .into_iter()
-                .map(move |o| (b, i, o, (b + i + o) % 2 == 0))
-        })
+        WIDTHS.into_iter().flat_map(move |i| WIDTHS.into_iter().map(move |o| (b, i, o, (b + i + o) % 2 == 0)))
     })
 }
 
 #[test]
 fn fc_forward_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let out: Vec<_> = shapes()
-        .map(|(b, i, o, relu)| verify::fc_forward(gpu, b, i, o, relu, 1).unwrap())
-        .collect();
+    let out: Vec<_> = shapes().map(|(b, i, o, relu)| verify::fc_forward(gpu, b, i, o, relu, 1).unwrap()).collect();
     assert_pass(&out);
 }
 
 #[test]
 fn fc_backward_weights_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let out: Vec<_> = shapes()
-        .flat_map(|(b, i, o, acc)| verify::fc_backward_weights(gpu, b, i, o, acc, 2).unwrap())
-        .collect();
+    let out: Vec<_> =
+        shapes().flat_map(|(b, i, o, acc)| verify::fc_backward_weights(gpu, b, i, o, acc, 2).unwrap()).collect();
     assert_pass(&out);
 }
 
 #[test]
 fn fc_backward_input_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let out: Vec<_> = shapes()
-        .map(|(b, i, o, mask)| verify::fc_backward_input(gpu, b, i, o, mask, 3).unwrap())
+    let out: Vec<_> =
+        shapes().map(|(b, i, o, mask)| verify::fc_backward_input(gpu, b, i, o, mask, 3).unwrap()).collect();
+    assert_pass(&out);
+}
+
+#[test]
+fn transpose_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let out: Vec<_> = WIDTHS
+        .into_iter()
+        .flat_map(|r| WIDTHS.into_iter().map(move |c| (r, c)))
+        .map(|(r, c)| verify::transpose(gpu, r, c, 10).unwrap())
         .collect();
     assert_pass(&out);
 }
@@ -47,10 +50,8 @@ fn fc_backward_input_matches_cpu() {
 #[test]
 fn relu_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let out: Vec<_> = [1, 3, 17, 100, 129, 784, 70_001]
-        .iter()
-        .flat_map(|&n| verify::relu(gpu, n, 4).unwrap())
-        .collect();
+    let out: Vec<_> =
+        [1, 3, 17, 100, 129, 784, 70_001].iter().flat_map(|&n| verify::relu(gpu, n, 4).unwrap()).collect();
     assert_pass(&out);
 }
 
@@ -70,10 +71,7 @@ fn softmax_and_cross_entropy_match_cpu() {
 #[test]
 fn metrics_match_cpu() {
     let Some(gpu) = gpu() else { return };
-    let out: Vec<_> = [1, 7, 128, 257, 4096]
-        .iter()
-        .flat_map(|&b| verify::stats(gpu, b, 7).unwrap())
-        .collect();
+    let out: Vec<_> = [1, 7, 128, 257, 4096].iter().flat_map(|&b| verify::stats(gpu, b, 7).unwrap()).collect();
     assert_pass(&out);
 }
 

@@ -45,28 +45,11 @@ fn gemm<T: Real>(
 
 /// `Z = X·Wᵀ + b`, ReLU optionally fused. `x: [B, IN]`, `w: [OUT, IN]`, `z: [B, OUT]`.
 #[allow(clippy::too_many_arguments)]
-pub fn fc_forward<T: Real>(
-    x: &[T],
-    w: &[T],
-    b: &[T],
-    z: &mut [T],
-    batch: usize,
-    inp: usize,
-    out: usize,
-    relu: bool,
-) {
+pub fn fc_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], batch: usize, inp: usize, out: usize, relu: bool) {
     for row in z[..batch * out].chunks_exact_mut(out) {
         row.copy_from_slice(&b[..out]);
     }
-    gemm(
-        batch,
-        inp,
-        out,
-        (x, inp, 1),
-        (w, 1, inp),
-        T::one(),
-        (z, out, 1),
-    );
+    gemm(batch, inp, out, (x, inp, 1), (w, 1, inp), T::one(), (z, out, 1));
     if relu {
         for v in &mut z[..batch * out] {
             *v = v.max(T::zero());
@@ -87,15 +70,7 @@ pub fn fc_backward_weights<T: Real>(
     accumulate: bool,
 ) {
     let beta = if accumulate { T::one() } else { T::zero() };
-    gemm(
-        out,
-        batch,
-        inp,
-        (dz, 1, out),
-        (x, inp, 1),
-        beta,
-        (dw, inp, 1),
-    );
+    gemm(out, batch, inp, (dz, 1, out), (x, inp, 1), beta, (dw, inp, 1));
     if !accumulate {
         db[..out].fill(T::zero());
     }
@@ -117,15 +92,7 @@ pub fn fc_backward_input<T: Real>(
     inp: usize,
     out: usize,
 ) {
-    gemm(
-        batch,
-        out,
-        inp,
-        (dz, out, 1),
-        (w, inp, 1),
-        T::zero(),
-        (dx, inp, 1),
-    );
+    gemm(batch, out, inp, (dz, out, 1), (w, inp, 1), T::zero(), (dx, inp, 1));
     if let Some(a) = a_prev {
         for (d, &a) in dx[..batch * inp].iter_mut().zip(a) {
             if a <= T::zero() {

@@ -28,39 +28,17 @@ pub struct Workspace<T> {
 
 impl<T: Real> Workspace<T> {
     pub fn new(mlp: &Mlp, batch: usize) -> Self {
-        let acts = mlp.sizes[1..]
-            .iter()
-            .map(|&o| vec![T::zero(); batch * o])
-            .collect();
-        let dz = mlp.sizes[1..]
-            .iter()
-            .map(|&o| vec![T::zero(); batch * o])
-            .collect();
-        Workspace {
-            acts,
-            dz,
-            loss: vec![T::zero(); batch],
-            correct: vec![0; batch],
-        }
+        let acts = mlp.sizes[1..].iter().map(|&o| vec![T::zero(); batch * o]).collect();
+        let dz = mlp.sizes[1..].iter().map(|&o| vec![T::zero(); batch * o]).collect();
+        Workspace { acts, dz, loss: vec![T::zero(); batch], correct: vec![0; batch] }
     }
 }
 
 /// Forward pass of `x: [B, d]`; the logits end up in `ws.acts.last()`, `[B, C]`.
-pub fn forward<T: Real>(
-    mlp: &Mlp,
-    params: &[T],
-    x: &[T],
-    batch: usize,
-    ws: &mut Workspace<T>,
-    k: Kernels,
-) {
+pub fn forward<T: Real>(mlp: &Mlp, params: &[T], x: &[T], batch: usize, ws: &mut Workspace<T>, k: Kernels) {
     for l in mlp.layers() {
         let (before, rest) = ws.acts.split_at_mut(l.index);
-        let input = if l.index == 0 {
-            x
-        } else {
-            &before[l.index - 1][..]
-        };
+        let input = if l.index == 0 { x } else { &before[l.index - 1][..] };
         let w = &params[l.w_off..l.b_off];
         let b = &params[l.b_off..l.b_off + l.out];
         let z = &mut rest[0];
@@ -92,32 +70,15 @@ pub fn loss_and_grad<T: Real>(
     let layers = mlp.layers();
     let last = layers.len() - 1;
     let c = mlp.classes();
-    ops::softmax_xent(
-        &ws.acts[last],
-        y,
-        scale,
-        &mut ws.loss,
-        &mut ws.correct,
-        &mut ws.dz[last],
-        batch,
-        c,
-    );
+    ops::softmax_xent(&ws.acts[last], y, scale, &mut ws.loss, &mut ws.correct, &mut ws.dz[last], batch, c);
     for l in layers.iter().rev() {
-        let input = if l.index == 0 {
-            x
-        } else {
-            &ws.acts[l.index - 1][..]
-        };
+        let input = if l.index == 0 { x } else { &ws.acts[l.index - 1][..] };
         let (dw, rest) = grads[l.w_off..].split_at_mut(l.inp * l.out);
         let db = &mut rest[..l.out];
         let dz = &ws.dz[l.index];
         match k {
-            Kernels::Reference => {
-                ops::fc_backward_weights(dz, input, dw, db, batch, l.inp, l.out, accumulate)
-            }
-            Kernels::Fast => {
-                fast::fc_backward_weights(dz, input, dw, db, batch, l.inp, l.out, accumulate)
-            }
+            Kernels::Reference => ops::fc_backward_weights(dz, input, dw, db, batch, l.inp, l.out, accumulate),
+            Kernels::Fast => fast::fc_backward_weights(dz, input, dw, db, batch, l.inp, l.out, accumulate),
         }
         if l.index > 0 {
             let (lower, upper) = ws.dz.split_at_mut(l.index);
@@ -125,19 +86,12 @@ pub fn loss_and_grad<T: Real>(
             let a_prev = Some(&ws.acts[l.index - 1][..]);
             let dx = &mut lower[l.index - 1];
             match k {
-                Kernels::Reference => {
-                    ops::fc_backward_input(&upper[0], w, a_prev, dx, batch, l.inp, l.out)
-                }
-                Kernels::Fast => {
-                    fast::fc_backward_input(&upper[0], w, a_prev, dx, batch, l.inp, l.out)
-                }
+                Kernels::Reference => ops::fc_backward_input(&upper[0], w, a_prev, dx, batch, l.inp, l.out),
+                Kernels::Fast => fast::fc_backward_input(&upper[0], w, a_prev, dx, batch, l.inp, l.out),
             }
         }
     }
-    let loss: f64 = ws.loss[..batch]
-        .iter()
-        .map(|v| v.to_f64().unwrap_or(f64::NAN))
-        .sum();
+    let loss: f64 = ws.loss[..batch].iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).sum();
     let correct = ws.correct[..batch].iter().map(|&c| u64::from(c)).sum();
     (loss, correct)
 }

@@ -13,16 +13,7 @@ use crate::Real;
 ///
 /// `x: [B, IN]`, `w: [OUT, IN]`, `b: [OUT]`, `z: [B, OUT]`.
 #[allow(clippy::too_many_arguments)]
-pub fn fc_forward<T: Real>(
-    x: &[T],
-    w: &[T],
-    b: &[T],
-    z: &mut [T],
-    batch: usize,
-    inp: usize,
-    out: usize,
-    relu: bool,
-) {
+pub fn fc_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], batch: usize, inp: usize, out: usize, relu: bool) {
     for n in 0..batch {
         let xr = &x[n * inp..(n + 1) * inp];
         for o in 0..out {
@@ -121,6 +112,16 @@ pub fn softmax_xent<T: Real>(
     }
 }
 
+/// Transpose of a weight matrix: `dst[i, o] = src[o, i]`, `src: [ROWS, COLS]`,
+/// `dst: [COLS, ROWS]` (the forward product reads `Wᵀ` on the GPU).
+pub fn transpose<T: Real>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
+    for o in 0..rows {
+        for i in 0..cols {
+            dst[i * rows + o] = src[o * cols + i];
+        }
+    }
+}
+
 /// Fully connected backward, weights (forward: `Z = X·Wᵀ + b`):
 /// `dW = dZᵀ·X` and `db = Σ_rows dZ`, added to what is there when `accumulate`.
 ///
@@ -142,11 +143,7 @@ pub fn fc_backward_weights<T: Real>(
             for n in 0..batch {
                 s = s + dz[n * out + o] * x[n * inp + i];
             }
-            let prev = if accumulate {
-                dw[o * inp + i]
-            } else {
-                T::zero()
-            };
+            let prev = if accumulate { dw[o * inp + i] } else { T::zero() };
             dw[o * inp + i] = prev + s;
         }
         let mut s = T::zero();
@@ -213,11 +210,7 @@ pub fn optimizer_update<T: Real>(w: &mut [T], g: &[T], s1: &mut [T], s2: &mut [T
             }
         }
         OptimKind::Adam { decoupled } => {
-            let (b1, b2, eps) = (
-                T::c(st.beta1 as f64),
-                T::c(st.beta2 as f64),
-                T::c(st.eps as f64),
-            );
+            let (b1, b2, eps) = (T::c(st.beta1 as f64), T::c(st.beta2 as f64), T::c(st.eps as f64));
             let step_size = lr / T::c(st.bias_correction1() as f64);
             let sqrt_bc2 = T::c(st.bias_correction2() as f64).sqrt();
             for (((w, &g), m), v) in w.iter_mut().zip(g).zip(s1.iter_mut()).zip(s2.iter_mut()) {
@@ -238,14 +231,7 @@ pub fn optimizer_update<T: Real>(w: &mut [T], g: &[T], s1: &mut [T], s2: &mut [T
 
 /// Input conversion: gathers rows `idx[n]` of a `u8` table `src: [N, D]` into
 /// `x: [B, D]` as `f32` in [0, 1] (`x = src · (1/255)`), and their labels into `y: [B]`.
-pub fn gather_u8<T: Real>(
-    src: &[u8],
-    labels: &[u32],
-    idx: &[u32],
-    width: usize,
-    x: &mut [T],
-    y: &mut [u32],
-) {
+pub fn gather_u8<T: Real>(src: &[u8], labels: &[u32], idx: &[u32], width: usize, x: &mut [T], y: &mut [u32]) {
     let inv = T::one() / T::c(255.0);
     for (n, &r) in idx.iter().enumerate() {
         let r = r as usize;
@@ -258,14 +244,7 @@ pub fn gather_u8<T: Real>(
 
 /// Input gather for non-byte features: rows `idx[n]` of `src: [N, D]` into `x: [B, D]`,
 /// their labels into `y: [B]`.
-pub fn gather_f32<T: Real>(
-    src: &[f32],
-    labels: &[u32],
-    idx: &[u32],
-    width: usize,
-    x: &mut [T],
-    y: &mut [u32],
-) {
+pub fn gather_f32<T: Real>(src: &[f32], labels: &[u32], idx: &[u32], width: usize, x: &mut [T], y: &mut [u32]) {
     for (n, &r) in idx.iter().enumerate() {
         let r = r as usize;
         for j in 0..width {

@@ -9,19 +9,14 @@ use std::path::Path;
 /// Reads a CSV file into a data set with `f32` features.
 pub fn read(path: &Path) -> Result<Dataset> {
     let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text =
-        String::from_utf8(text).map_err(|e| Error::format(path, format!("not UTF-8 text: {e}")))?;
+    let text = String::from_utf8(text).map_err(|e| Error::format(path, format!("not UTF-8 text: {e}")))?;
     parse(path, &text)
 }
 
 /// Parses CSV text (see the module's description); `path` is for messages.
 pub fn parse(path: &Path, text: &str) -> Result<Dataset> {
     let fail = |line: usize, what: String| Error::format(path, format!("line {line}: {what}"));
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .peekable();
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).peekable();
     if let Some((_, first)) = lines.peek() {
         let f = first.split(',').next().unwrap_or("").trim();
         if f.parse::<f64>().is_err() {
@@ -36,36 +31,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Dataset> {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let w = fields.len() - 1;
         match width {
-            None if w == 0 => {
-                return Err(fail(
-                    ln,
-                    "a label but no features; expected label,feature,…".into(),
-                ))
-            }
+            None if w == 0 => return Err(fail(ln, "a label but no features; expected label,feature,…".into())),
             None => width = Some(w),
             Some(expected) if w != expected => {
-                return Err(fail(
-                    ln,
-                    format!("{w} features, expected {expected} like the rows before"),
-                ));
+                return Err(fail(ln, format!("{w} features, expected {expected} like the rows before")));
             }
             _ => {}
         }
         let label = fields[0];
-        let l: u32 = label
-            .parse()
-            .map_err(|_| fail(ln, format!("label `{label}` is not a non-negative integer")))?;
+        let l: u32 = label.parse().map_err(|_| fail(ln, format!("label `{label}` is not a non-negative integer")))?;
         labels.push(l);
         for (c, v) in fields[1..].iter().enumerate() {
             if v.is_empty() {
-                return Err(fail(
-                    ln,
-                    format!("column {} is empty, expected a number", c + 2),
-                ));
+                return Err(fail(ln, format!("column {} is empty, expected a number", c + 2)));
             }
-            let x: f32 = v
-                .parse()
-                .map_err(|_| fail(ln, format!("column {}: `{v}` is not a number", c + 2)))?;
+            let x: f32 = v.parse().map_err(|_| fail(ln, format!("column {}: `{v}` is not a number", c + 2)))?;
             if !x.is_finite() {
                 return Err(fail(ln, format!("column {}: `{v}` is not finite", c + 2)));
             }

@@ -38,11 +38,7 @@ pub fn read(path: &Path) -> Result<IdxArray> {
     let mut f = std::io::BufReader::new(file);
     let peek = std::io::BufRead::fill_buf(&mut f).map_err(|e| Error::io(path, e))?;
     let gz = peek.len() >= 2 && peek[..2] == [0x1f, 0x8b];
-    let mut reader: Box<dyn Read> = if gz {
-        Box::new(GzDecoder::new(f))
-    } else {
-        Box::new(f)
-    };
+    let mut reader: Box<dyn Read> = if gz { Box::new(GzDecoder::new(f)) } else { Box::new(f) };
     let fail = |what: String| Error::format(path, what);
     let read_err = |e: std::io::Error| {
         if gz {
@@ -75,9 +71,7 @@ pub fn read(path: &Path) -> Result<IdxArray> {
     }
     let nd = magic[3] as usize;
     if nd == 0 || nd > 4 {
-        return Err(fail(format!(
-            "IDX header claims {nd} dimensions, expected 1 to 4"
-        )));
+        return Err(fail(format!("IDX header claims {nd} dimensions, expected 1 to 4")));
     }
     let mut dims = Vec::with_capacity(nd);
     for i in 0..nd {
@@ -91,10 +85,7 @@ pub fn read(path: &Path) -> Result<IdxArray> {
         })?;
         dims.push(u32::from_be_bytes(d) as usize);
     }
-    let claimed = dims
-        .iter()
-        .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
-        .unwrap_or(u64::MAX);
+    let claimed = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
     let header = 4 + 4 * nd as u64;
     if !gz && file_len != header + claimed {
         return Err(fail(format!(
@@ -109,23 +100,14 @@ pub fn read(path: &Path) -> Result<IdxArray> {
         )));
     }
     let mut data = Vec::new();
-    reader
-        .by_ref()
-        .take(claimed)
-        .read_to_end(&mut data)
-        .map_err(read_err)?;
+    reader.by_ref().take(claimed).read_to_end(&mut data).map_err(read_err)?;
     if (data.len() as u64) < claimed {
-        return Err(fail(format!(
-            "header claims {dims:?} = {claimed} values, but the file holds only {}",
-            data.len()
-        )));
+        return Err(fail(format!("header claims {dims:?} = {claimed} values, but the file holds only {}", data.len())));
     }
     if gz {
         let mut extra = [0u8; 1];
         if reader.read(&mut extra).map_err(read_err)? != 0 {
-            return Err(fail(format!(
-                "more data after the {claimed} values the header claims"
-            )));
+            return Err(fail(format!("more data after the {claimed} values the header claims")));
         }
     }
     Ok(IdxArray { dims, data })
@@ -137,33 +119,17 @@ pub fn read_set(images: &Path, labels: &Path) -> Result<Dataset> {
     let im = read(images)?;
     let lb = read(labels)?;
     if im.dims.len() < 2 {
-        return Err(Error::format(
-            images,
-            format!("images have dimensions {:?}, expected [count, …]", im.dims),
-        ));
+        return Err(Error::format(images, format!("images have dimensions {:?}, expected [count, …]", im.dims)));
     }
     if lb.dims.len() != 1 {
-        return Err(Error::format(
-            labels,
-            format!("labels have dimensions {:?}, expected [count]", lb.dims),
-        ));
+        return Err(Error::format(labels, format!("labels have dimensions {:?}, expected [count]", lb.dims)));
     }
     let (n, width) = (im.dims[0], im.dims[1..].iter().product::<usize>());
     if lb.dims[0] != n {
-        return Err(Error::format(
-            labels,
-            format!(
-                "{} labels, but {} has {n} images",
-                lb.dims[0],
-                images.display()
-            ),
-        ));
+        return Err(Error::format(labels, format!("{} labels, but {} has {n} images", lb.dims[0], images.display())));
     }
     if n == 0 || width == 0 {
-        return Err(Error::format(
-            images,
-            format!("dimensions {:?}: no samples or no features", im.dims),
-        ));
+        return Err(Error::format(images, format!("dimensions {:?}: no samples or no features", im.dims)));
     }
     Ok(Dataset {
         source: images.to_path_buf(),

@@ -39,18 +39,10 @@ pub struct Split {
 impl Dataset {
     /// Checks the labels against `classes`, naming the first offending sample.
     pub fn check_labels(&self, classes: usize) -> Result<()> {
-        if let Some((i, &l)) = self
-            .labels
-            .iter()
-            .enumerate()
-            .find(|(_, &l)| l as usize >= classes)
-        {
+        if let Some((i, &l)) = self.labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
             return Err(Error::format(
                 &self.source,
-                format!(
-                    "sample {i} has label {l}, but there are {classes} classes (labels 0..={})",
-                    classes - 1
-                ),
+                format!("sample {i} has label {l}, but there are {classes} classes (labels 0..={})", classes - 1),
             ));
         }
         Ok(())
@@ -77,45 +69,28 @@ impl Dataset {
             FeatureData::U8(v) => FeatureData::U8(v[..n * self.width].to_vec()),
             FeatureData::F32(v) => FeatureData::F32(v[..n * self.width].to_vec()),
         };
-        Dataset {
-            features,
-            labels: self.labels[..n].to_vec(),
-            rows: n,
-            ..self.clone()
-        }
+        Dataset { features, labels: self.labels[..n].to_vec(), rows: n, ..self.clone() }
     }
 
     /// The rows `idx`, in that order.
     pub fn select(&self, idx: &[u32]) -> Dataset {
         let w = self.width;
         let features = match &self.features {
-            FeatureData::U8(v) => FeatureData::U8(
-                idx.iter()
-                    .flat_map(|&i| v[i as usize * w..][..w].iter().copied())
-                    .collect(),
-            ),
-            FeatureData::F32(v) => FeatureData::F32(
-                idx.iter()
-                    .flat_map(|&i| v[i as usize * w..][..w].iter().copied())
-                    .collect(),
-            ),
+            FeatureData::U8(v) => {
+                FeatureData::U8(idx.iter().flat_map(|&i| v[i as usize * w..][..w].iter().copied()).collect())
+            }
+            FeatureData::F32(v) => {
+                FeatureData::F32(idx.iter().flat_map(|&i| v[i as usize * w..][..w].iter().copied()).collect())
+            }
         };
         let labels = idx.iter().map(|&i| self.labels[i as usize]).collect();
-        Dataset {
-            features,
-            labels,
-            rows: idx.len(),
-            ..self.clone()
-        }
+        Dataset { features, labels, rows: idx.len(), ..self.clone() }
     }
 }
 
 /// Finds `stem` or `stem.gz` in `dir`.
 fn find(dir: &Path, stems: &[&str]) -> Option<PathBuf> {
-    stems
-        .iter()
-        .flat_map(|s| [dir.join(s), dir.join(format!("{s}.gz"))])
-        .find(|p| p.is_file())
+    stems.iter().flat_map(|s| [dir.join(s), dir.join(format!("{s}.gz"))]).find(|p| p.is_file())
 }
 
 /// Loads an IDX set from a directory holding `train-images-idx3-ubyte[.gz]`,
@@ -124,18 +99,11 @@ fn find(dir: &Path, stems: &[&str]) -> Option<PathBuf> {
 /// name per line) if present.
 pub fn load_idx_dir(dir: &Path, classes: Option<usize>) -> Result<Split> {
     if !dir.is_dir() {
-        return Err(Error::io(
-            dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
-        ));
+        return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory")));
     }
     let need = |stems: &[&str]| {
-        find(dir, stems).ok_or_else(|| {
-            Error::format(
-                dir,
-                format!("expected {} (or .gz) in this directory", stems.join(" or ")),
-            )
-        })
+        find(dir, stems)
+            .ok_or_else(|| Error::format(dir, format!("expected {} (or .gz) in this directory", stems.join(" or "))))
     };
     let load = |images: &[&str], labels: &[&str]| -> Result<Dataset> {
         let (ip, lp) = (need(images)?, need(labels)?);
@@ -149,30 +117,18 @@ pub fn load_idx_dir(dir: &Path, classes: Option<usize>) -> Result<Split> {
     if train.width != test.width {
         return Err(Error::format(
             &test.source,
-            format!(
-                "test images have {} values each, training images {}",
-                test.width, train.width
-            ),
+            format!("test images have {} values each, training images {}", test.width, train.width),
         ));
     }
     let names = read_class_names(&dir.join("classes.txt"))?;
     let k = resolve_classes(&train, &test, classes, names.len())?;
     train.classes = k;
     test.classes = k;
-    Ok(Split {
-        train,
-        test,
-        class_names: complete_names(names, k),
-    })
+    Ok(Split { train, test, class_names: complete_names(names, k) })
 }
 
 /// Loads CSV data: `train` and, if given, `test`; otherwise a seeded 80/20 split of `train`.
-pub fn load_csv(
-    train_path: &Path,
-    test_path: Option<&Path>,
-    classes: Option<usize>,
-    seed: u64,
-) -> Result<Split> {
+pub fn load_csv(train_path: &Path, test_path: Option<&Path>, classes: Option<usize>, seed: u64) -> Result<Split> {
     let all = csv::read(train_path)?;
     let (mut train, mut test) = match test_path {
         Some(p) => {
@@ -180,20 +136,14 @@ pub fn load_csv(
             if t.width != all.width {
                 return Err(Error::format(
                     p,
-                    format!(
-                        "{} features per row, the training file has {}",
-                        t.width, all.width
-                    ),
+                    format!("{} features per row, the training file has {}", t.width, all.width),
                 ));
             }
             (all, t)
         }
         None => {
             if all.rows < 2 {
-                return Err(Error::format(
-                    train_path,
-                    "at least 2 rows are needed to split off a test set",
-                ));
+                return Err(Error::format(train_path, "at least 2 rows are needed to split off a test set"));
             }
             let mut order: Vec<u32> = (0..all.rows as u32).collect();
             Rng::new(seed, 3).shuffle(&mut order);
@@ -204,11 +154,7 @@ pub fn load_csv(
     let k = resolve_classes(&train, &test, classes, 0)?;
     train.classes = k;
     test.classes = k;
-    Ok(Split {
-        train,
-        test,
-        class_names: complete_names(Vec::new(), k),
-    })
+    Ok(Split { train, test, class_names: complete_names(Vec::new(), k) })
 }
 
 /// Loads `--data PATH`: a directory of IDX files or a CSV file.
@@ -218,21 +164,13 @@ pub fn load(path: &Path, test: Option<&Path>, classes: Option<usize>, seed: u64)
     } else if path.is_file() {
         load_csv(path, test, classes, seed)
     } else {
-        Err(Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
-        ))
+        Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")))
     }
 }
 
 fn read_class_names(path: &Path) -> Result<Vec<String>> {
     match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect()),
+        Ok(s) => Ok(s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(Error::io(path, e)),
     }
@@ -240,24 +178,11 @@ fn read_class_names(path: &Path) -> Result<Vec<String>> {
 
 /// The number of classes: `--classes` if given (checked against the labels), else the
 /// larger of the largest label + 1 and the number of class names.
-fn resolve_classes(
-    train: &Dataset,
-    test: &Dataset,
-    given: Option<usize>,
-    named: usize,
-) -> Result<usize> {
-    let seen = train
-        .labels
-        .iter()
-        .chain(&test.labels)
-        .max()
-        .map_or(0, |&m| m as usize + 1);
+fn resolve_classes(train: &Dataset, test: &Dataset, given: Option<usize>, named: usize) -> Result<usize> {
+    let seen = train.labels.iter().chain(&test.labels).max().map_or(0, |&m| m as usize + 1);
     let k = given.unwrap_or(seen.max(named));
     if k < 2 {
-        return Err(Error::format(
-            &train.source,
-            format!("{k} class(es) found; at least 2 are needed"),
-        ));
+        return Err(Error::format(&train.source, format!("{k} class(es) found; at least 2 are needed")));
     }
     train.check_labels(k)?;
     test.check_labels(k)?;

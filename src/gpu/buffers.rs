@@ -7,13 +7,13 @@ use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 /// Storage usages: bound to kernels, written by the queue, copied out for read-back.
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_DST)
-    .union(wgpu::BufferUsages::COPY_SRC);
+const STORAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
 
-/// Zero-sized bindings are invalid: every buffer holds at least 16 bytes.
+/// Zero-sized bindings are invalid, and vec4 kernels read whole 16-byte groups: every
+/// buffer is a non-zero multiple of 16 bytes.
 fn padded(bytes: u64) -> u64 {
-    bytes.max(16).next_multiple_of(4)
+    bytes.max(16).next_multiple_of(16)
 }
 
 /// A zeroed storage buffer of `bytes` bytes (checked against the binding limit).
@@ -33,23 +33,20 @@ pub fn storage_init<T: Pod>(gpu: &Gpu, label: &str, data: &[T]) -> Result<wgpu::
     gpu.check_binding(label, bytes.len() as u64)?;
     let mut contents = bytes.to_vec();
     contents.resize(padded(bytes.len() as u64) as usize, 0);
-    Ok(gpu
-        .device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: &contents,
-            usage: STORAGE,
-        }))
+    Ok(gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: &contents,
+        usage: STORAGE,
+    }))
 }
 
 /// A uniform buffer holding `params`, writable later by the queue.
 pub fn uniform<T: Pod>(gpu: &Gpu, label: &str, params: &T) -> wgpu::Buffer {
-    gpu.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        })
+    gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::bytes_of(params),
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+    })
 }
 
 /// Copies `len` elements of `T` from the start of `buf` back to the host, waiting for
@@ -65,11 +62,7 @@ pub fn read<T: Pod>(gpu: &Gpu, buf: &wgpu::Buffer, len: usize) -> Result<Vec<T>>
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    let mut enc = gpu
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("read-back"),
-        });
+    let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read-back") });
     enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes.next_multiple_of(4));
     gpu.queue.submit([enc.finish()]);
     map_read(gpu, &staging, len)
@@ -87,9 +80,7 @@ pub fn map_read<T: Pod>(gpu: &Gpu, staging: &wgpu::Buffer, len: usize) -> Result
         .map_err(|_| Error::Gpu("read-back: the map callback never ran".into()))?
         .map_err(|e| Error::Gpu(format!("read-back: {e}")))?;
     let out = {
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::Gpu(format!("read-back: {e}")))?;
+        let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu(format!("read-back: {e}")))?;
         let bytes = len * std::mem::size_of::<T>();
         bytemuck::pod_collect_to_vec(&view[..bytes])
     };

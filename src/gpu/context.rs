@@ -22,12 +22,7 @@ pub struct AdapterChoice {
 impl AdapterChoice {
     /// Any adapter, hardware first, `WGTRAIN_ADAPTER` honoured.
     pub fn any() -> Self {
-        AdapterChoice {
-            name: std::env::var("WGTRAIN_ADAPTER")
-                .ok()
-                .filter(|s| !s.is_empty()),
-            allow_software: true,
-        }
+        AdapterChoice { name: std::env::var("WGTRAIN_ADAPTER").ok().filter(|s| !s.is_empty()), allow_software: true }
     }
 }
 
@@ -73,10 +68,7 @@ pub fn is_software(info: &wgpu::AdapterInfo) -> bool {
 
 /// One line describing an adapter: name, type, backend, driver.
 pub fn describe(info: &wgpu::AdapterInfo) -> String {
-    format!(
-        "{} ({:?}, {:?}, driver {} {})",
-        info.name, info.device_type, info.backend, info.driver, info.driver_info
-    )
+    format!("{} ({:?}, {:?}, driver {} {})", info.name, info.device_type, info.backend, info.driver, info.driver_info)
 }
 
 impl Gpu {
@@ -109,8 +101,7 @@ impl Gpu {
     pub fn open(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let wanted =
-            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
         let features = adapter.features() & wanted;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgtrain"),
@@ -129,15 +120,7 @@ impl Gpu {
             }
         }));
         let kernels = Kernels::new(&device)?;
-        Ok(Gpu {
-            device,
-            queue,
-            info,
-            limits,
-            features,
-            kernels,
-            uncaptured,
-        })
+        Ok(Gpu { device, queue, info, limits, features, kernels, uncaptured })
     }
 
     pub fn describe(&self) -> String {
@@ -150,10 +133,7 @@ impl Gpu {
 
     /// Fails with the first validation error wgpu reported outside a scope, if any.
     pub fn check_errors(&self) -> Result<()> {
-        let mut v = self
-            .uncaptured
-            .lock()
-            .map_err(|_| Error::Gpu("error log poisoned".into()))?;
+        let mut v = self.uncaptured.lock().map_err(|_| Error::Gpu("error log poisoned".into()))?;
         let first = v.drain(..).next();
         match first {
             Some(e) => Err(Error::Gpu(e)),
@@ -163,10 +143,7 @@ impl Gpu {
 
     /// Checks that one binding of `bytes` fits the adapter.
     pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
-        let allowed = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
+        let allowed = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
         if bytes > allowed {
             return Err(Error::LimitExceeded {
                 limit: "max_storage_buffer_binding_size",

@@ -23,31 +23,18 @@ pub struct Dispatch {
 
 impl Kernel {
     /// A dispatch of this kernel over `groups`, binding `buffers` to 0, 1, 2, … in order.
-    pub fn dispatch(
-        &self,
-        device: &wgpu::Device,
-        buffers: &[&wgpu::Buffer],
-        groups: [u32; 3],
-    ) -> Dispatch {
+    pub fn dispatch(&self, device: &wgpu::Device, buffers: &[&wgpu::Buffer], groups: [u32; 3]) -> Dispatch {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(self.name),
             layout: &self.layout,
             entries: &entries,
         });
-        Dispatch {
-            name: self.name.to_string(),
-            pipeline: self.pipeline.clone(),
-            bind_group,
-            groups,
-        }
+        Dispatch { name: self.name.to_string(), pipeline: self.pipeline.clone(), bind_group, groups }
     }
 }
 
@@ -100,6 +87,8 @@ pub struct GemmParams {
 /// Invocations per workgroup side in `gemm.wgsl`, and the C tile one group covers.
 pub const GEMM_WG: u32 = 8;
 pub const GEMM_TILE: u32 = 4 * GEMM_WG;
+/// Rows of C each invocation of `gemm_vec4.wgsl` holds (8 columns each).
+pub const VEC4_ROWS: u32 = 8;
 
 impl GemmParams {
     pub const BIAS: u32 = 1;
@@ -107,87 +96,149 @@ impl GemmParams {
     pub const ACCUMULATE: u32 = 4;
     pub const MASK: u32 = 8;
 
-    /// `Z = X·Wᵀ + b` (ReLU): `a = X [B, IN]`, `b = W [OUT, IN]` at `w_off` with the bias at
-    /// `bias_off` of the same buffer, `c = Z [B, OUT]`.
-    pub fn fc_forward(
-        batch: usize,
-        inp: usize,
-        out: usize,
-        w_off: usize,
-        bias_off: usize,
-        relu: bool,
-    ) -> Self {
-        GemmParams {
-            m: batch as u32,
-            n: out as u32,
-            k: inp as u32,
-            flags: Self::BIAS | if relu { Self::RELU } else { 0 },
-            a_sm: inp as u32,
-            a_sk: 1,
-            b_off: w_off as u32,
-            b_sk: 1,
-            b_sn: inp as u32,
-            bias_off: bias_off as u32,
-            c_sm: out as u32,
-            ..Default::default()
-        }
+    /// `Z = X·Wᵀ + b` (ReLU): `a = X [B, IN]`, `b = Wᵀ [IN, OUT]` at `wt_off` (see
+    /// `transpose.wgsl`), the bias at `bias_off` of the parameter buffer, `c = Z [B, OUT]`.
+    pub fn fc_forward(batch: usize, inp: usize, out: usize, wt_off: usize, bias_off: usize, relu: bool) -> Gemm {
+        Gemm::new(
+            Layout::Nn,
+            GemmParams {
+                m: batch as u32,
+                n: out as u32,
+                k: inp as u32,
+                flags: Self::BIAS | if relu { Self::RELU } else { 0 },
+                a_sm: inp as u32,
+                a_sk: 1,
+                b_off: wt_off as u32,
+                b_sk: out as u32,
+                b_sn: 1,
+                bias_off: bias_off as u32,
+                c_sm: out as u32,
+                ..Default::default()
+            },
+        )
     }
 
     /// `dW = dZᵀ·X` (accumulated): `a = dZ [B, OUT]`, `b = X [B, IN]`, `c = dW [OUT, IN]` at
     /// `dw_off` of the gradient buffer.
-    pub fn fc_backward_weights(
-        batch: usize,
-        inp: usize,
-        out: usize,
-        dw_off: usize,
-        accumulate: bool,
-    ) -> Self {
-        GemmParams {
-            m: out as u32,
-            n: inp as u32,
-            k: batch as u32,
-            flags: if accumulate { Self::ACCUMULATE } else { 0 },
-            a_sm: 1,
-            a_sk: out as u32,
-            b_sk: inp as u32,
-            b_sn: 1,
-            c_off: dw_off as u32,
-            c_sm: inp as u32,
-            ..Default::default()
-        }
+    pub fn fc_backward_weights(batch: usize, inp: usize, out: usize, dw_off: usize, accumulate: bool) -> Gemm {
+        Gemm::new(
+            Layout::Tn,
+            GemmParams {
+                m: out as u32,
+                n: inp as u32,
+                k: batch as u32,
+                flags: if accumulate { Self::ACCUMULATE } else { 0 },
+                a_sm: 1,
+                a_sk: out as u32,
+                b_sk: inp as u32,
+                b_sn: 1,
+                c_off: dw_off as u32,
+                c_sm: inp as u32,
+                ..Default::default()
+            },
+        )
     }
 
     /// `dX = dZ·W` (⊙ `[A_prev > 0]`): `a = dZ [B, OUT]`, `b = W [OUT, IN]` at `w_off`,
     /// `mask = A_prev [B, IN]`, `c = dX [B, IN]`.
-    pub fn fc_backward_input(
-        batch: usize,
-        inp: usize,
-        out: usize,
-        w_off: usize,
-        mask: bool,
-    ) -> Self {
-        GemmParams {
-            m: batch as u32,
-            n: inp as u32,
-            k: out as u32,
-            flags: if mask { Self::MASK } else { 0 },
-            a_sm: out as u32,
-            a_sk: 1,
-            b_off: w_off as u32,
-            b_sk: inp as u32,
-            b_sn: 1,
-            c_sm: inp as u32,
-            ..Default::default()
-        }
+    pub fn fc_backward_input(batch: usize, inp: usize, out: usize, w_off: usize, mask: bool) -> Gemm {
+        Gemm::new(
+            Layout::Nn,
+            GemmParams {
+                m: batch as u32,
+                n: inp as u32,
+                k: out as u32,
+                flags: if mask { Self::MASK } else { 0 },
+                a_sm: out as u32,
+                a_sk: 1,
+                b_off: w_off as u32,
+                b_sk: inp as u32,
+                b_sn: 1,
+                c_sm: inp as u32,
+                ..Default::default()
+            },
+        )
+    }
+}
+
+/// Which operand is transposed, as `gemm_vec4.wgsl`'s entry points name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `Aᵀ·B`, both row-contiguous (weight gradient).
+    Tn,
+    /// `A·B` (input gradient).
+    Nn,
+}
+
+/// One matrix product: its parameters and its layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gemm {
+    pub params: GemmParams,
+    pub layout: Layout,
+}
+
+impl Gemm {
+    fn new(layout: Layout, params: GemmParams) -> Self {
+        Gemm { params, layout }
     }
 
-    /// The workgroup grid covering `C: [m, n]`.
+    /// Whether every stride, offset and contiguous extent the vec4 kernel loads along is
+    /// a multiple of 4.
+    pub fn aligned(&self) -> bool {
+        let p = &self.params;
+        let all4 = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
+        all4(&[p.b_off])
+            && match self.layout {
+                Layout::Tn => all4(&[p.a_off, p.m, p.n, p.a_sk, p.b_sk]),
+                Layout::Nn => all4(&[p.n, p.b_sk]),
+            }
+    }
+
+    /// The kernel for this product (vec4 when aligned) and its workgroup grid.
+    pub fn kernel<'k>(&self, k: &'k Kernels) -> (&'k Kernel, [u32; 3]) {
+        let v = self.variants(k);
+        let (_, kernel, groups) = if self.aligned() { v[1] } else { v[0] };
+        (kernel, groups)
+    }
+
+    /// Every kernel that can compute this product, with its grid: the generic one first,
+    /// then the vec4 one when aligned (for `bench --gemm`).
+    pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
+        let p = &self.params;
+        let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
+        let mut v = vec![("generic 4x4", &k.gemm, grid(GEMM_TILE, GEMM_TILE))];
+        if self.aligned() {
+            let kernel = match self.layout {
+                Layout::Tn => &k.gemm_tn,
+                Layout::Nn => &k.gemm_nn,
+            };
+            v.push(("vec4 8x8", kernel, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
+        }
+        v
+    }
+
+    /// The dispatch of this product with `buffers` (a, b, bias, mask, c) bound after the uniform.
+    pub fn dispatch(&self, gpu: &crate::gpu::Gpu, uniform: &wgpu::Buffer, buffers: [&wgpu::Buffer; 5]) -> Dispatch {
+        let (kernel, groups) = self.kernel(&gpu.kernels);
+        let [a, b, bias, mask, c] = buffers;
+        kernel.dispatch(&gpu.device, &[uniform, a, b, bias, mask, c], groups)
+    }
+}
+
+/// `transpose.wgsl`'s parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct TransposeParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub src_off: u32,
+    pub dst_off: u32,
+}
+
+impl TransposeParams {
+    /// The grid: one invocation per element.
     pub fn groups(&self) -> [u32; 3] {
-        [
-            self.n.div_ceil(GEMM_TILE).max(1),
-            self.m.div_ceil(GEMM_TILE).max(1),
-            1,
-        ]
+        [self.rows.div_ceil(64).max(1), self.cols.max(1), 1]
     }
 }
 
@@ -292,6 +343,9 @@ pub struct GatherParams {
 /// All kernels, compiled once per device.
 pub struct Kernels {
     pub gemm: Kernel,
+    pub gemm_tn: Kernel,
+    pub gemm_nn: Kernel,
+    pub transpose: Kernel,
     pub bias_grad: Kernel,
     pub relu_forward: Kernel,
     pub relu_backward: Kernel,
@@ -316,9 +370,7 @@ impl Kernels {
                 limit: "max_storage_buffers_per_shader_stage",
                 needed: u64::from(STORAGE_BUFFERS_NEEDED),
                 allowed: u64::from(limits.max_storage_buffers_per_shader_stage),
-                hint:
-                    "this adapter cannot run wgtrain's kernels; choose another with WGTRAIN_ADAPTER"
-                        .into(),
+                hint: "this adapter cannot run wgtrain's kernels; choose another with WGTRAIN_ADAPTER".into(),
             });
         }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -329,22 +381,23 @@ impl Kernels {
             })
         };
         let gemm = module("gemm.wgsl", include_str!("../../shaders/gemm.wgsl"));
-        let bias = module(
-            "bias_grad.wgsl",
-            include_str!("../../shaders/bias_grad.wgsl"),
-        );
+        let transpose = module("transpose.wgsl", include_str!("../../shaders/transpose.wgsl"));
+        let gemm4 = module("gemm_vec4.wgsl", include_str!("../../shaders/gemm_vec4.wgsl"));
+        let bias = module("bias_grad.wgsl", include_str!("../../shaders/bias_grad.wgsl"));
         let relu = module("relu.wgsl", include_str!("../../shaders/relu.wgsl"));
         let softmax = module("softmax.wgsl", include_str!("../../shaders/softmax.wgsl"));
         let stats = module("stats.wgsl", include_str!("../../shaders/stats.wgsl"));
         let optim = module("optim.wgsl", include_str!("../../shaders/optim.wgsl"));
         let gather = module("gather.wgsl", include_str!("../../shaders/gather.wgsl"));
-        let k =
-            |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
-                build(device, m, entry, sig, constants)
-            };
+        let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
+            build(device, m, entry, sig, constants)
+        };
         let wg = [("WG", f64::from(GEMM_WG))];
         let kernels = Kernels {
             gemm: k(&gemm, "gemm", "urrrrw", &wg),
+            gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
+            gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
+            transpose: k(&transpose, "transpose", "urw", &[]),
             bias_grad: k(&bias, "bias_grad", "urw", &[]),
             relu_forward: k(&relu, "relu_forward", "urrw", &[]),
             relu_backward: k(&relu, "relu_backward", "urrw", &[]),
@@ -391,10 +444,8 @@ fn build(
             count: None,
         })
         .collect();
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(entry),
-        entries: &entries,
-    });
+    let layout =
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(entry), entries: &entries });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(entry),
         bind_group_layouts: &[Some(&layout)],
@@ -405,15 +456,8 @@ fn build(
         layout: Some(&pipeline_layout),
         module,
         entry_point: Some(entry),
-        compilation_options: wgpu::PipelineCompilationOptions {
-            constants,
-            zero_initialize_workgroup_memory: false,
-        },
+        compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
         cache: None,
     });
-    Kernel {
-        name: entry,
-        pipeline,
-        layout,
-    }
+    Kernel { name: entry, pipeline, layout }
 }

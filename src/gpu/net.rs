@@ -76,6 +76,9 @@ pub struct GpuNet<'g> {
     pub max_batch: usize,
     kind: OptimKind,
     params: wgpu::Buffer,
+    /// Each layer's `Wᵀ: [IN, OUT]` at `wt_offsets[l]` (refreshed at the start of every step).
+    wt: wgpu::Buffer,
+    wt_offsets: Vec<usize>,
     grads: wgpu::Buffer,
     s1: wgpu::Buffer,
     s2: wgpu::Buffer,
@@ -102,46 +105,34 @@ const MAX_IN_FLIGHT: usize = 2;
 impl<'g> GpuNet<'g> {
     /// Allocates everything for batches of up to `max_batch` samples, with `params` as
     /// the initial flat parameter vector and zeroed optimizer state.
-    pub fn new(
-        gpu: &'g Gpu,
-        mlp: &Mlp,
-        params: &[f32],
-        kind: OptimKind,
-        max_batch: usize,
-    ) -> Result<Self> {
+    pub fn new(gpu: &'g Gpu, mlp: &Mlp, params: &[f32], kind: OptimKind, max_batch: usize) -> Result<Self> {
         let m = mlp.param_count();
         if params.len() != m {
-            return Err(Error::Shape(format!(
-                "{} parameters given, the network has {m}",
-                params.len()
-            )));
+            return Err(Error::Shape(format!("{} parameters given, the network has {m}", params.len())));
         }
         if max_batch == 0 {
             return Err(Error::invalid("batch", 0, "a batch of at least 1 sample"));
         }
-        gpu.check_workgroups(
-            "the batch is one workgroup row per sample in the input gather",
-            max_batch as u64,
-        )?;
+        gpu.check_workgroups("the batch is one workgroup row per sample in the input gather", max_batch as u64)?;
         gpu.check_workgroups(
             "the widest layer's matrix products",
-            (mlp.widest().max(max_batch) as u64).div_ceil(u64::from(GEMM_TILE)),
+            (mlp.widest().max(max_batch) as u64).div_ceil(u64::from(4 * GEMM_WG)),
         )?;
+        let widest_in = mlp.layers().iter().map(|l| l.inp).max().unwrap_or(1);
+        gpu.check_workgroups("a layer's input width (a workgroup row per input when transposing W)", widest_in as u64)?;
         let f = 4u64;
         let b = max_batch as u64;
         let params_buf = storage_init(gpu, "parameters", params)?;
         let grads = storage(gpu, "gradients", m as u64 * f)?;
-        let state = |i: usize, name: &str| {
-            storage(
-                gpu,
-                name,
-                if kind.state_vectors() > i {
-                    m as u64 * f
-                } else {
-                    16
-                },
-            )
-        };
+        // Each layer's Wᵀ starts on a multiple of 4 floats, as the vec4 kernel loads it.
+        let mut wt_offsets = Vec::new();
+        let mut wt_len = 0;
+        for l in mlp.layers() {
+            wt_offsets.push(wt_len);
+            wt_len += (l.inp * l.out).next_multiple_of(4);
+        }
+        let wt = storage(gpu, "transposed weights", wt_len as u64 * f)?;
+        let state = |i: usize, name: &str| storage(gpu, name, if kind.state_vectors() > i { m as u64 * f } else { 16 });
         let s1 = state(0, "optimizer state 1")?;
         let s2 = state(1, "optimizer state 2")?;
         let x = storage(gpu, "input batch", b * mlp.inputs() as u64 * f)?;
@@ -171,11 +162,8 @@ impl<'g> GpuNet<'g> {
             OptimKind::Momentum { .. } => &k.momentum,
             OptimKind::Adam { .. } => &k.adam,
         };
-        let optimizer = kernel.dispatch(
-            &gpu.device,
-            &[&optim_u, &grads, &stats, &params_buf, &s1, &s2],
-            linear_groups(m, 256),
-        );
+        let optimizer =
+            kernel.dispatch(&gpu.device, &[&optim_u, &grads, &stats, &params_buf, &s1, &s2], linear_groups(m, 256));
         gpu.check_errors()?;
         Ok(GpuNet {
             gpu,
@@ -183,6 +171,8 @@ impl<'g> GpuNet<'g> {
             max_batch,
             kind,
             params: params_buf,
+            wt,
+            wt_offsets,
             grads,
             s1,
             s2,
@@ -221,12 +211,7 @@ impl<'g> GpuNet<'g> {
         let rows = labels.len();
         let labels = storage_init(self.gpu, "resident labels", labels)?;
         let bytes = matches!(features, Features::U8(_));
-        self.tables.push(Table {
-            src,
-            labels,
-            rows,
-            bytes,
-        });
+        self.tables.push(Table { src, labels, rows, bytes });
         Ok(TableId(self.tables.len() - 1))
     }
 
@@ -235,18 +220,9 @@ impl<'g> GpuNet<'g> {
     pub fn add_stream_table(&mut self, bytes: bool) -> Result<TableId> {
         let rows = self.max_batch;
         let per = if bytes { 1 } else { 4 };
-        let src = storage(
-            self.gpu,
-            "streamed batch",
-            (rows * self.mlp.inputs() * per) as u64,
-        )?;
+        let src = storage(self.gpu, "streamed batch", (rows * self.mlp.inputs() * per) as u64)?;
         let labels = storage(self.gpu, "streamed labels", (rows * 4) as u64)?;
-        self.tables.push(Table {
-            src,
-            labels,
-            rows,
-            bytes,
-        });
+        self.tables.push(Table { src, labels, rows, bytes });
         Ok(TableId(self.tables.len() - 1))
     }
 
@@ -254,25 +230,17 @@ impl<'g> GpuNet<'g> {
     pub fn write_stream(&self, table: TableId, features: Features, labels: &[u32]) -> Result<()> {
         let t = &self.tables[table.0];
         if labels.len() > t.rows || features.len() != labels.len() * self.mlp.inputs() {
-            return Err(Error::Shape(format!(
-                "streamed batch of {} labels, table holds {}",
-                labels.len(),
-                t.rows
-            )));
+            return Err(Error::Shape(format!("streamed batch of {} labels, table holds {}", labels.len(), t.rows)));
         }
         if t.bytes != matches!(features, Features::U8(_)) {
-            return Err(Error::Shape(
-                "streamed features of the wrong element type".into(),
-            ));
+            return Err(Error::Shape("streamed features of the wrong element type".into()));
         }
         let data: Vec<u8> = match features {
             Features::U8(v) => bytemuck::cast_slice(&pack_bytes(v)).to_vec(),
             Features::F32(v) => bytemuck::cast_slice(v).to_vec(),
         };
         self.gpu.queue.write_buffer(&t.src, 0, &data);
-        self.gpu
-            .queue
-            .write_buffer(&t.labels, 0, bytemuck::cast_slice(labels));
+        self.gpu.queue.write_buffer(&t.labels, 0, bytemuck::cast_slice(labels));
         Ok(())
     }
 
@@ -280,35 +248,13 @@ impl<'g> GpuNet<'g> {
     /// loss, then the update `opt`. Nothing is read back.
     pub fn train_step(&mut self, table: TableId, idx: &[u32], opt: &OptimStep) -> Result<()> {
         let scale = 1.0 / idx.len() as f32;
-        self.submit(
-            table,
-            idx,
-            Mode::Grad {
-                accumulate: false,
-                scale_bits: scale.to_bits(),
-            },
-            Some(opt),
-        )
+        self.submit(table, idx, Mode::Grad { accumulate: false, scale_bits: scale.to_bits() }, Some(opt))
     }
 
     /// Adds `scale · Σ_n ∇ loss_n` over rows `idx` into the gradient (overwriting it when
     /// `first`): one chunk of a full-batch gradient. No update.
-    pub fn accumulate_gradient(
-        &mut self,
-        table: TableId,
-        idx: &[u32],
-        scale: f32,
-        first: bool,
-    ) -> Result<()> {
-        self.submit(
-            table,
-            idx,
-            Mode::Grad {
-                accumulate: !first,
-                scale_bits: scale.to_bits(),
-            },
-            None,
-        )
+    pub fn accumulate_gradient(&mut self, table: TableId, idx: &[u32], scale: f32, first: bool) -> Result<()> {
+        self.submit(table, idx, Mode::Grad { accumulate: !first, scale_bits: scale.to_bits() }, None)
     }
 
     /// Applies the update `opt` with the gradient accumulated so far.
@@ -316,10 +262,8 @@ impl<'g> GpuNet<'g> {
         self.write_optim(opt)?;
         let mut enc = self.encoder();
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("update"),
-                timestamp_writes: None,
-            });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("update"), timestamp_writes: None });
             record(&mut pass, std::slice::from_ref(&self.optimizer));
         }
         self.finish(enc)
@@ -332,48 +276,26 @@ impl<'g> GpuNet<'g> {
 
     fn write_optim(&self, opt: &OptimStep) -> Result<()> {
         if opt.kind != self.kind {
-            return Err(Error::Shape(format!(
-                "optimizer {:?} on a network built for {:?}",
-                opt.kind, self.kind
-            )));
+            return Err(Error::Shape(format!("optimizer {:?} on a network built for {:?}", opt.kind, self.kind)));
         }
         let p = OptimParams::new(self.mlp.param_count(), opt);
-        self.gpu
-            .queue
-            .write_buffer(&self.optim_u, 0, bytemuck::bytes_of(&p));
+        self.gpu.queue.write_buffer(&self.optim_u, 0, bytemuck::bytes_of(&p));
         Ok(())
     }
 
-    fn submit(
-        &mut self,
-        table: TableId,
-        idx: &[u32],
-        mode: Mode,
-        opt: Option<&OptimStep>,
-    ) -> Result<()> {
+    fn submit(&mut self, table: TableId, idx: &[u32], mode: Mode, opt: Option<&OptimStep>) -> Result<()> {
         let batch = idx.len();
-        let t = self
-            .tables
-            .get(table.0)
-            .ok_or_else(|| Error::Shape(format!("no table {table:?}")))?;
+        let t = self.tables.get(table.0).ok_or_else(|| Error::Shape(format!("no table {table:?}")))?;
         if batch == 0 || batch > self.max_batch {
-            return Err(Error::Shape(format!(
-                "a batch of {batch} on a network sized for 1..={}",
-                self.max_batch
-            )));
+            return Err(Error::Shape(format!("a batch of {batch} on a network sized for 1..={}", self.max_batch)));
         }
         if let Some(&bad) = idx.iter().find(|&&i| i as usize >= t.rows) {
-            return Err(Error::Shape(format!(
-                "row {bad} of a table of {} rows",
-                t.rows
-            )));
+            return Err(Error::Shape(format!("row {bad} of a table of {} rows", t.rows)));
         }
         if let Some(opt) = opt {
             self.write_optim(opt)?;
         }
-        self.gpu
-            .queue
-            .write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
+        self.gpu.queue.write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
         if !self.segments.contains_key(&(table, batch, mode)) {
             let seg = self.record_segment(table, batch, mode);
             self.segments.insert((table, batch, mode), seg);
@@ -381,10 +303,8 @@ impl<'g> GpuNet<'g> {
         let seg = &self.segments[&(table, batch, mode)];
         let mut enc = self.encoder();
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("step"),
-                timestamp_writes: None,
-            });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
             record(&mut pass, seg);
             if opt.is_some() {
                 record(&mut pass, std::slice::from_ref(&self.optimizer));
@@ -394,11 +314,7 @@ impl<'g> GpuNet<'g> {
     }
 
     fn encoder(&self) -> wgpu::CommandEncoder {
-        self.gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("step"),
-            })
+        self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") })
     }
 
     /// Submits, keeping at most `MAX_IN_FLIGHT` submissions queued.
@@ -409,10 +325,7 @@ impl<'g> GpuNet<'g> {
             let oldest = self.in_flight.pop_front().expect("non-empty");
             self.gpu
                 .device
-                .poll(wgpu::PollType::Wait {
-                    submission_index: Some(oldest),
-                    timeout: None,
-                })
+                .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None })
                 .map_err(|e| Error::Gpu(format!("waiting for a step: {e}")))?;
         }
         self.gpu.check_errors()
@@ -430,15 +343,7 @@ impl<'g> GpuNet<'g> {
         let mut seg = Vec::new();
 
         let gather = if t.bytes { &k.gather_u8 } else { &k.gather_f32 };
-        let u = uniform(
-            gpu,
-            "gather",
-            &GatherParams {
-                batch: batch as u32,
-                width: d as u32,
-                _pad: [0; 2],
-            },
-        );
+        let u = uniform(gpu, "gather", &GatherParams { batch: batch as u32, width: d as u32, _pad: [0; 2] });
         seg.push(gather.dispatch(
             dev,
             &[&u, &t.src, &t.labels, &self.idx, &self.x, &self.y],
@@ -446,91 +351,53 @@ impl<'g> GpuNet<'g> {
         ));
 
         for l in &layers {
-            let input = if l.index == 0 {
-                &self.x
-            } else {
-                &self.acts[l.index - 1]
+            let wt_off = self.wt_offsets[l.index];
+            let t = TransposeParams {
+                rows: l.out as u32,
+                cols: l.inp as u32,
+                src_off: l.w_off as u32,
+                dst_off: wt_off as u32,
             };
-            let p = GemmParams::fc_forward(batch, l.inp, l.out, l.w_off, l.b_off, l.relu);
-            let u = uniform(gpu, "fc_forward", &p);
-            let at = [
-                &u,
-                input,
-                &self.params,
-                &self.params,
-                &self.unused,
-                &self.acts[l.index],
-            ];
-            seg.push(
-                k.gemm
-                    .dispatch(dev, &at, p.groups())
-                    .named(format!("layer {} fc_forward", l.index)),
-            );
+            let u = uniform(gpu, "transpose", &t);
+            let d = k.transpose.dispatch(dev, &[&u, &self.params, &self.wt], t.groups());
+            seg.push(d.named(format!("layer {} transpose", l.index)));
+        }
+        for l in &layers {
+            let input = if l.index == 0 { &self.x } else { &self.acts[l.index - 1] };
+            let g = GemmParams::fc_forward(batch, l.inp, l.out, self.wt_offsets[l.index], l.b_off, l.relu);
+            let u = uniform(gpu, "fc_forward", &g.params);
+            let at = [input, &self.wt, &self.params, &self.unused, &self.acts[l.index]];
+            seg.push(g.dispatch(gpu, &u, at).named(format!("layer {} fc_forward", l.index)));
         }
 
         let (scale, accumulate) = match mode {
-            Mode::Grad {
-                accumulate,
-                scale_bits,
-            } => (f32::from_bits(scale_bits), accumulate),
+            Mode::Grad { accumulate, scale_bits } => (f32::from_bits(scale_bits), accumulate),
             Mode::Eval => (1.0 / batch as f32, false),
         };
         let classes = self.mlp.classes() as u32;
-        let u = uniform(
-            gpu,
-            "softmax_xent",
-            &SoftmaxParams {
-                batch: batch as u32,
-                classes,
-                scale,
-                _pad: 0,
-            },
-        );
+        let u = uniform(gpu, "softmax_xent", &SoftmaxParams { batch: batch as u32, classes, scale, _pad: 0 });
         seg.push(k.softmax_xent.dispatch(
             dev,
-            &[
-                &u,
-                &self.acts[last],
-                &self.y,
-                &self.loss,
-                &self.correct,
-                &self.dz[last],
-            ],
+            &[&u, &self.acts[last], &self.y, &self.loss, &self.correct, &self.dz[last]],
             linear_groups(batch, 64),
         ));
         let u = uniform(
             gpu,
             "stats",
-            &StatsParams {
-                batch: batch as u32,
-                first_chunk: u32::from(!accumulate),
-                _pad: [0; 2],
-            },
+            &StatsParams { batch: batch as u32, first_chunk: u32::from(!accumulate), _pad: [0; 2] },
         );
-        seg.push(k.accumulate_stats.dispatch(
-            dev,
-            &[&u, &self.loss, &self.correct, &self.stats],
-            [1, 1, 1],
-        ));
+        seg.push(k.accumulate_stats.dispatch(dev, &[&u, &self.loss, &self.correct, &self.stats], [1, 1, 1]));
 
         if mode == Mode::Eval {
             return seg;
         }
         for l in layers.iter().rev() {
-            let input = if l.index == 0 {
-                &self.x
-            } else {
-                &self.acts[l.index - 1]
-            };
+            let input = if l.index == 0 { &self.x } else { &self.acts[l.index - 1] };
             let dz = &self.dz[l.index];
-            let p = GemmParams::fc_backward_weights(batch, l.inp, l.out, l.w_off, accumulate);
-            let u = uniform(gpu, "fc_backward_weights", &p);
-            let at = [&u, dz, input, &self.unused, &self.unused, &self.grads];
-            seg.push(
-                k.gemm
-                    .dispatch(dev, &at, p.groups())
-                    .named(format!("layer {} fc_backward_weights", l.index)),
-            );
+            let g = GemmParams::fc_backward_weights(batch, l.inp, l.out, l.w_off, accumulate);
+            let u = uniform(gpu, "fc_backward_weights", &g.params);
+            let at = [dz, input, &self.unused, &self.unused, &self.grads];
+            seg.push(g.dispatch(gpu, &u, at).named(format!("layer {} fc_backward_weights", l.index)));
             let pb = BiasGradParams {
                 batch: batch as u32,
                 out: l.out as u32,
@@ -538,27 +405,14 @@ impl<'g> GpuNet<'g> {
                 accumulate: u32::from(accumulate),
             };
             let u = uniform(gpu, "bias_grad", &pb);
-            let d = k
-                .bias_grad
-                .dispatch(dev, &[&u, dz, &self.grads], linear_groups(l.out, 64));
+            let d = k.bias_grad.dispatch(dev, &[&u, dz, &self.grads], linear_groups(l.out, 64));
             seg.push(d.named(format!("layer {} bias_grad", l.index)));
             if l.index > 0 {
                 let prev = &self.acts[l.index - 1];
-                let p = GemmParams::fc_backward_input(batch, l.inp, l.out, l.w_off, true);
-                let u = uniform(gpu, "fc_backward_input", &p);
-                let at = [
-                    &u,
-                    dz,
-                    &self.params,
-                    &self.unused,
-                    prev,
-                    &self.dz[l.index - 1],
-                ];
-                seg.push(
-                    k.gemm
-                        .dispatch(dev, &at, p.groups())
-                        .named(format!("layer {} fc_backward_input", l.index)),
-                );
+                let g = GemmParams::fc_backward_input(batch, l.inp, l.out, l.w_off, true);
+                let u = uniform(gpu, "fc_backward_input", &g.params);
+                let at = [dz, &self.params, &self.unused, prev, &self.dz[l.index - 1]];
+                seg.push(g.dispatch(gpu, &u, at).named(format!("layer {} fc_backward_input", l.index)));
             }
         }
         seg
@@ -567,25 +421,15 @@ impl<'g> GpuNet<'g> {
     /// Runs one training step with every dispatch in its own timed pass and returns each
     /// dispatch's name and GPU time in milliseconds (needs `TIMESTAMP_QUERY`; `None`
     /// without it). Slower than [`Self::train_step`] (a pass per dispatch): for profiles only.
-    pub fn profile_step(
-        &mut self,
-        table: TableId,
-        idx: &[u32],
-        opt: &OptimStep,
-    ) -> Result<Option<Vec<(String, f64)>>> {
+    pub fn profile_step(&mut self, table: TableId, idx: &[u32], opt: &OptimStep) -> Result<Option<Vec<(String, f64)>>> {
         if !self.gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             return Ok(None);
         }
-        let mode = Mode::Grad {
-            accumulate: false,
-            scale_bits: (1.0 / idx.len() as f32).to_bits(),
-        };
+        let mode = Mode::Grad { accumulate: false, scale_bits: (1.0 / idx.len() as f32).to_bits() };
         // Record (and cache) the segment through an ordinary step first.
         self.submit(table, idx, mode, Some(opt))?;
         self.write_optim(opt)?;
-        self.gpu
-            .queue
-            .write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
+        self.gpu.queue.write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
         let mut all = self.segments[&(table, idx.len(), mode)].clone();
         all.push(self.optimizer.clone());
         let count = 2 * all.len() as u32;
@@ -619,12 +463,7 @@ impl<'g> GpuNet<'g> {
         Ok(Some(
             all.iter()
                 .enumerate()
-                .map(|(i, d)| {
-                    (
-                        d.name.clone(),
-                        ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6,
-                    )
-                })
+                .map(|(i, d)| (d.name.clone(), ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6))
                 .collect(),
         ))
     }
@@ -653,27 +492,16 @@ impl<'g> GpuNet<'g> {
     /// The optimizer's state vectors (as many as the rule keeps).
     pub fn read_state(&self) -> Result<Vec<Vec<f32>>> {
         let m = self.mlp.param_count();
-        [&self.s1, &self.s2]
-            .iter()
-            .take(self.kind.state_vectors())
-            .map(|b| read(self.gpu, b, m))
-            .collect()
+        [&self.s1, &self.s2].iter().take(self.kind.state_vectors()).map(|b| read(self.gpu, b, m)).collect()
     }
 
     /// Overwrites parameters and optimizer state (for resuming).
     pub fn write_state(&self, params: &[f32], state: &[Vec<f32>]) -> Result<()> {
         let m = self.mlp.param_count();
-        if params.len() != m
-            || state.len() != self.kind.state_vectors()
-            || state.iter().any(|s| s.len() != m)
-        {
-            return Err(Error::Shape(
-                "parameters or optimizer state of the wrong size".into(),
-            ));
+        if params.len() != m || state.len() != self.kind.state_vectors() || state.iter().any(|s| s.len() != m) {
+            return Err(Error::Shape("parameters or optimizer state of the wrong size".into()));
         }
-        self.gpu
-            .queue
-            .write_buffer(&self.params, 0, bytemuck::cast_slice(params));
+        self.gpu.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(params));
         for (b, s) in [&self.s1, &self.s2].iter().zip(state) {
             self.gpu.queue.write_buffer(b, 0, bytemuck::cast_slice(s));
         }

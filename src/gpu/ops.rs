@@ -11,14 +11,10 @@ use crate::optim::OptimStep;
 
 /// Records `dispatches` in one pass and submits them.
 fn run(gpu: &Gpu, dispatches: &[Dispatch]) {
-    let mut enc = gpu
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("op") });
+    let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("op") });
     {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("op"),
-            timestamp_writes: None,
-        });
+        let mut pass =
+            enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("op"), timestamp_writes: None });
         record(&mut pass, dispatches);
     }
     gpu.queue.submit([enc.finish()]);
@@ -41,20 +37,33 @@ pub fn fc_forward(
     relu: bool,
 ) -> Result<Vec<f32>> {
     let params = storage_init(gpu, "params", &[w, b].concat())?;
+    let wt = storage(gpu, "transposed weights", (out * inp * 4) as u64)?;
     let xb = storage_init(gpu, "x", x)?;
     let z = storage(gpu, "z", (batch * out * 4) as u64)?;
-    let p = GemmParams::fc_forward(batch, inp, out, 0, out * inp, relu);
-    let u = uniform(gpu, "gemm", &p);
+    // As in training: transpose W, then the product reads Wᵀ.
+    let t = TransposeParams { rows: out as u32, cols: inp as u32, src_off: 0, dst_off: 0 };
+    let ut = uniform(gpu, "transpose", &t);
+    let g = GemmParams::fc_forward(batch, inp, out, 0, out * inp, relu);
+    let u = uniform(gpu, "gemm", &g.params);
     let d = dummy(gpu)?;
     run(
         gpu,
-        &[gpu.kernels.gemm.dispatch(
-            &gpu.device,
-            &[&u, &xb, &params, &params, &d, &z],
-            p.groups(),
-        )],
+        &[
+            gpu.kernels.transpose.dispatch(&gpu.device, &[&ut, &params, &wt], t.groups()),
+            g.dispatch(gpu, &u, [&xb, &wt, &params, &d, &z]),
+        ],
     );
     read(gpu, &z, batch * out)
+}
+
+/// GPU `transpose`: `Wᵀ` of `w: [rows, cols]`.
+pub fn transpose(gpu: &Gpu, w: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
+    let src = storage_init(gpu, "w", w)?;
+    let dst = storage(gpu, "wt", (w.len() * 4) as u64)?;
+    let t = TransposeParams { rows: rows as u32, cols: cols as u32, src_off: 0, dst_off: 0 };
+    let u = uniform(gpu, "transpose", &t);
+    run(gpu, &[gpu.kernels.transpose.dispatch(&gpu.device, &[&u, &src, &dst], t.groups())]);
+    read(gpu, &dst, w.len())
 }
 
 /// GPU `fc_backward_weights`: `dW = dZᵀ·X`, `db = Σ_rows dZ`, added to `dw`, `db` when
@@ -74,8 +83,8 @@ pub fn fc_backward_weights(
     let grads = storage_init(gpu, "grads", &[dw, db].concat())?;
     let dzb = storage_init(gpu, "dz", dz)?;
     let xb = storage_init(gpu, "x", x)?;
-    let p = GemmParams::fc_backward_weights(batch, inp, out, 0, accumulate);
-    let u = uniform(gpu, "gemm", &p);
+    let g = GemmParams::fc_backward_weights(batch, inp, out, 0, accumulate);
+    let u = uniform(gpu, "gemm", &g.params);
     let pb = BiasGradParams {
         batch: batch as u32,
         out: out as u32,
@@ -88,10 +97,8 @@ pub fn fc_backward_weights(
     run(
         gpu,
         &[
-            k.gemm
-                .dispatch(&gpu.device, &[&u, &dzb, &xb, &d, &d, &grads], p.groups()),
-            k.bias_grad
-                .dispatch(&gpu.device, &[&ub, &dzb, &grads], linear_groups(out, 64)),
+            g.dispatch(gpu, &u, [&dzb, &xb, &d, &d, &grads]),
+            k.bias_grad.dispatch(&gpu.device, &[&ub, &dzb, &grads], linear_groups(out, 64)),
         ],
     );
     let mut all = read(gpu, &grads, out * inp + out)?;
@@ -117,16 +124,10 @@ pub fn fc_backward_input(
         None => dummy(gpu)?,
     };
     let dx = storage(gpu, "dx", (batch * inp * 4) as u64)?;
-    let p = GemmParams::fc_backward_input(batch, inp, out, 0, a_prev.is_some());
-    let u = uniform(gpu, "gemm", &p);
+    let g = GemmParams::fc_backward_input(batch, inp, out, 0, a_prev.is_some());
+    let u = uniform(gpu, "gemm", &g.params);
     let d = dummy(gpu)?;
-    run(
-        gpu,
-        &[gpu
-            .kernels
-            .gemm
-            .dispatch(&gpu.device, &[&u, &dzb, &wb, &d, &mask, &dx], p.groups())],
-    );
+    run(gpu, &[g.dispatch(gpu, &u, [&dzb, &wb, &d, &mask, &dx])]);
     read(gpu, &dx, batch * inp)
 }
 
@@ -144,36 +145,14 @@ fn elementwise(gpu: &Gpu, k: &Kernel, z: &[f32], da: &[f32]) -> Result<Vec<f32>>
     let zb = storage_init(gpu, "z", z)?;
     let dab = storage_init(gpu, "da", da)?;
     let out = storage(gpu, "out", (z.len() * 4) as u64)?;
-    let u = uniform(
-        gpu,
-        "len",
-        &LenParams {
-            len: z.len() as u32,
-            _pad: [0; 3],
-        },
-    );
-    run(
-        gpu,
-        &[k.dispatch(
-            &gpu.device,
-            &[&u, &zb, &dab, &out],
-            linear_groups(z.len(), 256),
-        )],
-    );
+    let u = uniform(gpu, "len", &LenParams { len: z.len() as u32, _pad: [0; 3] });
+    run(gpu, &[k.dispatch(&gpu.device, &[&u, &zb, &dab, &out], linear_groups(z.len(), 256))]);
     read(gpu, &out, z.len())
 }
 
 /// GPU `softmax`: row softmax of `z: [B, C]`.
 pub fn softmax(gpu: &Gpu, z: &[f32], batch: usize, classes: usize) -> Result<Vec<f32>> {
-    let (_, _, p) = softmax_run(
-        gpu,
-        &gpu.kernels.softmax,
-        z,
-        &vec![0; batch],
-        1.0,
-        batch,
-        classes,
-    )?;
+    let (_, _, p) = softmax_run(gpu, &gpu.kernels.softmax, z, &vec![0; batch], 1.0, batch, classes)?;
     Ok(p)
 }
 
@@ -186,15 +165,7 @@ pub fn softmax_xent(
     batch: usize,
     classes: usize,
 ) -> Result<(Vec<f32>, Vec<u32>, Vec<f32>)> {
-    softmax_run(
-        gpu,
-        &gpu.kernels.softmax_xent,
-        z,
-        labels,
-        scale,
-        batch,
-        classes,
-    )
+    softmax_run(gpu, &gpu.kernels.softmax_xent, z, labels, scale, batch, classes)
 }
 
 fn softmax_run(
@@ -211,29 +182,9 @@ fn softmax_run(
     let loss = storage(gpu, "loss", (batch * 4) as u64)?;
     let correct = storage(gpu, "correct", (batch * 4) as u64)?;
     let out = storage(gpu, "out", (batch * classes * 4) as u64)?;
-    let u = uniform(
-        gpu,
-        "softmax",
-        &SoftmaxParams {
-            batch: batch as u32,
-            classes: classes as u32,
-            scale,
-            _pad: 0,
-        },
-    );
-    run(
-        gpu,
-        &[k.dispatch(
-            &gpu.device,
-            &[&u, &zb, &yb, &loss, &correct, &out],
-            linear_groups(batch, 64),
-        )],
-    );
-    Ok((
-        read(gpu, &loss, batch)?,
-        read(gpu, &correct, batch)?,
-        read(gpu, &out, batch * classes)?,
-    ))
+    let u = uniform(gpu, "softmax", &SoftmaxParams { batch: batch as u32, classes: classes as u32, scale, _pad: 0 });
+    run(gpu, &[k.dispatch(&gpu.device, &[&u, &zb, &yb, &loss, &correct, &out], linear_groups(batch, 64))]);
+    Ok((read(gpu, &loss, batch)?, read(gpu, &correct, batch)?, read(gpu, &out, batch * classes)?))
 }
 
 /// GPU `accumulate_stats` on a zeroed metrics block: `(Σ loss, Σ correct)` and the block.
@@ -241,22 +192,8 @@ pub fn accumulate_stats(gpu: &Gpu, loss: &[f32], correct: &[u32]) -> Result<Stat
     let lb = storage_init(gpu, "loss", loss)?;
     let cb = storage_init(gpu, "correct", correct)?;
     let stats = storage(gpu, "stats", std::mem::size_of::<Stats>() as u64)?;
-    let u = uniform(
-        gpu,
-        "stats",
-        &StatsParams {
-            batch: loss.len() as u32,
-            first_chunk: 1,
-            _pad: [0; 2],
-        },
-    );
-    run(
-        gpu,
-        &[gpu
-            .kernels
-            .accumulate_stats
-            .dispatch(&gpu.device, &[&u, &lb, &cb, &stats], [1, 1, 1])],
-    );
+    let u = uniform(gpu, "stats", &StatsParams { batch: loss.len() as u32, first_chunk: 1, _pad: [0; 2] });
+    run(gpu, &[gpu.kernels.accumulate_stats.dispatch(&gpu.device, &[&u, &lb, &cb, &stats], [1, 1, 1])]);
     Ok(read::<Stats>(gpu, &stats, 1)?[0])
 }
 
@@ -275,14 +212,7 @@ pub fn optimizer_update(
     let gb = storage_init(gpu, "g", g)?;
     let s1b = storage_init(gpu, "s1", s1)?;
     let s2b = storage_init(gpu, "s2", s2)?;
-    let stats = storage_init(
-        gpu,
-        "stats",
-        &[Stats {
-            step_bad: u32::from(step_bad),
-            ..Default::default()
-        }],
-    )?;
+    let stats = storage_init(gpu, "stats", &[Stats { step_bad: u32::from(step_bad), ..Default::default() }])?;
     let u = uniform(gpu, "optim", &OptimParams::new(w.len(), st));
     let k = &gpu.kernels;
     let kernel = match st.kind {
@@ -290,56 +220,19 @@ pub fn optimizer_update(
         crate::optim::OptimKind::Momentum { .. } => &k.momentum,
         crate::optim::OptimKind::Adam { .. } => &k.adam,
     };
-    run(
-        gpu,
-        &[kernel.dispatch(
-            &gpu.device,
-            &[&u, &gb, &stats, &wb, &s1b, &s2b],
-            linear_groups(w.len(), 256),
-        )],
-    );
-    Ok((
-        read(gpu, &wb, w.len())?,
-        read(gpu, &s1b, s1.len())?,
-        read(gpu, &s2b, s2.len())?,
-    ))
+    run(gpu, &[kernel.dispatch(&gpu.device, &[&u, &gb, &stats, &wb, &s1b, &s2b], linear_groups(w.len(), 256))]);
+    Ok((read(gpu, &wb, w.len())?, read(gpu, &s1b, s1.len())?, read(gpu, &s2b, s2.len())?))
 }
 
 /// GPU `gather_u8`: rows `idx` of the byte table `src: [N, D]` as f32 in [0, 1], and labels.
-pub fn gather_u8(
-    gpu: &Gpu,
-    src: &[u8],
-    labels: &[u32],
-    idx: &[u32],
-    width: usize,
-) -> Result<(Vec<f32>, Vec<u32>)> {
+pub fn gather_u8(gpu: &Gpu, src: &[u8], labels: &[u32], idx: &[u32], width: usize) -> Result<(Vec<f32>, Vec<u32>)> {
     let packed = crate::gpu::net::pack_bytes(src);
-    gather(
-        gpu,
-        &gpu.kernels.gather_u8,
-        &storage_init(gpu, "src", &packed)?,
-        labels,
-        idx,
-        width,
-    )
+    gather(gpu, &gpu.kernels.gather_u8, &storage_init(gpu, "src", &packed)?, labels, idx, width)
 }
 
 /// GPU `gather_f32`: rows `idx` of `src: [N, D]`, and labels.
-pub fn gather_f32(
-    gpu: &Gpu,
-    src: &[f32],
-    labels: &[u32],
-    idx: &[u32],
-    width: usize,
-) -> Result<(Vec<f32>, Vec<u32>)> {
-    gather(
-        gpu,
-        &gpu.kernels.gather_f32,
-        &storage_init(gpu, "src", src)?,
-        labels,
-        idx,
-        width,
-    )
+pub fn gather_f32(gpu: &Gpu, src: &[f32], labels: &[u32], idx: &[u32], width: usize) -> Result<(Vec<f32>, Vec<u32>)> {
+    gather(gpu, &gpu.kernels.gather_f32, &storage_init(gpu, "src", src)?, labels, idx, width)
 }
 
 fn gather(
@@ -355,19 +248,37 @@ fn gather(
     let ib = storage_init(gpu, "idx", idx)?;
     let x = storage(gpu, "x", (batch * width * 4) as u64)?;
     let y = storage(gpu, "y", (batch * 4) as u64)?;
-    let u = uniform(
-        gpu,
-        "gather",
-        &GatherParams {
-            batch: batch as u32,
-            width: width as u32,
-            _pad: [0; 2],
-        },
-    );
+    let u = uniform(gpu, "gather", &GatherParams { batch: batch as u32, width: width as u32, _pad: [0; 2] });
     let groups = [width.div_ceil(64) as u32, batch as u32, 1];
-    run(
-        gpu,
-        &[k.dispatch(&gpu.device, &[&u, src, &lb, &ib, &x, &y], groups)],
-    );
+    run(gpu, &[k.dispatch(&gpu.device, &[&u, src, &lb, &ib, &x, &y], groups)]);
     Ok((read(gpu, &x, batch * width)?, read(gpu, &y, batch)?))
+}
+
+/// Times `reps` runs of one matrix-product kernel on host operands `a`, `b` (bias and
+/// mask taken from `extra`), all recorded in one pass, after one untimed run. Returns
+/// the first run's `C` (`c_len` values) and the seconds per run.
+#[allow(clippy::too_many_arguments)]
+pub fn time_gemm(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    groups: [u32; 3],
+    g: &Gemm,
+    a: &[f32],
+    b: &[f32],
+    extra: &[f32],
+    c_len: usize,
+    reps: usize,
+) -> Result<(Vec<f32>, f64)> {
+    let ab = storage_init(gpu, "a", a)?;
+    let bb = storage_init(gpu, "b", b)?;
+    let eb = storage_init(gpu, "bias/mask", extra)?;
+    let c = storage(gpu, "c", (c_len * 4) as u64)?;
+    let u = uniform(gpu, "gemm", &g.params);
+    let d = kernel.dispatch(&gpu.device, &[&u, &ab, &bb, &eb, &eb, &c], groups);
+    run(gpu, std::slice::from_ref(&d));
+    let first = read(gpu, &c, c_len)?;
+    let t = std::time::Instant::now();
+    run(gpu, &vec![d; reps]);
+    gpu.wait()?;
+    Ok((first, t.elapsed().as_secs_f64() / reps as f64))
 }

@@ -25,25 +25,13 @@ pub fn gpu() -> Option<&'static Gpu> {
         if std::env::var("WGTRAIN_REQUIRE_GPU").as_deref() == Ok("1") {
             panic!("WGTRAIN_REQUIRE_GPU=1 but no GPU adapter could be opened");
         }
-        eprintln!(
-            "SKIPPED: this GPU test found no adapter (set WGTRAIN_REQUIRE_GPU=1 to fail instead)"
-        );
+        eprintln!("SKIPPED: this GPU test found no adapter (set WGTRAIN_REQUIRE_GPU=1 to fail instead)");
     }
     gpu
 }
 
 /// Asserts every outcome passed, printing the failures' worst elements.
 pub fn assert_pass(outcomes: &[wgtrain::verify::Outcome]) {
-    let failed: Vec<String> = outcomes
-        .iter()
-        .filter(|o| !o.pass)
-        .map(|o| o.report())
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} comparisons failed:\n{}",
-        failed.len(),
-        outcomes.len(),
-        failed.join("")
-    );
+    let failed: Vec<String> = outcomes.iter().filter(|o| !o.pass).map(|o| o.report()).collect();
+    assert!(failed.is_empty(), "{} of {} comparisons failed:\n{}", failed.len(), outcomes.len(), failed.join(""));
 }

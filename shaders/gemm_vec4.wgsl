@@ -1,0 +1,171 @@
+// The fully connected layer's matrix products (see gemm.wgsl for the contract and
+// Params), specialised for shapes whose output rows are vec4-aligned. Each invocation
+// holds a 4×8 block of C in eight vec4 registers and, for each k, adds the outer product
+// of 4 values of A (one per row) with 8 contiguous values of B (two vec4 loads). No
+// workgroup memory and no barriers: on a software adapter (llvmpipe) the CPU's caches do
+// the tiling, and contiguous vec4 loads with register blocking are what pay (measured
+// with `wgtrain bench --gemm`). Workgroup WG×WG; one group covers (4·WG) rows × (8·WG)
+// columns; dispatch (⌈N/(8·WG)⌉, ⌈M/(4·WG)⌉, 1).
+//
+//   gemm_tn  C = Aᵀ·B, A: [K, M], B: [K, N], both row-contiguous   (dW = dZᵀ·X)
+//            needs M, N, a_sk, b_sk, a_off, b_off ≡ 0 (mod 4)
+//   gemm_nn  C = A·B, any A strides, B: [K, N] row-contiguous       (Z = X·(Wᵀ), dX = dZ·W)
+//            needs N, b_sk, b_off ≡ 0 (mod 4)
+//
+// Buffers are padded to 16 bytes, so a vec4 never straddles a binding's end. Ragged M
+// and N: loads clamp to the last valid row or vec4 and the epilogue stores only inside
+// C. Sums run over k in increasing order: a fixed order.
+
+struct Params {
+    m: u32, n: u32, k: u32, flags: u32,
+    a_off: u32, a_sm: u32, a_sk: u32, bias_off: u32,
+    b_off: u32, b_sk: u32, b_sn: u32, mask_off: u32,
+    c_off: u32, c_sm: u32, _pad0: u32, _pad1: u32,
+}
+
+const BIAS: u32 = 1u;
+const RELU: u32 = 2u;
+const ACCUMULATE: u32 = 4u;
+const MASK: u32 = 8u;
+
+override WG: u32 = 8u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> mask: array<f32>;
+@group(0) @binding(5) var<storage, read_write> c: array<f32>;
+
+// The 8×8 block: row i in (lo, hi) = columns n0..n0+3, n0+4..n0+7.
+struct Block {
+    r0l: vec4<f32>, r0h: vec4<f32>,
+    r1l: vec4<f32>, r1h: vec4<f32>,
+    r2l: vec4<f32>, r2h: vec4<f32>,
+    r3l: vec4<f32>, r3h: vec4<f32>,
+    r4l: vec4<f32>, r4h: vec4<f32>,
+    r5l: vec4<f32>, r5h: vec4<f32>,
+    r6l: vec4<f32>, r6h: vec4<f32>,
+    r7l: vec4<f32>, r7h: vec4<f32>,
+}
+
+fn epilogue(m: u32, n: u32, acc: f32) {
+    let at = p.c_off + m * p.c_sm + n;
+    var v = acc;
+    if ((p.flags & BIAS) != 0u) {
+        v += bias[p.bias_off + n];
+    }
+    if ((p.flags & ACCUMULATE) != 0u) {
+        v = c[at] + v;
+    }
+    if ((p.flags & RELU) != 0u) {
+        v = max(v, 0.0);
+    }
+    if ((p.flags & MASK) != 0u && !(mask[p.mask_off + m * p.c_sm + n] > 0.0)) {
+        v = 0.0;
+    }
+    c[at] = v;
+}
+
+fn store_row(m: u32, n0: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (m >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (n0 + j < p.n) {
+            epilogue(m, n0 + j, lo[j]);
+        }
+        if (n0 + 4u + j < p.n) {
+            epilogue(m, n0 + 4u + j, hi[j]);
+        }
+    }
+}
+
+fn store(m0: u32, n0: u32, x: Block) {
+    store_row(m0 + 0u, n0, x.r0l, x.r0h);
+    store_row(m0 + 1u, n0, x.r1l, x.r1h);
+    store_row(m0 + 2u, n0, x.r2l, x.r2h);
+    store_row(m0 + 3u, n0, x.r3l, x.r3h);
+    store_row(m0 + 4u, n0, x.r4l, x.r4h);
+    store_row(m0 + 5u, n0, x.r5l, x.r5h);
+    store_row(m0 + 6u, n0, x.r6l, x.r6h);
+    store_row(m0 + 7u, n0, x.r7l, x.r7h);
+}
+
+// A's element i, read through its vec4 binding.
+fn scalar_a(i: u32) -> f32 {
+    return a[i / 4u][i % 4u];
+}
+
+// x += [a0 … a7]ᵀ · [lo hi]: one k's outer-product update of the 8×8 block.
+fn outer(x: Block, a0: f32, a1: f32, a2: f32, a3: f32, a4: f32, a5: f32, a6: f32, a7: f32, lo: vec4<f32>, hi: vec4<f32>) -> Block {
+    var y = x;
+    y.r0l = fma(vec4<f32>(a0), lo, y.r0l);
+    y.r0h = fma(vec4<f32>(a0), hi, y.r0h);
+    y.r1l = fma(vec4<f32>(a1), lo, y.r1l);
+    y.r1h = fma(vec4<f32>(a1), hi, y.r1h);
+    y.r2l = fma(vec4<f32>(a2), lo, y.r2l);
+    y.r2h = fma(vec4<f32>(a2), hi, y.r2h);
+    y.r3l = fma(vec4<f32>(a3), lo, y.r3l);
+    y.r3h = fma(vec4<f32>(a3), hi, y.r3h);
+    y.r4l = fma(vec4<f32>(a4), lo, y.r4l);
+    y.r4h = fma(vec4<f32>(a4), hi, y.r4h);
+    y.r5l = fma(vec4<f32>(a5), lo, y.r5l);
+    y.r5h = fma(vec4<f32>(a5), hi, y.r5h);
+    y.r6l = fma(vec4<f32>(a6), lo, y.r6l);
+    y.r6h = fma(vec4<f32>(a6), hi, y.r6h);
+    y.r7l = fma(vec4<f32>(a7), lo, y.r7l);
+    y.r7h = fma(vec4<f32>(a7), hi, y.r7h);
+    return y;
+}
+
+@compute @workgroup_size(WG, WG)
+fn gemm_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m0 = gid.y * 8u;
+    let n0 = gid.x * 8u;
+    if (m0 >= p.m || n0 >= p.n) {
+        return;
+    }
+    let ai = (p.a_off + m0) / 4u;
+    let ai2 = (p.a_off + min(m0 + 4u, p.m - 4u)) / 4u;
+    let bl = (p.b_off + n0) / 4u;
+    let bh = (p.b_off + min(n0 + 4u, p.n - 4u)) / 4u;
+    let ask = p.a_sk / 4u;
+    let bsk = p.b_sk / 4u;
+    var x: Block;
+    for (var kk = 0u; kk < p.k; kk++) {
+        let al = a[ai + kk * ask];
+        let ah = a[ai2 + kk * ask];
+        x = outer(x, al.x, al.y, al.z, al.w, ah.x, ah.y, ah.z, ah.w, b[bl + kk * bsk], b[bh + kk * bsk]);
+    }
+    store(m0, n0, x);
+}
+
+@compute @workgroup_size(WG, WG)
+fn gemm_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m0 = gid.y * 8u;
+    let n0 = gid.x * 8u;
+    if (m0 >= p.m || n0 >= p.n) {
+        return;
+    }
+    let last_m = p.m - 1u;
+    let a0 = p.a_off + m0 * p.a_sm;
+    let a1 = p.a_off + min(m0 + 1u, last_m) * p.a_sm;
+    let a2 = p.a_off + min(m0 + 2u, last_m) * p.a_sm;
+    let a3 = p.a_off + min(m0 + 3u, last_m) * p.a_sm;
+    let a4 = p.a_off + min(m0 + 4u, last_m) * p.a_sm;
+    let a5 = p.a_off + min(m0 + 5u, last_m) * p.a_sm;
+    let a6 = p.a_off + min(m0 + 6u, last_m) * p.a_sm;
+    let a7 = p.a_off + min(m0 + 7u, last_m) * p.a_sm;
+    let bl = (p.b_off + n0) / 4u;
+    let bh = (p.b_off + min(n0 + 4u, p.n - 4u)) / 4u;
+    let bsk = p.b_sk / 4u;
+    var x: Block;
+    var ak = 0u;
+    for (var k = 0u; k < p.k; k++) {
+        let row = k * bsk;
+        x = outer(x, scalar_a(a0 + ak), scalar_a(a1 + ak), scalar_a(a2 + ak), scalar_a(a3 + ak), scalar_a(a4 + ak), scalar_a(a5 + ak), scalar_a(a6 + ak), scalar_a(a7 + ak), b[bl + row], b[bh + row]);
+        ak += p.a_sk;
+    }
+    store(m0, n0, x);
+}
