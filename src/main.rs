@@ -109,16 +109,16 @@ struct TrainArgs {
     #[arg(long, default_value = "128")]
     batch: String,
     /// Base learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     lr: f32,
     /// sgd, momentum, nesterov, adam, adamw.
     #[arg(long, default_value = "adam")]
     optimizer: String,
     /// Momentum coefficient μ (momentum, nesterov).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     momentum: f32,
     /// Weight decay λ (default: 0, AdamW 0.01).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f32>,
     /// constant, step:EVERY:GAMMA, exp:GAMMA, cosine[:WARMUP[:MIN_LR]], plateau[:PATIENCE[:FACTOR[:MIN_LR]]].
     #[arg(long, default_value = "cosine")]

@@ -40,6 +40,8 @@ pub fn read(path: &Path) -> Result<IdxArray> {
     let gz = peek.len() >= 2 && peek[..2] == [0x1f, 0x8b];
     let mut reader: Box<dyn Read> = if gz { Box::new(GzDecoder::new(f)) } else { Box::new(f) };
     let fail = |what: String| Error::format(path, what);
+    // The header ending early: in a gzip stream that means the stream is cut short.
+    let short = |what: String| if gz { fail(format!("truncated gzip data: {what}")) } else { fail(what) };
     let read_err = |e: std::io::Error| {
         if gz {
             fail(format!("corrupt or truncated gzip data: {e}"))
@@ -51,7 +53,7 @@ pub fn read(path: &Path) -> Result<IdxArray> {
     let mut magic = [0u8; 4];
     reader.read_exact(&mut magic).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            fail("too short for an IDX header (expected at least 4 bytes)".into())
+            short("too short for an IDX header (expected at least 4 bytes)".into())
         } else {
             read_err(e)
         }
@@ -78,7 +80,7 @@ pub fn read(path: &Path) -> Result<IdxArray> {
         let mut d = [0u8; 4];
         reader.read_exact(&mut d).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                fail(format!("header ends before dimension {i} of {nd}"))
+                short(format!("header ends before dimension {i} of {nd}"))
             } else {
                 read_err(e)
             }

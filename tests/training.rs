@@ -1,0 +1,195 @@
+//! Training end to end: on each device the loss falls on a real subset, the GPU follows
+//! the CPU's trajectory, runs are reproducible bit for bit, the data path (resident or
+//! streamed) does not change the result, and a full-batch gradient accumulated in
+//! chunks equals the one-shot gradient.
+
+mod common;
+use std::path::Path;
+use std::sync::OnceLock;
+use wgtrain::cpu::net;
+use wgtrain::data::{load_idx_dir, Split};
+use wgtrain::engine::{Batch, CpuEngine, DataMode, Engine, Gather, GpuEngine};
+use wgtrain::gpu::net::{Features, GpuNet};
+use wgtrain::model::Mlp;
+use wgtrain::optim::{OptimKind, Optimizer, Schedule};
+use wgtrain::train::{self, BatchSize, Config, Quiet};
+
+/// The first 3,000 training and 1,000 test images of the vendored Fashion-MNIST.
+fn subset() -> &'static Split {
+    static S: OnceLock<Split> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+        let mut s = load_idx_dir(&dir, None).unwrap();
+        s.train = s.train.head(3000);
+        s.test = s.test.head(1000);
+        s
+    })
+}
+
+fn config(hidden: &[usize], batch: BatchSize, opt: &str, lr: f32, epochs: usize) -> Config {
+    let s = subset();
+    let mut sizes = vec![s.train.width];
+    sizes.extend(hidden);
+    sizes.push(s.train.classes);
+    Config {
+        sizes,
+        epochs,
+        batch,
+        optimizer: Optimizer::new(OptimKind::parse(opt).unwrap(), lr),
+        schedule: Schedule::Constant,
+        seed: 5,
+        log_every: 10,
+        early_stop: None,
+    }
+}
+
+fn run(cfg: &Config, engine: &mut dyn Engine) -> train::Outcome {
+    train::train(cfg, subset(), engine, None, &mut Quiet).unwrap()
+}
+
+fn cpu(cfg: &Config) -> CpuEngine {
+    let mlp = Mlp::new(cfg.sizes.clone()).unwrap();
+    CpuEngine::new(&mlp, mlp.init(cfg.seed), cfg.optimizer.kind, cfg.max_batch())
+}
+
+fn gpu_engine<'g>(gpu: &'g wgtrain::gpu::Gpu, cfg: &Config, mode: DataMode) -> GpuEngine<'g> {
+    let mlp = Mlp::new(cfg.sizes.clone()).unwrap();
+    GpuEngine::new(gpu, &mlp, &mlp.init(cfg.seed), cfg.optimizer.kind, cfg.max_batch(), &subset().train, mode).unwrap()
+}
+
+fn assert_learns(out: &train::Outcome, device: &str) {
+    let (first, last) = (&out.epochs[0], out.epochs.last().unwrap());
+    assert!(last.train_loss < first.train_loss * 0.8, "{device}: loss {} → {}", first.train_loss, last.train_loss);
+    assert!(last.test_acc > 0.7, "{device}: test accuracy {} (chance is 0.1)", last.test_acc);
+    assert_eq!(last.samples_seen, 3 * 3000, "{device}: every sample once per epoch, tail kept");
+}
+
+#[test]
+fn cpu_training_learns_a_real_subset() {
+    let cfg = config(&[64], BatchSize::Mini(100), "sgd", 0.1, 3);
+    assert_learns(&run(&cfg, &mut cpu(&cfg)), "cpu");
+}
+
+#[test]
+fn gpu_training_learns_a_real_subset() {
+    let Some(gpu) = common::gpu() else { return };
+    let cfg = config(&[64], BatchSize::Mini(100), "sgd", 0.1, 3);
+    assert_learns(&run(&cfg, &mut gpu_engine(gpu, &cfg, DataMode::Resident)), "gpu");
+}
+
+/// 50 steps from the same start on the same batches: per-step losses and final
+/// parameters agree to within f32 rounding drift (here a relative 1e-3).
+#[test]
+fn gpu_follows_the_cpu_trajectory_for_50_steps() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut cfg = config(&[64, 32], BatchSize::Mini(60), "momentum", 0.05, 1);
+    cfg.log_every = 1;
+    let s = subset();
+    let mut c = cpu(&cfg);
+    let mut g = gpu_engine(gpu, &cfg, DataMode::Resident);
+    let order = wgtrain::data::batches::epoch_order(cfg.seed, 0, s.train.rows);
+    for (t, idx) in order.chunks(60).take(50).enumerate() {
+        let step = cfg.optimizer.step(t as u64 + 1, cfg.optimizer.lr);
+        c.train_step(&Batch::gather(&s.train, idx.to_vec(), Gather::F32), &step).unwrap();
+        g.train_step(&Batch::gather(&s.train, idx.to_vec(), Gather::Indices), &step).unwrap();
+        let (lc, lg) = (c.take_tally().unwrap().loss(), g.take_tally().unwrap().loss());
+        assert!((lc - lg).abs() <= 1e-3 * lc.abs(), "step {}: cpu loss {lc}, gpu loss {lg}", t + 1);
+    }
+    let (pc, pg) = (c.params().unwrap(), g.params().unwrap());
+    let scale = pc.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = pc.iter().zip(&pg).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= 1e-3 * scale, "parameters drifted by {worst} (largest parameter {scale})");
+}
+
+#[test]
+fn two_gpu_runs_with_the_same_seed_give_identical_weights() {
+    let Some(gpu) = common::gpu() else { return };
+    let cfg = config(&[32], BatchSize::Mini(77), "adam", 1e-3, 2);
+    let a = run(&cfg, &mut gpu_engine(gpu, &cfg, DataMode::Resident)).params;
+    let b = run(&cfg, &mut gpu_engine(gpu, &cfg, DataMode::Resident)).params;
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "weights differ between identical runs");
+}
+
+#[test]
+fn streamed_and_resident_data_give_identical_weights() {
+    let Some(gpu) = common::gpu() else { return };
+    let cfg = config(&[32], BatchSize::Mini(128), "sgd", 0.1, 1);
+    let a = run(&cfg, &mut gpu_engine(gpu, &cfg, DataMode::Resident)).params;
+    let b = run(&cfg, &mut gpu_engine(gpu, &cfg, DataMode::Streaming)).params;
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "the data path changed the result");
+}
+
+#[test]
+fn pure_sgd_and_full_batch_regimes_run() {
+    let cfg = config(&[16], BatchSize::Mini(1), "sgd", 0.01, 1);
+    let out = run(&cfg, &mut cpu(&cfg));
+    assert_eq!(out.epochs[0].step, 3000, "pure SGD: one step per sample");
+    let cfg = config(&[16], BatchSize::Full, "sgd", 0.1, 4);
+    let out = run(&cfg, &mut cpu(&cfg));
+    assert_eq!(out.epochs.last().unwrap().step, 4, "batch gradient descent: one step per epoch");
+    let losses: Vec<f64> = out.epochs.iter().map(|e| e.train_loss).collect();
+    assert!(losses[3] < losses[0], "full-batch risk did not fall: {losses:?}");
+    if let Some(gpu) = common::gpu() {
+        let out = run(&cfg, &mut gpu_engine(gpu, &cfg, DataMode::Resident));
+        assert_eq!(out.epochs.last().unwrap().step, 4);
+        assert!(out.epochs[3].train_loss < out.epochs[0].train_loss);
+    }
+}
+
+/// The lecture's macro-step: the gradient of the whole risk is the sum of the chunk
+/// gradients (each scaled by 1/N) taken at the same w.
+#[test]
+fn accumulated_full_batch_gradient_equals_the_one_shot_gradient() {
+    let s = subset();
+    let mlp = Mlp::new(vec![784, 24, 10]).unwrap();
+    let params = mlp.init(3);
+    let n = 300;
+    let mut x = vec![0.0f32; n * 784];
+    for i in 0..n {
+        s.train.row_f32(i, &mut x[i * 784..(i + 1) * 784]);
+    }
+    let y = &s.train.labels[..n];
+    let scale = 1.0 / n as f32;
+    let mut ws = net::Workspace::new(&mlp, n);
+    let mut once = vec![0.0f32; mlp.param_count()];
+    net::loss_and_grad(&mlp, &params, &x, y, n, scale, &mut once, false, &mut ws, net::Kernels::Reference);
+    let mut acc = vec![0.0f32; mlp.param_count()];
+    for (c, start) in [0, 128, 256].into_iter().enumerate() {
+        let end = (start + 128).min(n);
+        let xs = &x[start * 784..end * 784];
+        net::loss_and_grad(
+            &mlp,
+            &params,
+            xs,
+            &y[start..end],
+            end - start,
+            scale,
+            &mut acc,
+            c > 0,
+            &mut ws,
+            net::Kernels::Reference,
+        );
+    }
+    let close = |a: &[f32], b: &[f32]| {
+        let m = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-5 * m)
+    };
+    assert!(close(&acc, &once), "CPU: chunked gradient differs from the one-shot gradient");
+
+    let Some(gpu) = common::gpu() else { return };
+    let pixels: Vec<u8> = match &s.train.features {
+        wgtrain::data::FeatureData::U8(v) => v[..n * 784].to_vec(),
+        _ => unreachable!(),
+    };
+    let mut g = GpuNet::new(gpu, &mlp, &params, OptimKind::Sgd, n).unwrap();
+    let t = g.add_table(Features::U8(&pixels), y).unwrap();
+    let all: Vec<u32> = (0..n as u32).collect();
+    g.accumulate_gradient(t, &all, scale, true).unwrap();
+    let gpu_once = g.read_grads().unwrap();
+    for (c, chunk) in all.chunks(128).enumerate() {
+        g.accumulate_gradient(t, chunk, scale, c == 0).unwrap();
+    }
+    let gpu_acc = g.read_grads().unwrap();
+    assert!(close(&gpu_once, &once), "GPU one-shot gradient differs from the CPU's");
+    assert!(close(&gpu_acc, &gpu_once), "GPU: chunked gradient differs from the one-shot gradient");
+}
