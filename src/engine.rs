@@ -105,6 +105,8 @@ pub trait Engine {
     fn take_tally(&mut self) -> Result<Tally>;
     /// Loss and accuracy over a whole data set.
     fn evaluate(&mut self, data: &Dataset) -> Result<Tally>;
+    /// Softmax probabilities `[N, C]` for every sample of `data`.
+    fn predict(&mut self, data: &Dataset) -> Result<Vec<f32>>;
     /// The flat parameter vector.
     fn params(&mut self) -> Result<Vec<f32>>;
     /// The optimizer's state vectors.
@@ -226,6 +228,22 @@ impl Engine for CpuEngine {
         Ok(t)
     }
 
+    fn predict(&mut self, data: &Dataset) -> Result<Vec<f32>> {
+        let c = self.mlp.classes();
+        let mut probs = vec![0.0f32; data.rows * c];
+        let mut x = vec![0.0f32; CPU_EVAL_CHUNK * data.width];
+        for start in (0..data.rows).step_by(CPU_EVAL_CHUNK) {
+            let n = CPU_EVAL_CHUNK.min(data.rows - start);
+            for i in 0..n {
+                data.row_f32(start + i, &mut x[i * data.width..(i + 1) * data.width]);
+            }
+            net::forward(&self.mlp, &self.params, &x[..n * data.width], n, &mut self.ws, net::Kernels::Fast);
+            let logits = &self.ws.acts.last().expect("layers")[..n * c];
+            ops::softmax(logits, &mut probs[start * c..(start + n) * c], n, c);
+        }
+        Ok(probs)
+    }
+
     fn params(&mut self) -> Result<Vec<f32>> {
         Ok(self.params.clone())
     }
@@ -302,6 +320,24 @@ impl<'g> GpuEngine<'g> {
     }
 
     /// The indices the device reads: the batch's own in resident mode, 0..B when streamed.
+    /// The device table holding `data` for evaluation (uploaded on first use). Training
+    /// metrics pending on the device must have been taken before.
+    fn eval_table(&mut self, data: &Dataset) -> Result<TableId> {
+        let pending = self.net.take_stats()?;
+        if pending.samples != 0 || pending.bad_steps != 0 {
+            return Err(Error::Shape("evaluation started with training metrics not yet read".into()));
+        }
+        let known = self.eval_tables.iter().find(|(p, r, _)| *p == data.source && *r == data.rows).map(|t| t.2);
+        Ok(match known {
+            Some(t) => t,
+            None => {
+                let t = self.net.add_table(features(&data.features), &data.labels)?;
+                self.eval_tables.push((data.source.clone(), data.rows, t));
+                t
+            }
+        })
+    }
+
     fn device_idx(&self, b: &Batch) -> Vec<u32> {
         match self.mode {
             DataMode::Resident => b.idx.clone(),
@@ -347,26 +383,27 @@ impl Engine for GpuEngine<'_> {
     }
 
     fn evaluate(&mut self, data: &Dataset) -> Result<Tally> {
-        // Training metrics pending on the device stay the trainer's: take them first.
-        let pending = self.net.take_stats()?;
-        if pending.samples != 0 || pending.bad_steps != 0 {
-            return Err(Error::Shape("evaluate() called with training metrics not yet read".into()));
-        }
-        let known = self.eval_tables.iter().find(|(p, r, _)| *p == data.source && *r == data.rows).map(|t| t.2);
-        let table = match known {
-            Some(t) => t,
-            None => {
-                let t = self.net.add_table(features(&data.features), &data.labels)?;
-                self.eval_tables.push((data.source.clone(), data.rows, t));
-                t
-            }
-        };
+        let table = self.eval_table(data)?;
         let chunk = self.net.max_batch;
         for start in (0..data.rows).step_by(chunk) {
             let idx: Vec<u32> = (start as u32..(start + chunk).min(data.rows) as u32).collect();
             self.net.eval_batch(table, &idx)?;
         }
         Ok(self.net.take_stats()?.into())
+    }
+
+    fn predict(&mut self, data: &Dataset) -> Result<Vec<f32>> {
+        let table = self.eval_table(data)?;
+        let c = self.net.mlp.classes();
+        let mut probs = vec![0.0f32; data.rows * c];
+        for start in (0..data.rows).step_by(self.net.max_batch) {
+            let end = (start + self.net.max_batch).min(data.rows);
+            let idx: Vec<u32> = (start as u32..end as u32).collect();
+            let logits = self.net.logits(table, &idx)?;
+            ops::softmax(&logits, &mut probs[start * c..end * c], end - start, c);
+        }
+        self.net.take_stats()?;
+        Ok(probs)
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {

@@ -193,3 +193,17 @@ fn accumulated_full_batch_gradient_equals_the_one_shot_gradient() {
     assert!(close(&gpu_once, &once), "GPU one-shot gradient differs from the CPU's");
     assert!(close(&gpu_acc, &gpu_once), "GPU: chunked gradient differs from the one-shot gradient");
 }
+
+#[test]
+fn gpu_and_cpu_predictions_agree() {
+    let Some(gpu) = common::gpu() else { return };
+    let cfg = config(&[32], BatchSize::Mini(100), "sgd", 0.1, 1);
+    let mut c = cpu(&cfg);
+    let mut g = gpu_engine(gpu, &cfg, DataMode::Resident);
+    let (pc, pg) = (c.predict(&subset().test).unwrap(), g.predict(&subset().test).unwrap());
+    assert_eq!(pc.len(), 1000 * 10);
+    let worst = pc.iter().zip(&pg).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "probabilities differ by {worst}");
+    let sums_to_one = pc.chunks(10).all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    assert!(sums_to_one);
+}

@@ -274,6 +274,13 @@ impl<'g> GpuNet<'g> {
         self.submit(table, idx, Mode::Eval, None)
     }
 
+    /// The logits `[B, C]` of rows `idx` of `table` (waits for the device). The batch's
+    /// loss also lands in the metrics; call [`Self::take_stats`] to clear them.
+    pub fn logits(&mut self, table: TableId, idx: &[u32]) -> Result<Vec<f32>> {
+        self.eval_batch(table, idx)?;
+        read(self.gpu, self.acts.last().expect("layers"), idx.len() * self.mlp.classes())
+    }
+
     fn write_optim(&self, opt: &OptimStep) -> Result<()> {
         if opt.kind != self.kind {
             return Err(Error::Shape(format!("optimizer {:?} on a network built for {:?}", opt.kind, self.kind)));
