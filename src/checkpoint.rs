@@ -69,9 +69,14 @@ pub struct Weights {
 /// `nn.Sequential` of Linear layers in f32), checking every name, shape and type.
 pub fn load_weights(path: &Path) -> Result<Weights> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_weights(path, &bytes)
+}
+
+/// [`load_weights`] on bytes already read (`path` is for messages).
+pub fn parse_weights(path: &Path, bytes: &[u8]) -> Result<Weights> {
     let fail = |what: String| Error::format(path, what);
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| fail(format!("not a valid safetensors file: {e}")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| fail(format!("bad safetensors header: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| fail(format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("bad safetensors header: {e}")))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     // The layer sizes follow from the weight shapes: 0.weight [h1, d], 2.weight [h2, h1], …
     let mut sizes = Vec::new();
@@ -112,4 +117,62 @@ pub fn load_weights(path: &Path) -> Result<Weights> {
         }
     }
     Ok(Weights { mlp, params, metadata })
+}
+
+/// Saves the full training state: the flat parameters (`params`), the optimizer's state
+/// vectors (`optim.0`, `optim.1`), and `metadata` (progress, configuration, device).
+pub fn save_state(
+    path: &Path,
+    mlp: &Mlp,
+    params: &[f32],
+    state: &[Vec<f32>],
+    mut metadata: HashMap<String, String>,
+) -> Result<()> {
+    metadata.insert("wgtrain.sizes".into(), serde_json::to_string(&mlp.sizes).expect("sizes serialise"));
+    let mut tensors: Vec<(String, Vec<usize>, &[f32])> = vec![("params".into(), vec![params.len()], params)];
+    for (i, s) in state.iter().enumerate() {
+        tensors.push((format!("optim.{i}"), vec![s.len()], s));
+    }
+    write_atomic(path, &to_bytes(&tensors, metadata)?)
+}
+
+/// A training state read back.
+pub struct State {
+    pub mlp: Mlp,
+    pub params: Vec<f32>,
+    pub state: Vec<Vec<f32>>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Loads a file written by [`save_state`], checking names, types and lengths.
+pub fn load_state(path: &Path) -> Result<State> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_state(path, &bytes)
+}
+
+/// [`load_state`] on bytes already read (`path` is for messages).
+pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<State> {
+    let fail = |what: String| Error::format(path, what);
+    let st = SafeTensors::deserialize(bytes).map_err(|e| fail(format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("bad safetensors header: {e}")))?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let sizes: Vec<usize> = metadata
+        .get("wgtrain.sizes")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| fail("metadata `wgtrain.sizes` is missing or unreadable".into()))?;
+    let mlp = Mlp::new(sizes).map_err(|e| fail(e.to_string()))?;
+    let m = mlp.param_count();
+    let flat = |name: &str| -> Result<Vec<f32>> {
+        let t = st.tensor(name).map_err(|_| fail(format!("tensor {name} is missing")))?;
+        if t.dtype() != Dtype::F32 || t.shape() != [m] {
+            return Err(fail(format!("tensor {name} is {:?} {:?}, expected F32 [{m}]", t.dtype(), t.shape())));
+        }
+        Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    };
+    let params = flat("params")?;
+    let mut state = Vec::new();
+    while st.tensor(&format!("optim.{}", state.len())).is_ok() {
+        state.push(flat(&format!("optim.{}", state.len()))?);
+    }
+    Ok(State { mlp, params, state, metadata })
 }

@@ -11,7 +11,7 @@ use crate::model::Mlp;
 use crate::optim::{OptimKind, OptimStep};
 
 /// Metrics summed over some batches.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tally {
     pub loss_sum: f64,
     pub correct: u64,

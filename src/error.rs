@@ -28,6 +28,9 @@ pub enum Error {
     /// Training produced a NaN or infinity.
     #[error("{0}")]
     NonFinite(String),
+    /// Training stopped on request (Ctrl-C, `--stop-after`) after this step.
+    #[error("interrupted after step {0}")]
+    Interrupted(u64),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -2,16 +2,19 @@
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use wgtrain::data::{self, Split};
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::error::{Error, Result};
 use wgtrain::gpu::{context, AdapterChoice, Gpu};
 use wgtrain::model::Mlp;
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
-use wgtrain::train::{self, BatchSize, Config, EpochRecord, Observer, RunDir};
+use wgtrain::train::{self, BatchSize, Config, Control, EpochRecord, Finish, Observer, RunDir};
 use wgtrain::verify;
 use wgtrain::{bench, checkpoint};
 
@@ -38,6 +41,21 @@ enum Command {
     Devices,
     /// Time the standard workloads (BENCHMARKS.md) on the CPU and/or the GPU.
     Bench(BenchArgs),
+    /// Classify samples with saved weights: PNG images (any size, resized to the model's
+    /// input), CSV rows, or IDX image files.
+    Predict(PredictArgs),
+}
+
+#[derive(Args, Clone)]
+struct PredictArgs {
+    /// A weights file (model.safetensors, best.safetensors) or a run folder holding one.
+    weights: PathBuf,
+    /// PNG images, CSV files (features, optionally after a label) or IDX image files.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Print at most this many predictions per file.
+    #[arg(long, default_value_t = 20)]
+    show: usize,
 }
 
 #[derive(Args, Clone)]
@@ -137,6 +155,16 @@ struct TrainArgs {
     /// Train on only the first N training samples.
     #[arg(long)]
     limit: Option<usize>,
+    /// Continue the run in this folder exactly where its last checkpoint left it (its
+    /// configuration and data are the run's; --device and --adapter still apply).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Also checkpoint every N steps (at the next logging boundary); every epoch always.
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Stop after N steps in all (with a checkpoint), as Ctrl-C does.
+    #[arg(long)]
+    stop_after: Option<u64>,
 }
 
 #[derive(Args, Clone)]
@@ -161,6 +189,7 @@ fn main() -> ExitCode {
             Ok(true)
         }
         Some(Command::Bench(a)) => bench_cmd(a).map(|_| true),
+        Some(Command::Predict(a)) => predict_cmd(a).map(|_| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -305,19 +334,75 @@ fn data_mode(d: &DeviceArgs) -> Result<DataMode> {
     }
 }
 
+/// What data a run trained on, stored with it so `--resume` and `eval` find it again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct DataSpec {
+    data: PathBuf,
+    test: Option<PathBuf>,
+    classes: Option<usize>,
+    limit: Option<usize>,
+    seed: u64,
+}
+
+impl DataSpec {
+    fn load(&self) -> Result<Split> {
+        if self.classes.is_some_and(|c| c < 2) {
+            return Err(Error::invalid("--classes", self.classes.unwrap_or(0), "at least 2"));
+        }
+        let mut split = data::load(&self.data, self.test.as_deref(), self.classes, self.seed)?;
+        if let Some(n) = self.limit {
+            if n == 0 {
+                return Err(Error::invalid("--limit", 0, "at least 1 sample"));
+            }
+            split.train = split.train.head(n);
+        }
+        Ok(split)
+    }
+}
+
+/// Set by Ctrl-C; the trainer finishes its step, checkpoints and stops. A second Ctrl-C
+/// exits at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 fn train_cmd(a: TrainArgs) -> Result<()> {
     let mode = data_mode(&a.dev)?;
-    let mut split = load_data(&a.data, a.seed)?;
-    if let Some(n) = a.limit {
-        if n == 0 {
-            return Err(Error::invalid("--limit", 0, "at least 1 sample"));
-        }
-        split.train = split.train.head(n);
+    if a.checkpoint_every == Some(0) || a.stop_after == Some(0) {
+        return Err(Error::invalid("--checkpoint-every/--stop-after", 0, "at least 1 step"));
     }
-    let cfg = build_config(&a, &split)?;
+    let resume = a.resume.as_deref().map(train::load_resume).transpose()?;
+    let spec = match &resume {
+        Some(r) => serde_json::from_str::<DataSpec>(r.metadata.get("wgtrain.data").map_or("", String::as_str))
+            .map_err(|e| {
+                Error::format(a.resume.as_deref().unwrap_or(Path::new(".")), format!("metadata `wgtrain.data`: {e}"))
+            })?,
+        None => DataSpec {
+            data: a.data.data.clone().unwrap_or_else(default_data),
+            test: a.data.test.clone(),
+            classes: a.data.classes,
+            limit: a.limit,
+            seed: a.seed,
+        },
+    };
+    let split = spec.load()?;
+    let cfg = match &resume {
+        Some(r) => r.config.clone(),
+        None => build_config(&a, &split)?,
+    };
+    if cfg.sizes[0] != split.train.width || *cfg.sizes.last().unwrap_or(&0) != split.train.classes {
+        return Err(Error::format(
+            &spec.data,
+            format!(
+                "the data has {} features and {} classes, the run's network is {}",
+                split.train.width,
+                split.train.classes,
+                sizes_str(&cfg.sizes)
+            ),
+        ));
+    }
     let mlp = Mlp::new(cfg.sizes.clone())?;
     let gpu = pick_device(&a.dev)?;
-    let params = mlp.init(cfg.seed);
+    check_model_size(&mlp, &gpu, cfg.max_batch())?;
+    let params = resume.as_ref().map_or_else(|| mlp.init(cfg.seed), |r| r.params.clone());
     let mut engine: Box<dyn Engine> = match &gpu {
         Some(g) => {
             let mode = if mode == DataMode::Resident && g.check_binding("data", train_bytes(&split)).is_err() {
@@ -330,31 +415,92 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         }
         None => Box::new(CpuEngine::new(&mlp, params, cfg.optimizer.kind, cfg.max_batch())),
     };
-    let cfg_json = serde_json::json!({
-        "config": cfg,
-        "data": a.data.data.clone().unwrap_or_else(default_data),
-        "train_samples": split.train.rows,
-        "test_samples": split.test.rows,
-        "classes": split.class_names,
-        "device": engine.describe(),
-    });
-    let mut run = RunDir::create(a.out.as_deref(), &cfg_json)?;
+    let device = engine.describe();
+    let mut meta = HashMap::new();
+    meta.insert("wgtrain.classes".into(), serde_json::to_string(&split.class_names).expect("names serialise"));
+    meta.insert("wgtrain.data".into(), serde_json::to_string(&spec).expect("spec serialises"));
+    meta.insert("wgtrain.device".into(), device.clone());
+    let (mut run, progress) = match resume {
+        Some(r) => {
+            engine.set_state(&r.params, &r.optim_state)?;
+            let dir = a.resume.clone().expect("resuming");
+            if r.metadata.get("wgtrain.device") != Some(&device) {
+                eprintln!(
+                    "note: this run was trained on {}; resuming on {device} continues it, but not bit for bit",
+                    r.metadata.get("wgtrain.device").map_or("an unknown device", String::as_str)
+                );
+            }
+            let step = r.progress.checkpoint_step.unwrap_or(0);
+            println!(
+                "resuming {} at step {step} (epoch {}, batch {})",
+                dir.display(),
+                r.progress.epoch + 1,
+                r.progress.batch
+            );
+            (RunDir::reopen(&dir, step, meta)?, Some(r.progress))
+        }
+        None => {
+            let cfg_json = serde_json::json!({
+                "config": cfg,
+                "data": spec,
+                "train_samples": split.train.rows,
+                "test_samples": split.test.rows,
+                "classes": split.class_names,
+                "device": device,
+            });
+            (RunDir::create(a.out.as_deref(), &cfg_json, meta)?, None)
+        }
+    };
     println!(
-        "training {} on {} ({} train / {} test samples) with {} on {}",
+        "training {} on {} ({} train / {} test samples) with {} on {device}",
         sizes_str(&cfg.sizes),
-        split.train.source.parent().unwrap_or(Path::new(".")).display(),
+        spec.data.display(),
         split.train.rows,
         split.test.rows,
         describe_opt(&cfg),
-        engine.describe()
     );
     println!("run folder: {}", run.path.display());
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again to quit at once)");
+    });
+    let ctl = Control { checkpoint_every: a.checkpoint_every, stop_after: a.stop_after, interrupt: Some(&INTERRUPTED) };
     let mut ui = Ui::new();
-    let out = train::train(&cfg, &split, engine.as_mut(), Some(&mut run), &mut ui)?;
+    let out = train::train(&cfg, &split, engine.as_mut(), Some(&mut run), &mut ui, progress, &ctl);
     ui.finish();
+    let out = out?;
     summary(&out.epochs);
-    println!("weights: {}", run.path.join("model.safetensors").display());
+    match out.finish {
+        Finish::Interrupted(step) => {
+            println!("stopped after step {step}; checkpoint in {}", run.path.display());
+            println!("resume with: wgtrain train --resume {}", run.path.display());
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        }
+        Finish::StoppedEarly | Finish::Completed => {
+            println!("weights: {} (best test loss: best.safetensors)", run.path.join("model.safetensors").display());
+        }
+    }
     Ok(())
+}
+
+/// Refuses, before allocating, a model too large for the adapter or for host memory.
+fn check_model_size(mlp: &Mlp, gpu: &Option<Gpu>, max_batch: usize) -> Result<()> {
+    const HOST_LIMIT: usize = 1 << 30; // parameters (4 GiB of f32, ×4 with gradients and Adam)
+    if mlp.param_count() > HOST_LIMIT {
+        return Err(Error::invalid(
+            "--hidden",
+            format!("{} ({} parameters)", sizes_str(&mlp.sizes), mlp.param_count()),
+            "a network of at most 2^30 parameters",
+        ));
+    }
+    match gpu {
+        Some(g) => wgtrain::gpu::net::GpuNet::check_fits(g, mlp, max_batch),
+        None => Ok(()),
+    }
 }
 
 fn train_bytes(split: &Split) -> u64 {
@@ -622,6 +768,75 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
                     println!("  {name:<34} {t:>8.3} ms {:>5.1}%", 100.0 * t / total);
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Reads one `predict` input into rows of `width` features in the model's scale.
+fn predict_rows(path: &Path, width: usize) -> Result<Vec<f32>> {
+    let name = path.to_string_lossy().to_lowercase();
+    if name.ends_with(".png") {
+        let side = (width as f64).sqrt().round() as usize;
+        if side * side != width {
+            return Err(Error::format(path, format!("the model takes {width} features, not a square image")));
+        }
+        return data::image::load_png(path, side);
+    }
+    if name.ends_with(".csv") {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        // Rows of features alone are read by giving each a dummy label.
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let cols = first.split(',').count();
+        let d = if cols == width {
+            let labelled: String =
+                text.lines().map(|l| if l.trim().is_empty() { "\n".into() } else { format!("0,{l}\n") }).collect();
+            data::csv::parse(path, &labelled)?
+        } else {
+            data::csv::parse(path, &text)?
+        };
+        if d.width != width {
+            return Err(Error::format(path, format!("{} features per row, the model takes {width}", d.width)));
+        }
+        let mut x = vec![0.0; d.rows * width];
+        (0..d.rows).for_each(|i| d.row_f32(i, &mut x[i * width..(i + 1) * width]));
+        return Ok(x);
+    }
+    let a = data::idx::read(path)?;
+    let w: usize = a.dims[1..].iter().product();
+    if a.dims.len() < 2 || w != width {
+        return Err(Error::format(
+            path,
+            format!("IDX dimensions {:?}; the model takes {width} values per sample", a.dims),
+        ));
+    }
+    Ok(a.data.iter().map(|&b| f32::from(b) * (1.0 / 255.0)).collect())
+}
+
+fn predict_cmd(a: PredictArgs) -> Result<()> {
+    let path = if a.weights.is_dir() { a.weights.join("model.safetensors") } else { a.weights.clone() };
+    let w = checkpoint::load_weights(&path)?;
+    let names: Vec<String> = w
+        .metadata
+        .get("wgtrain.classes")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_else(|| (0..w.mlp.classes()).map(|c| format!("class {c}")).collect());
+    let (d, c) = (w.mlp.inputs(), w.mlp.classes());
+    for input in &a.inputs {
+        let x = predict_rows(input, d)?;
+        let rows = x.len() / d;
+        let mut ws = wgtrain::cpu::net::Workspace::new(&w.mlp, rows);
+        wgtrain::cpu::net::forward(&w.mlp, &w.params, &x, rows, &mut ws, wgtrain::cpu::net::Kernels::Fast);
+        let mut p = vec![0.0f32; rows * c];
+        wgtrain::cpu::ops::softmax(&ws.acts[ws.acts.len() - 1][..rows * c], &mut p, rows, c);
+        for (i, row) in p.chunks(c).enumerate().take(a.show) {
+            let (best, prob) =
+                row.iter().enumerate().fold((0, f32::MIN), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
+            let at = if rows > 1 { format!("[{i}]") } else { String::new() };
+            println!("{}{at}: {} ({prob:.3})", input.display(), names.get(best).map_or("?", String::as_str));
+        }
+        if rows > a.show {
+            println!("{}: … {} more (use --show)", input.display(), rows - a.show);
         }
     }
     Ok(())

@@ -193,7 +193,7 @@ pub struct LrSchedule {
     pub steps_per_epoch: usize,
     /// Reduce-on-plateau's current rate, best risk, and epochs without improvement.
     pub plateau_lr: f32,
-    pub best: f64,
+    pub best: Option<f64>,
     pub bad_epochs: usize,
 }
 
@@ -205,7 +205,7 @@ impl LrSchedule {
             epochs,
             steps_per_epoch: steps_per_epoch.max(1),
             plateau_lr: base,
-            best: f64::INFINITY,
+            best: None,
             bad_epochs: 0,
         }
     }
@@ -242,8 +242,8 @@ impl LrSchedule {
         let Schedule::Plateau { patience, factor, min_lr } = self.schedule else {
             return None;
         };
-        if risk < self.best * (1.0 - 1e-4) {
-            self.best = risk;
+        if self.best.is_none_or(|b| risk < b * (1.0 - 1e-4)) {
+            self.best = Some(risk);
             self.bad_epochs = 0;
             return None;
         }

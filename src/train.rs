@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// How many samples each step sees.
@@ -102,16 +103,23 @@ impl Observer for Quiet {
     fn note(&mut self, _: &str) {}
 }
 
-/// A run folder: `config.json`, `metrics.jsonl`, `model.safetensors`.
+/// A run folder: `config.json`, `metrics.jsonl`, `model.safetensors` (the weights, for
+/// PyTorch and `wgtrain eval`), `state.safetensors` (weights, optimizer state and
+/// progress, for `--resume`) and `best.safetensors` (the weights of the best test loss).
 pub struct RunDir {
     pub path: PathBuf,
     metrics: std::fs::File,
+    /// Metadata stored with every weights file (class names, device).
+    meta: HashMap<String, String>,
 }
+
+/// The file `--resume` reads.
+pub const STATE_FILE: &str = "state.safetensors";
 
 impl RunDir {
     /// Creates `path` (or, when `None`, the next free `runs/run-NNN`) and writes the
-    /// configuration into it.
-    pub fn create(path: Option<&Path>, config_json: &serde_json::Value) -> Result<Self> {
+    /// configuration into it. `meta` goes into every weights file.
+    pub fn create(path: Option<&Path>, config_json: &serde_json::Value, meta: HashMap<String, String>) -> Result<Self> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None => {
@@ -124,29 +132,150 @@ impl RunDir {
         checkpoint::write_atomic(&cfg, text.as_bytes())?;
         let mpath = path.join("metrics.jsonl");
         let metrics = std::fs::File::create(&mpath).map_err(|e| Error::io(&mpath, e))?;
-        Ok(RunDir { path, metrics })
+        Ok(RunDir { path, metrics, meta })
+    }
+
+    /// Reopens a run folder to resume it: the metrics log is cut back to what the
+    /// checkpoint at `step` had seen (a crash may have logged past it), then appended to.
+    pub fn reopen(path: &Path, step: u64, meta: HashMap<String, String>) -> Result<Self> {
+        let mpath = path.join("metrics.jsonl");
+        let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
+        let kept: String = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| s <= step)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        checkpoint::write_atomic(&mpath, kept.as_bytes())?;
+        let metrics = std::fs::OpenOptions::new().append(true).open(&mpath).map_err(|e| Error::io(&mpath, e))?;
+        Ok(RunDir { path: path.to_path_buf(), metrics, meta })
     }
 
     fn log<T: Serialize>(&mut self, record: &T) -> Result<()> {
         let line = serde_json::to_string(record).expect("record serialises");
         writeln!(self.metrics, "{line}").map_err(|e| Error::io(self.path.join("metrics.jsonl"), e))
     }
+
+    /// The metadata stored with weights files.
+    pub fn weights_metadata(&self) -> HashMap<String, String> {
+        self.meta.clone()
+    }
+
+    /// Writes the training state (atomically), then the weights.
+    fn checkpoint(&mut self, mlp: &Mlp, cfg: &Config, p: &mut Progress, engine: &mut dyn Engine) -> Result<()> {
+        self.metrics.sync_data().map_err(|e| Error::io(self.path.join("metrics.jsonl"), e))?;
+        let params = engine.params()?;
+        let state = engine.optim_state()?;
+        p.checkpoint_step = Some(p.step);
+        let mut meta = self.meta.clone();
+        meta.insert("wgtrain.progress".into(), serde_json::to_string(p).expect("progress serialises"));
+        meta.insert("wgtrain.config".into(), serde_json::to_string(cfg).expect("config serialises"));
+        checkpoint::save_state(&self.path.join(STATE_FILE), mlp, &params, &state, meta)?;
+        checkpoint::save_weights(&self.path.join("model.safetensors"), mlp, &params, self.meta.clone())
+    }
+}
+
+/// A checkpoint read back for `--resume`.
+pub struct Resume {
+    pub config: Config,
+    pub progress: Progress,
+    pub params: Vec<f32>,
+    pub optim_state: Vec<Vec<f32>>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Reads `RUN_DIR/state.safetensors`.
+pub fn load_resume(run_dir: &Path) -> Result<Resume> {
+    let path = run_dir.join(STATE_FILE);
+    if !path.is_file() {
+        return Err(Error::format(run_dir, format!("no {STATE_FILE} here: not a run folder with a checkpoint")));
+    }
+    let st = checkpoint::load_state(&path)?;
+    let field =
+        |key: &str| st.metadata.get(key).ok_or_else(|| Error::format(&path, format!("metadata `{key}` is missing")));
+    let config: Config = serde_json::from_str(field("wgtrain.config")?)
+        .map_err(|e| Error::format(&path, format!("metadata `wgtrain.config` is unreadable: {e}")))?;
+    let progress: Progress = serde_json::from_str(field("wgtrain.progress")?)
+        .map_err(|e| Error::format(&path, format!("metadata `wgtrain.progress` is unreadable: {e}")))?;
+    if config.sizes != st.mlp.sizes {
+        return Err(Error::format(
+            &path,
+            format!("weights of {:?} but a configuration of {:?}", st.mlp.sizes, config.sizes),
+        ));
+    }
+    if st.state.len() != config.optimizer.kind.state_vectors() {
+        return Err(Error::format(
+            &path,
+            format!("{} optimizer state vectors for {}", st.state.len(), config.optimizer.kind.name()),
+        ));
+    }
+    Ok(Resume { config, progress, params: st.params, optim_state: st.state, metadata: st.metadata })
+}
+
+/// Where a run stands: everything needed to continue it exactly (stored with each
+/// checkpoint). The epoch's order is a pure function of (seed, epoch), so the position
+/// in it is the number of batches done.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Progress {
+    pub step: u64,
+    /// The current epoch (0-based) and the batches of it already done.
+    pub epoch: usize,
+    pub batch: usize,
+    pub seen: u64,
+    /// This epoch's training metrics so far.
+    pub epoch_tally: Tally,
+    pub schedule: Option<LrSchedule>,
+    pub epochs: Vec<EpochRecord>,
+    /// Early stopping: the best test loss so far and epochs since.
+    pub best_test: Option<f64>,
+    pub since_best: usize,
+    /// Training time before this session (the wall clock restarts on resume).
+    pub elapsed_s: f64,
+    /// The step of the last checkpoint written.
+    pub checkpoint_step: Option<u64>,
+}
+
+/// When to checkpoint and when to stop.
+#[derive(Default)]
+pub struct Control<'a> {
+    /// Also checkpoint every this many steps (at the next logging boundary).
+    pub checkpoint_every: Option<u64>,
+    /// Stop (with a checkpoint) once this many steps are done.
+    pub stop_after: Option<u64>,
+    /// Set by a Ctrl-C handler: finish the step, checkpoint, stop.
+    pub interrupt: Option<&'a AtomicBool>,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    Completed,
+    StoppedEarly,
+    /// Stopped on request after this step, with a checkpoint to resume from.
+    Interrupted(u64),
 }
 
 /// The result of a run.
 pub struct Outcome {
     pub epochs: Vec<EpochRecord>,
     pub params: Vec<f32>,
-    pub stopped_early: bool,
+    pub finish: Finish,
 }
 
-/// Trains `engine` on `split` as `cfg` says, logging into `run` when given.
+/// Trains `engine` on `split` as `cfg` says, from the start or from `resume`, logging and
+/// checkpointing into `run` when given.
 pub fn train(
     cfg: &Config,
     split: &Split,
     engine: &mut dyn Engine,
     mut run: Option<&mut RunDir>,
     obs: &mut dyn Observer,
+    resume: Option<Progress>,
+    ctl: &Control,
 ) -> Result<Outcome> {
     let mlp = Mlp::new(cfg.sizes.clone())?;
     let train = &split.train;
@@ -155,73 +284,101 @@ pub fn train(
         BatchSize::Mini(b) => batch_count(n, b),
         BatchSize::Full => 1,
     };
-    let mut sched = LrSchedule::new(cfg.optimizer.lr, cfg.schedule, cfg.epochs, steps_per_epoch);
-    let mut step: u64 = 0;
-    let mut seen: u64 = 0;
-    let mut epochs = Vec::new();
-    let mut best_test = f64::INFINITY;
-    let mut since_best = 0;
-    let mut stopped_early = false;
-    let start = Instant::now();
-    for epoch in 0..cfg.epochs {
+    let mut p = resume.unwrap_or_default();
+    let mut sched = p
+        .schedule
+        .take()
+        .unwrap_or_else(|| LrSchedule::new(cfg.optimizer.lr, cfg.schedule, cfg.epochs, steps_per_epoch));
+    let start = Instant::now() - std::time::Duration::from_secs_f64(p.elapsed_s);
+    let mut finish = Finish::Completed;
+    let stop_now = |step: u64| {
+        ctl.stop_after.is_some_and(|s| step >= s) || ctl.interrupt.is_some_and(|f| f.load(Ordering::SeqCst))
+    };
+    'epochs: while p.epoch < cfg.epochs {
+        let epoch = p.epoch;
         let t0 = Instant::now();
         let order = epoch_order(cfg.seed, epoch, n);
         obs.epoch_start(epoch, cfg.epochs, steps_per_epoch);
-        let mut epoch_tally = Tally::default();
-        let lr = sched.lr(step);
-        match cfg.batch {
+        let lr = sched.lr(p.step);
+        let result = match cfg.batch {
             BatchSize::Full => {
                 let chunks: Vec<&[u32]> = order.chunks(CHUNK).collect();
                 stream(train, &chunks, engine, |engine, i, b| engine.accumulate(b, 1.0 / n as f32, i == 0))?;
-                step += 1;
-                engine.update(&cfg.optimizer.step(step, lr))?;
-                seen += n as u64;
+                p.step += 1;
+                engine.update(&cfg.optimizer.step(p.step, lr))?;
+                p.seen += n as u64;
+                p.batch = 1;
                 let t = engine.take_tally()?;
-                check_finite(&t, step, lr)?;
-                epoch_tally.add(t);
-                log_interval(&mut run, epoch, step, seen, &t, lr, &start)?;
+                check_finite(&t, &p, lr, &run)?;
+                p.epoch_tally.add(t);
+                log_interval(&mut run, &p, &t, lr, &start)?;
                 obs.step(1, Some(t.loss()), n as f64 / t0.elapsed().as_secs_f64());
+                Ok(())
             }
             BatchSize::Mini(b) => {
                 let batches: Vec<&[u32]> = order.chunks(b).collect();
-                let mut pending = 0u64;
-                stream(train, &batches, engine, |engine, i, batch| {
-                    let lr = sched.lr(step);
-                    step += 1;
-                    engine.train_step(batch, &cfg.optimizer.step(step, lr))?;
-                    seen += batch.idx.len() as u64;
-                    pending += 1;
+                let done = p.batch;
+                let mut last_ckpt = p.checkpoint_step.unwrap_or(0);
+                let steps = &batches[done.min(batches.len())..];
+                stream(train, steps, engine, |engine, j, batch| {
+                    let i = done + j;
+                    let lr = sched.lr(p.step);
+                    p.step += 1;
+                    engine.train_step(batch, &cfg.optimizer.step(p.step, lr))?;
+                    p.seen += batch.idx.len() as u64;
+                    p.batch = i + 1;
                     let last = i + 1 == batches.len();
-                    if pending as usize >= cfg.log_every || last {
-                        pending = 0;
+                    let stop = stop_now(p.step);
+                    // Metrics are read at fixed batch positions in each epoch (and when
+                    // stopping), so a resumed run reads them where an uninterrupted one does.
+                    if (i + 1) % cfg.log_every == 0 || last || stop {
                         let t = engine.take_tally()?;
-                        check_finite(&t, step, lr)?;
-                        epoch_tally.add(t);
-                        log_interval(&mut run, epoch, step, seen, &t, lr, &start)?;
-                        let rate = epoch_tally.samples as f64 / t0.elapsed().as_secs_f64();
+                        check_finite(&t, &p, lr, &run)?;
+                        p.epoch_tally.add(t);
+                        log_interval(&mut run, &p, &t, lr, &start)?;
+                        let rate = (p.batch - done) as f64 * b as f64 / t0.elapsed().as_secs_f64();
                         obs.step(i + 1, Some(t.loss()), rate);
+                        let due = ctl.checkpoint_every.is_some_and(|every| p.step - last_ckpt >= every);
+                        if (due || stop) && !last {
+                            if let Some(r) = run.as_deref_mut() {
+                                p.schedule = Some(sched.clone());
+                                p.elapsed_s = start.elapsed().as_secs_f64();
+                                r.checkpoint(&mlp, cfg, &mut p, engine)?;
+                                last_ckpt = p.step;
+                            }
+                        }
+                        if stop && !last {
+                            return Err(Error::Interrupted(p.step));
+                        }
                     } else {
-                        obs.step(i + 1, None, (i + 1) as f64 * b as f64 / t0.elapsed().as_secs_f64());
+                        obs.step(i + 1, None, (p.batch - done) as f64 * b as f64 / t0.elapsed().as_secs_f64());
                     }
                     Ok(())
-                })?;
+                })
             }
+        };
+        match result {
+            Err(Error::Interrupted(step)) => {
+                finish = Finish::Interrupted(step);
+                break 'epochs;
+            }
+            other => other?,
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         let test = engine.evaluate(&split.test)?;
         let record = EpochRecord {
             kind: "epoch".into(),
             epoch: epoch + 1,
-            step,
-            samples_seen: seen,
-            train_loss: epoch_tally.loss(),
-            train_acc: epoch_tally.accuracy(),
+            step: p.step,
+            samples_seen: p.seen,
+            train_loss: p.epoch_tally.loss(),
+            train_acc: p.epoch_tally.accuracy(),
             test_loss: test.loss(),
             test_acc: test.accuracy(),
             lr,
-            epoch_seconds: t0.elapsed().as_secs_f64(),
+            epoch_seconds: train_seconds,
             elapsed_s: start.elapsed().as_secs_f64(),
-            samples_per_s: n as f64 / train_seconds,
+            samples_per_s: (p.epoch_tally.samples as f64) / train_seconds,
         };
         if let Some(r) = run.as_deref_mut() {
             r.log(&record)?;
@@ -230,28 +387,40 @@ pub fn train(
         if let Some(new_lr) = sched.end_epoch(record.train_loss) {
             obs.note(&format!("training risk levelled off: learning rate now {new_lr:e}"));
         }
-        epochs.push(record);
-        if let Some(patience) = cfg.early_stop {
-            if test.loss() < best_test {
-                best_test = test.loss();
-                since_best = 0;
-            } else {
-                since_best += 1;
-                if since_best >= patience {
-                    obs.note(&format!("test loss has not improved for {patience} epochs: stopping early"));
-                    stopped_early = true;
-                    break;
-                }
+        let improved = p.best_test.is_none_or(|b| test.loss() < b);
+        if improved {
+            p.best_test = Some(test.loss());
+            p.since_best = 0;
+        } else {
+            p.since_best += 1;
+        }
+        p.epochs.push(record);
+        p.epoch += 1;
+        p.batch = 0;
+        p.epoch_tally = Tally::default();
+        if let Some(r) = run.as_deref_mut() {
+            p.schedule = Some(sched.clone());
+            p.elapsed_s = start.elapsed().as_secs_f64();
+            r.checkpoint(&mlp, cfg, &mut p, engine)?;
+            if improved {
+                let params = engine.params()?;
+                checkpoint::save_weights(&r.path.join("best.safetensors"), &mlp, &params, r.weights_metadata())?;
             }
+        }
+        if let Some(patience) = cfg.early_stop {
+            if p.since_best >= patience {
+                obs.note(&format!("test loss has not improved for {patience} epochs: stopping early"));
+                finish = Finish::StoppedEarly;
+                break;
+            }
+        }
+        if stop_now(p.step) && p.epoch < cfg.epochs {
+            finish = Finish::Interrupted(p.step);
+            break;
         }
     }
     let params = engine.params()?;
-    if let Some(r) = run {
-        let mut meta = HashMap::new();
-        meta.insert("wgtrain.classes".into(), serde_json::to_string(&split.class_names).expect("names serialise"));
-        checkpoint::save_weights(&r.path.join("model.safetensors"), &mlp, &params, meta)?;
-    }
-    Ok(Outcome { epochs, params, stopped_early })
+    Ok(Outcome { epochs: p.epochs, params, finish })
 }
 
 /// Runs `f` on each batch in order while a producer thread gathers the next ones
@@ -279,31 +448,29 @@ pub fn stream<E: Engine + ?Sized>(
     })
 }
 
-fn check_finite(t: &Tally, step: u64, lr: f32) -> Result<()> {
+fn check_finite(t: &Tally, p: &Progress, lr: f32, run: &Option<&mut RunDir>) -> Result<()> {
     if t.bad_steps > 0 {
+        let kept = match (run, p.checkpoint_step) {
+            (Some(r), Some(s)) => format!("the last good checkpoint (step {s}) is in {}", r.path.display()),
+            (Some(r), None) => format!("no checkpoint was written yet; {} holds the configuration", r.path.display()),
+            (None, _) => "the weights in memory are the last good ones".into(),
+        };
         return Err(Error::NonFinite(format!(
-            "the loss became NaN or infinite by step {step} (learning rate {lr:e}); that step's update was \
-             skipped, so the weights are the last good ones. Try a lower learning rate."
+            "the loss became NaN or infinite by step {} (learning rate {lr:e}); that step's update was skipped \
+             and the run stopped; {kept}. Try a lower learning rate.",
+            p.step
         )));
     }
     Ok(())
 }
 
-fn log_interval(
-    run: &mut Option<&mut RunDir>,
-    epoch: usize,
-    step: u64,
-    seen: u64,
-    t: &Tally,
-    lr: f32,
-    start: &Instant,
-) -> Result<()> {
+fn log_interval(run: &mut Option<&mut RunDir>, p: &Progress, t: &Tally, lr: f32, start: &Instant) -> Result<()> {
     if let Some(r) = run.as_deref_mut() {
         r.log(&IntervalRecord {
             kind: "interval".into(),
-            epoch: epoch + 1,
-            step,
-            samples_seen: seen,
+            epoch: p.epoch + 1,
+            step: p.step,
+            samples_seen: p.seen,
             train_loss: t.loss(),
             train_acc: t.accuracy(),
             lr,

@@ -35,10 +35,14 @@ fn type_name(t: u8) -> &'static str {
 pub fn read(path: &Path) -> Result<IdxArray> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut f = std::io::BufReader::new(file);
+    parse(path, std::io::BufReader::new(file), file_len)
+}
+
+/// Reads IDX data of `file_len` bytes (gzip'd or raw) from `f`; `path` names it in errors.
+pub fn parse(path: &Path, mut f: impl std::io::BufRead, file_len: u64) -> Result<IdxArray> {
     let peek = std::io::BufRead::fill_buf(&mut f).map_err(|e| Error::io(path, e))?;
     let gz = peek.len() >= 2 && peek[..2] == [0x1f, 0x8b];
-    let mut reader: Box<dyn Read> = if gz { Box::new(GzDecoder::new(f)) } else { Box::new(f) };
+    let mut reader: Box<dyn Read + '_> = if gz { Box::new(GzDecoder::new(f)) } else { Box::new(f) };
     let fail = |what: String| Error::format(path, what);
     // The header ending early: in a gzip stream that means the stream is cut short.
     let short = |what: String| if gz { fail(format!("truncated gzip data: {what}")) } else { fail(what) };

@@ -4,6 +4,7 @@
 pub mod batches;
 pub mod csv;
 pub mod idx;
+pub mod image;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;

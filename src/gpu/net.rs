@@ -110,16 +110,7 @@ impl<'g> GpuNet<'g> {
         if params.len() != m {
             return Err(Error::Shape(format!("{} parameters given, the network has {m}", params.len())));
         }
-        if max_batch == 0 {
-            return Err(Error::invalid("batch", 0, "a batch of at least 1 sample"));
-        }
-        gpu.check_workgroups("the batch is one workgroup row per sample in the input gather", max_batch as u64)?;
-        gpu.check_workgroups(
-            "the widest layer's matrix products",
-            (mlp.widest().max(max_batch) as u64).div_ceil(u64::from(4 * GEMM_WG)),
-        )?;
-        let widest_in = mlp.layers().iter().map(|l| l.inp).max().unwrap_or(1);
-        gpu.check_workgroups("a layer's input width (a workgroup row per input when transposing W)", widest_in as u64)?;
+        Self::check_fits(gpu, mlp, max_batch)?;
         let f = 4u64;
         let b = max_batch as u64;
         let params_buf = storage_init(gpu, "parameters", params)?;
@@ -192,6 +183,24 @@ impl<'g> GpuNet<'g> {
             segments: HashMap::new(),
             in_flight: VecDeque::new(),
         })
+    }
+
+    /// Checks, before anything is allocated, that a network of `mlp` with batches of up
+    /// to `max_batch` fits the adapter's limits (bindings, workgroup counts).
+    pub fn check_fits(gpu: &Gpu, mlp: &Mlp, max_batch: usize) -> Result<()> {
+        if max_batch == 0 {
+            return Err(Error::invalid("batch", 0, "a batch of at least 1 sample"));
+        }
+        let f = 4u64;
+        gpu.check_binding("the parameter vector", mlp.param_count() as u64 * f)?;
+        gpu.check_binding("one batch of the widest layer's activations", (max_batch * mlp.widest()) as u64 * f)?;
+        gpu.check_workgroups("the batch is one workgroup row per sample in the input gather", max_batch as u64)?;
+        gpu.check_workgroups(
+            "the widest layer's matrix products",
+            (mlp.widest().max(max_batch) as u64).div_ceil(u64::from(4 * GEMM_WG)),
+        )?;
+        let widest_in = mlp.layers().iter().map(|l| l.inp).max().unwrap_or(1);
+        gpu.check_workgroups("a layer's input width (a workgroup row per input when transposing W)", widest_in as u64)
     }
 
     /// Uploads a whole table (resident mode): `features: [rows, width]`, `labels: [rows]`.

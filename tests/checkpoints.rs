@@ -1,0 +1,236 @@
+//! Checkpoints: resume is bit-exact on both devices, weights round-trip, an interrupted
+//! write leaves the previous checkpoint valid, a NaN stops the run with the last good
+//! weights readable, and corrupt or mismatched files are refused with a clear error.
+
+mod common;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use wgtrain::checkpoint;
+use wgtrain::data::{load_idx_dir, Split};
+use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
+use wgtrain::model::Mlp;
+use wgtrain::optim::{OptimKind, Optimizer, Schedule};
+use wgtrain::train::{self, BatchSize, Config, Control, Finish, Quiet, RunDir};
+
+fn subset() -> &'static Split {
+    static S: OnceLock<Split> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+        let mut s = load_idx_dir(&dir, None).unwrap();
+        s.train = s.train.head(2000);
+        s.test = s.test.head(500);
+        s
+    })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wgtrain-ckpt-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn config(opt: &str, schedule: Schedule) -> Config {
+    Config {
+        sizes: vec![784, 48, 10],
+        epochs: 3,
+        batch: BatchSize::Mini(64),
+        optimizer: Optimizer::new(OptimKind::parse(opt).unwrap(), if opt == "adam" { 1e-3 } else { 0.05 }),
+        schedule,
+        seed: 9,
+        log_every: 8,
+        early_stop: None,
+    }
+}
+
+/// Builds a fresh engine for `cfg` on the GPU when `gpu` is given, else on the CPU.
+fn engine<'g>(cfg: &Config, gpu: Option<&'g wgtrain::gpu::Gpu>) -> Box<dyn Engine + 'g> {
+    let mlp = Mlp::new(cfg.sizes.clone()).unwrap();
+    let p = mlp.init(cfg.seed);
+    match gpu {
+        Some(g) => Box::new(
+            GpuEngine::new(g, &mlp, &p, cfg.optimizer.kind, cfg.max_batch(), &subset().train, DataMode::Resident)
+                .unwrap(),
+        ),
+        None => Box::new(CpuEngine::new(&mlp, p, cfg.optimizer.kind, cfg.max_batch())),
+    }
+}
+
+/// The logged losses, in order, as bit patterns (every interval and epoch record).
+fn loss_log(dir: &Path) -> Vec<(String, u64, u64)> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["kind"].as_str().unwrap().to_string(),
+                v["step"].as_u64().unwrap(),
+                v["train_loss"].as_f64().unwrap().to_bits(),
+            )
+        })
+        .collect()
+}
+
+fn resume_is_bit_exact(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
+    let cfg = config("adam", Schedule::Cosine { warmup: 0.5, min_lr: 0.0 });
+    let json = serde_json::json!({});
+    // Uninterrupted.
+    let full_dir = scratch(&format!("{name}-full"));
+    let mut run = RunDir::create(Some(&full_dir), &json, HashMap::new()).unwrap();
+    let full =
+        train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &Control::default())
+            .unwrap();
+    assert_eq!(full.finish, Finish::Completed);
+    // Stopped mid-epoch 2 (step 48 of 32 per epoch, on a logging boundary), then resumed.
+    let dir = scratch(&format!("{name}-resumed"));
+    let mut run = RunDir::create(Some(&dir), &json, HashMap::new()).unwrap();
+    let stop = Control { stop_after: Some(48), ..Control::default() };
+    let first =
+        train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &stop).unwrap();
+    assert_eq!(first.finish, Finish::Interrupted(48));
+    drop(run);
+    let r = train::load_resume(&dir).unwrap();
+    assert_eq!((r.progress.epoch, r.progress.batch, r.progress.step), (1, 16, 48));
+    let mut e = engine(&r.config, gpu);
+    e.set_state(&r.params, &r.optim_state).unwrap();
+    let mut run = RunDir::reopen(&dir, 48, HashMap::new()).unwrap();
+    let second = train::train(
+        &r.config,
+        subset(),
+        e.as_mut(),
+        Some(&mut run),
+        &mut Quiet,
+        Some(r.progress),
+        &Control::default(),
+    )
+    .unwrap();
+    assert_eq!(second.finish, Finish::Completed);
+    let differ = full.params.iter().zip(&second.params).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    assert_eq!(differ, 0, "{name}: {differ} weights differ from the uninterrupted run");
+    assert_eq!(loss_log(&full_dir), loss_log(&dir), "{name}: the logged loss sequences differ");
+    let (a, b) = (full.epochs.last().unwrap(), second.epochs.last().unwrap());
+    assert_eq!((a.test_loss.to_bits(), a.train_loss.to_bits()), (b.test_loss.to_bits(), b.train_loss.to_bits()));
+}
+
+#[test]
+fn resume_is_bit_exact_on_the_cpu() {
+    resume_is_bit_exact(None, "cpu");
+}
+
+#[test]
+fn resume_is_bit_exact_on_the_gpu() {
+    let Some(gpu) = common::gpu() else { return };
+    resume_is_bit_exact(Some(gpu), "gpu");
+}
+
+#[test]
+fn weights_round_trip_with_the_same_predictions() {
+    let cfg = config("sgd", Schedule::Constant);
+    let mut e = engine(&cfg, None);
+    let mut c = cfg.clone();
+    c.epochs = 1;
+    let out = train::train(&c, subset(), e.as_mut(), None, &mut Quiet, None, &Control::default()).unwrap();
+    let dir = scratch("roundtrip");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mlp = Mlp::new(cfg.sizes.clone()).unwrap();
+    let path = dir.join("model.safetensors");
+    checkpoint::save_weights(&path, &mlp, &out.params, HashMap::from([("note".into(), "x".into())])).unwrap();
+    let w = checkpoint::load_weights(&path).unwrap();
+    assert_eq!(w.mlp, mlp);
+    assert_eq!(w.metadata["note"], "x");
+    assert!(w.params.iter().zip(&out.params).all(|(a, b)| a.to_bits() == b.to_bits()));
+    let p1 = e.predict(&subset().test).unwrap();
+    let p2 = CpuEngine::new(&w.mlp, w.params, OptimKind::Sgd, 64).predict(&subset().test).unwrap();
+    assert_eq!(p1, p2);
+}
+
+#[test]
+fn an_interrupted_write_leaves_the_previous_checkpoint_valid() {
+    let dir = scratch("atomic");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mlp = Mlp::new(vec![4, 3, 2]).unwrap();
+    let path = dir.join("model.safetensors");
+    checkpoint::save_weights(&path, &mlp, &mlp.init(1), HashMap::new()).unwrap();
+    // A crash mid-write leaves at most a partial temporary file beside the checkpoint.
+    std::fs::write(dir.join(".model.safetensors.tmp"), b"\x10\x00\x00\x00partial").unwrap();
+    let w = checkpoint::load_weights(&path).unwrap();
+    assert_eq!(w.params, mlp.init(1));
+    // A write that fails (its folder is a file) reports the path and touches nothing.
+    let blocked = dir.join("model.safetensors").join("x.safetensors");
+    let e = checkpoint::save_weights(&blocked, &mlp, &mlp.init(2), HashMap::new()).unwrap_err().to_string();
+    assert!(e.contains("x.safetensors"), "{e}");
+    assert_eq!(checkpoint::load_weights(&path).unwrap().params, mlp.init(1));
+    // The next successful write replaces it whole.
+    checkpoint::save_weights(&path, &mlp, &mlp.init(3), HashMap::new()).unwrap();
+    assert_eq!(checkpoint::load_weights(&path).unwrap().params, mlp.init(3));
+}
+
+#[test]
+fn corrupt_and_mismatched_checkpoints_are_refused() {
+    let dir = scratch("corrupt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mlp = Mlp::new(vec![4, 3, 2]).unwrap();
+    let good = dir.join("good.safetensors");
+    checkpoint::save_weights(&good, &mlp, &mlp.init(1), HashMap::new()).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", vec![], "not a valid safetensors file"),
+        ("truncated", bytes[..bytes.len() - 5].to_vec(), "not a valid safetensors file"),
+        ("garbage", b"\xff\xff\xff\xff\xff\xff\xff\x7fhello".to_vec(), "not a valid safetensors file"),
+    ];
+    for (name, b, want) in cases {
+        let p = dir.join(format!("{name}.safetensors"));
+        std::fs::write(&p, b).unwrap();
+        let e = checkpoint::load_weights(&p).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains(name), "{name}: {e}");
+    }
+    // Another architecture: layers that do not chain.
+    let bad = dir.join("chain.safetensors");
+    let w0 = vec![0.0f32; 12];
+    let w2 = vec![0.0f32; 10];
+    let b = checkpoint::to_bytes(
+        &[
+            ("0.weight".into(), vec![3, 4], &w0),
+            ("0.bias".into(), vec![3], &w0[..3]),
+            ("2.weight".into(), vec![2, 5], &w2),
+        ],
+        HashMap::new(),
+    )
+    .unwrap();
+    std::fs::write(&bad, b).unwrap();
+    let e = checkpoint::load_weights(&bad).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("2.weight takes 5 inputs, the layer before gives 3"), "{e}");
+    assert!(train::load_resume(&dir).map(|_| ()).unwrap_err().to_string().contains("no state.safetensors"));
+}
+
+/// The learning rate jumps by 1e12 after the first epoch: the loss blows up, the run
+/// stops with a clear message, and the epoch-1 checkpoint stays good and readable.
+fn nan_stops_the_run(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
+    let mut cfg = config("sgd", Schedule::Step { every: 1, gamma: 1e12 });
+    cfg.epochs = 2;
+    let dir = scratch(&format!("nan-{name}"));
+    let mut run = RunDir::create(Some(&dir), &serde_json::json!({}), HashMap::new()).unwrap();
+    let err =
+        train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &Control::default())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("NaN or infinite") && err.contains("lower learning rate"), "{name}: {err}");
+    assert!(err.contains("last good checkpoint (step 32)"), "{name}: {err}");
+    let w = checkpoint::load_weights(&dir.join("model.safetensors")).unwrap();
+    assert!(w.params.iter().all(|v| v.is_finite()), "{name}: non-finite weights were saved");
+    let r = train::load_resume(&dir).unwrap();
+    assert_eq!(r.progress.step, 32);
+}
+
+#[test]
+fn a_nan_stops_the_run_with_the_last_good_weights_on_the_cpu() {
+    nan_stops_the_run(None, "cpu");
+}
+
+#[test]
+fn a_nan_stops_the_run_with_the_last_good_weights_on_the_gpu() {
+    let Some(gpu) = common::gpu() else { return };
+    nan_stops_the_run(Some(gpu), "gpu");
+}
