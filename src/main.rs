@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a classifier (the default command).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Score saved weights on a data set's test split.
     Eval(EvalArgs),
     /// Run every op on the CPU and the GPU over the test shapes, plus a gradient check.
@@ -181,7 +181,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => train_cmd(TrainArgs::parse_from(["wgtrain"])).map(|_| true),
-        Some(Command::Train(a)) => train_cmd(a).map(|_| true),
+        Some(Command::Train(a)) => train_cmd(*a).map(|_| true),
         Some(Command::Eval(a)) => eval_cmd(a).map(|_| true),
         Some(Command::Verify { adapter }) => run_verify(adapter),
         Some(Command::Devices) => {

@@ -331,7 +331,7 @@ pub fn train(
                     let stop = stop_now(p.step);
                     // Metrics are read at fixed batch positions in each epoch (and when
                     // stopping), so a resumed run reads them where an uninterrupted one does.
-                    if (i + 1) % cfg.log_every == 0 || last || stop {
+                    if (i + 1).is_multiple_of(cfg.log_every) || last || stop {
                         let t = engine.take_tally()?;
                         check_finite(&t, &p, lr, &run)?;
                         p.epoch_tally.add(t);

@@ -44,7 +44,7 @@ fn config(hidden: &[usize], batch: BatchSize, opt: &str, lr: f32, epochs: usize)
 }
 
 fn run(cfg: &Config, engine: &mut dyn Engine) -> train::Outcome {
-    train::train(cfg, subset(), engine, None, &mut Quiet).unwrap()
+    train::train(cfg, subset(), engine, None, &mut Quiet, None, &train::Control::default()).unwrap()
 }
 
 fn cpu(cfg: &Config) -> CpuEngine {
