@@ -53,6 +53,13 @@ pub struct Measurement {
     pub first_step_ms: f64,
     /// Per-dispatch GPU time of one step (ms), where the adapter has timestamps.
     pub kernels: Option<Vec<(String, f64)>>,
+    /// Device memory held (bytes; GPU only).
+    pub memory_bytes: Option<u64>,
+    /// Wall time per step split: gathering a batch on the host (producer thread, overlapped),
+    /// recording and submitting it (or computing it, on the CPU), and the final wait (ms).
+    pub host_gather_ms: f64,
+    pub submit_ms: f64,
+    pub wait_ms: f64,
 }
 
 /// Times `steps` steps of `w` after `warmup` steps on `engine` (built for `w`).
@@ -79,10 +86,25 @@ pub fn measure(
     let first_step_ms = t0.elapsed().as_secs_f64() * 1e3;
     stream(data, &batches[1..1 + warmup], engine, |e, _, b| e.train_step(b, &opt.step(2, opt.lr)))?;
     engine.take_tally()?;
+    let timed = &batches[1 + warmup..];
     let t = Instant::now();
-    stream(data, &batches[1 + warmup..], engine, |e, _, b| e.train_step(b, &opt.step(3, opt.lr)))?;
+    let mut submit = 0.0;
+    stream(data, timed, engine, |e, _, b| {
+        let s = Instant::now();
+        e.train_step(b, &opt.step(3, opt.lr))?;
+        submit += s.elapsed().as_secs_f64();
+        Ok(())
+    })?;
+    let waited = Instant::now();
     engine.take_tally()?;
+    let wait = waited.elapsed().as_secs_f64();
     let secs = t.elapsed().as_secs_f64();
+    let how = engine.gather();
+    let g = Instant::now();
+    for idx in timed {
+        std::hint::black_box(crate::engine::Batch::gather(data, idx.to_vec(), how));
+    }
+    let gather = g.elapsed().as_secs_f64();
     let samples_per_s = (steps * w.batch) as f64 / secs;
     Ok(Measurement {
         workload: w.name.clone(),
@@ -94,6 +116,10 @@ pub fn measure(
         gflops: samples_per_s * mlp.train_flops_per_sample() as f64 / 1e9,
         first_step_ms,
         kernels: None,
+        memory_bytes: None,
+        host_gather_ms: gather * 1e3 / steps as f64,
+        submit_ms: submit * 1e3 / steps as f64,
+        wait_ms: wait * 1e3 / steps as f64,
     })
 }
 
@@ -103,6 +129,7 @@ pub fn profile(engine: &mut GpuEngine, data: &Dataset, w: &Workload, m: &mut Mea
     let batch = crate::engine::Batch::gather(data, order[..w.batch].to_vec(), engine.gather());
     let opt = Optimizer::new(OptimKind::Sgd, 0.1);
     m.kernels = engine.profile_step(&batch, &opt.step(1, opt.lr))?;
+    m.memory_bytes = Some(engine.memory_bytes());
     engine.take_tally()?;
     Ok(())
 }

@@ -420,6 +420,11 @@ impl Engine for GpuEngine<'_> {
 }
 
 impl GpuEngine<'_> {
+    /// Device memory held by the network and its data (bytes).
+    pub fn memory_bytes(&self) -> u64 {
+        self.net.memory_bytes()
+    }
+
     /// One training step with a per-dispatch GPU time breakdown (ms), if the adapter has
     /// timestamp queries.
     pub fn profile_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<Option<Vec<(String, f64)>>> {

@@ -742,15 +742,15 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
             if a.json {
                 println!("{}", serde_json::to_string(&m).expect("serialises"));
             } else {
+                let mem =
+                    m.memory_bytes.map_or(String::new(), |b| format!("  {:.1} MiB on device", b as f64 / 1048576.0));
                 println!(
-                    "{:<12} {:<5} batch {:>5}: {:>9.0} samples/s {:>8.2} ms/step {:>7.2} GFLOP/s  first step {:>6.0} ms",
-                    m.workload,
-                    dev,
-                    m.batch,
-                    m.samples_per_s,
-                    m.ms_per_step,
-                    m.gflops,
-                    m.first_step_ms
+                    "{:<12} {:<5} batch {:>5}: {:>9.0} samples/s {:>8.2} ms/step {:>7.2} GFLOP/s  first step {:>6.0} ms{mem}",
+                    m.workload, dev, m.batch, m.samples_per_s, m.ms_per_step, m.gflops, m.first_step_ms
+                );
+                println!(
+                    "{:<12}       per step: host gather {:.3} ms (overlapped), record+submit {:.3} ms, final wait {:.3} ms",
+                    "", m.host_gather_ms, m.submit_ms, m.wait_ms
                 );
             }
             results.push(m);
@@ -760,7 +760,10 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         if let Some(g) = &gpu {
             println!("GPU: {}", g.describe());
         }
-        for m in &results {
+        for m in results.iter().filter(|m| m.device.starts_with("gpu")) {
+            if m.kernels.is_none() {
+                println!("\n{}: this adapter has no timestamp queries; see the wall-time split above", m.workload);
+            }
             if let Some(k) = &m.kernels {
                 let total: f64 = k.iter().map(|(_, t)| t).sum();
                 println!("\nper-kernel GPU time, {} (one step, {:.2} ms in kernels):", m.workload, total);

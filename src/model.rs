@@ -42,6 +42,11 @@ impl Mlp {
         if sizes.iter().any(|&s| s > (1 << 24)) {
             return Err(Error::invalid("layer sizes", shown, "every size ≤ 16,777,216"));
         }
+        let count =
+            sizes.windows(2).try_fold(0usize, |acc, s| s[0].checked_mul(s[1])?.checked_add(s[1])?.checked_add(acc));
+        if count.is_none_or(|c| c > u32::MAX as usize) {
+            return Err(Error::invalid("layer sizes", shown, "a network of at most 2^32 parameters"));
+        }
         Ok(Mlp { sizes })
     }
 

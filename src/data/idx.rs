@@ -93,7 +93,7 @@ pub fn parse(path: &Path, mut f: impl std::io::BufRead, file_len: u64) -> Result
     }
     let claimed = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
     let header = 4 + 4 * nd as u64;
-    if !gz && file_len != header + claimed {
+    if !gz && file_len != header.saturating_add(claimed) {
         return Err(fail(format!(
             "header claims {dims:?} = {claimed} values, but the file holds {} after its {header}-byte header",
             file_len.saturating_sub(header)

@@ -524,6 +524,16 @@ impl<'g> GpuNet<'g> {
         Ok(())
     }
 
+    /// Bytes of device memory this network holds: parameters, gradients, optimizer state,
+    /// activations, metrics and data tables (uniforms and staging not counted).
+    pub fn memory_bytes(&self) -> u64 {
+        let fixed = [&self.params, &self.wt, &self.grads, &self.s1, &self.s2, &self.x, &self.y, &self.idx];
+        let per_layer = self.acts.iter().chain(&self.dz);
+        let tables = self.tables.iter().flat_map(|t| [&t.src, &t.labels]);
+        let rest = [&self.loss, &self.correct, &self.stats];
+        fixed.into_iter().chain(per_layer).chain(tables).chain(rest).map(wgpu::Buffer::size).sum()
+    }
+
     /// Rows of a table.
     pub fn table_rows(&self, table: TableId) -> usize {
         self.tables[table.0].rows

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Checks a prebuilt wgtrain on a machine with a real GPU and no network, in one go:
+# the adapters it sees, `verify` (every kernel against the CPU), and `bench --json`
+# (the standard workloads and every GEMM variant), all into one results file.
+#
+#   cargo build --release                      # here, where crates.io is reachable
+#   scp target/release/wgtrain data/ … there   # or carry target/release/wgtrain
+#   scripts/gpu-check.sh [WGTRAIN_BINARY] [OUT_FILE]
+#
+# The data set is read from data/fashion-mnist (the vendored copy).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/release/wgtrain}
+OUT=${2:-gpu-check.txt}
+run() {
+    echo "\$ $*" | tee -a "$OUT"
+    timeout "${STEP_TIMEOUT:-240}" "$@" 2>&1 | tee -a "$OUT"
+    echo "(exit ${PIPESTATUS[0]})" | tee -a "$OUT"
+}
+: >"$OUT"
+echo "# wgtrain GPU check, $(date -u +%FT%TZ), $(uname -srm)" | tee -a "$OUT"
+command -v nvidia-smi >/dev/null && run nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv
+run "$BIN" devices
+run "$BIN" verify
+run "$BIN" bench --devices gpu --workloads small,wide,sweep --steps 100 --json
+run "$BIN" bench --devices gpu --workloads wide --gemm --steps 50 --json
+run "$BIN" bench --devices cpu --workloads small,wide --steps 50 --json
+echo "results in $OUT"
