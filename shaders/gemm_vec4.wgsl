@@ -1,5 +1,5 @@
-// The fully connected layer's matrix products (see gemm.wgsl for the contract and
-// Params), specialised for shapes whose output rows are vec4-aligned. Each invocation
+// The fully connected layer's matrix products (contract, Params and epilogue in
+// gemm_common.wgsl, which is prepended), specialised for shapes whose output rows are vec4-aligned. Each invocation
 // holds a 4×8 block of C in eight vec4 registers and, for each k, adds the outer product
 // of 4 values of A (one per row) with 8 contiguous values of B (two vec4 loads). No
 // workgroup memory and no barriers: on a software adapter (llvmpipe) the CPU's caches do
@@ -16,26 +16,8 @@
 // and N: loads clamp to the last valid row or vec4 and the epilogue stores only inside
 // C. Sums run over k in increasing order: a fixed order.
 
-struct Params {
-    m: u32, n: u32, k: u32, flags: u32,
-    a_off: u32, a_sm: u32, a_sk: u32, bias_off: u32,
-    b_off: u32, b_sk: u32, b_sn: u32, mask_off: u32,
-    c_off: u32, c_sm: u32, _pad0: u32, _pad1: u32,
-}
-
-const BIAS: u32 = 1u;
-const RELU: u32 = 2u;
-const ACCUMULATE: u32 = 4u;
-const MASK: u32 = 8u;
-
-override WG: u32 = 8u;
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> mask: array<f32>;
-@group(0) @binding(5) var<storage, read_write> c: array<f32>;
 
 // The 8×8 block: row i in (lo, hi) = columns n0..n0+3, n0+4..n0+7.
 struct Block {
@@ -47,24 +29,6 @@ struct Block {
     r5l: vec4<f32>, r5h: vec4<f32>,
     r6l: vec4<f32>, r6h: vec4<f32>,
     r7l: vec4<f32>, r7h: vec4<f32>,
-}
-
-fn epilogue(m: u32, n: u32, acc: f32) {
-    let at = p.c_off + m * p.c_sm + n;
-    var v = acc;
-    if ((p.flags & BIAS) != 0u) {
-        v += bias[p.bias_off + n];
-    }
-    if ((p.flags & ACCUMULATE) != 0u) {
-        v = c[at] + v;
-    }
-    if ((p.flags & RELU) != 0u) {
-        v = max(v, 0.0);
-    }
-    if ((p.flags & MASK) != 0u && !(mask[p.mask_off + m * p.c_sm + n] > 0.0)) {
-        v = 0.0;
-    }
-    c[at] = v;
 }
 
 fn store_row(m: u32, n0: u32, lo: vec4<f32>, hi: vec4<f32>) {

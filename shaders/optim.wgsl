@@ -7,24 +7,14 @@
 //             (decoupled, AdamW: g' = g and first w ← w (1 − αλ))
 // The host computes step_size and √(1−β₂ᵗ) in f32 exactly as the CPU twin does.
 // When stats.step_bad is set (a non-finite loss this step) nothing is updated.
-// Bindings: 0 params, 1 g, 2 stats (read), 3 w, 4 s1 (v or m), 5 s2 (v) (read_write).
+// Bindings: 0 params, 1 g, 2 stats (read; `Stats` from stats_common.wgsl, prepended),
+// 3 w, 4 s1 (v or m), 5 s2 (v) (read_write).
 // Workgroup 256; dispatch (min(⌈len/256⌉, 65535), ⌈…/65535⌉, 1), i = x + y·65535·256.
 
 struct Params {
     len: u32, nesterov: u32, decoupled: u32, _pad: u32,
     lr: f32, momentum: f32, beta1: f32, beta2: f32,
     eps: f32, weight_decay: f32, step_size: f32, sqrt_bc2: f32,
-}
-
-struct Stats {
-    loss_sum: f32,
-    correct: u32,
-    samples: u32,
-    bad_steps: u32,
-    step_bad: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -6,19 +6,9 @@
 // `first_chunk` clears step_bad at the start of a step (a full-batch step spans chunks).
 // Bindings: 0 params, 1 loss, 2 correct (read), 3 stats (read_write). A single invocation
 // sums n in increasing order: a fixed order, no atomics, the same bits every run.
+// `Stats` comes from stats_common.wgsl, prepended when the module is built.
 
 struct Params { batch: u32, first_chunk: u32, _pad0: u32, _pad1: u32 }
-
-struct Stats {
-    loss_sum: f32,
-    correct: u32,
-    samples: u32,
-    bad_steps: u32,
-    step_bad: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> loss: array<f32>;

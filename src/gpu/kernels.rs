@@ -380,14 +380,16 @@ impl Kernels {
                 source: wgpu::ShaderSource::Wgsl(src.into()),
             })
         };
-        let gemm = module("gemm.wgsl", include_str!("../../shaders/gemm.wgsl"));
+        let gemm_common = include_str!("../../shaders/gemm_common.wgsl");
+        let stats_common = include_str!("../../shaders/stats_common.wgsl");
+        let gemm = module("gemm.wgsl", &[gemm_common, include_str!("../../shaders/gemm.wgsl")].concat());
         let transpose = module("transpose.wgsl", include_str!("../../shaders/transpose.wgsl"));
-        let gemm4 = module("gemm_vec4.wgsl", include_str!("../../shaders/gemm_vec4.wgsl"));
+        let gemm4 = module("gemm_vec4.wgsl", &[gemm_common, include_str!("../../shaders/gemm_vec4.wgsl")].concat());
         let bias = module("bias_grad.wgsl", include_str!("../../shaders/bias_grad.wgsl"));
         let relu = module("relu.wgsl", include_str!("../../shaders/relu.wgsl"));
         let softmax = module("softmax.wgsl", include_str!("../../shaders/softmax.wgsl"));
-        let stats = module("stats.wgsl", include_str!("../../shaders/stats.wgsl"));
-        let optim = module("optim.wgsl", include_str!("../../shaders/optim.wgsl"));
+        let stats = module("stats.wgsl", &[stats_common, include_str!("../../shaders/stats.wgsl")].concat());
+        let optim = module("optim.wgsl", &[stats_common, include_str!("../../shaders/optim.wgsl")].concat());
         let gather = module("gather.wgsl", include_str!("../../shaders/gather.wgsl"));
         let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
             build(device, m, entry, sig, constants)
