@@ -1,5 +1,6 @@
 // Optimizer updates over the flat parameter vector (PyTorch's semantics), one invocation
-// per parameter. With g' = g + λ·w (coupled weight decay):
+// per 4 parameters (vec4: a quarter of the invocations, which is what an element-wise
+// kernel costs on a software adapter). With g' = g + λ·w (coupled weight decay):
 //   sgd:      w ← w − α g'
 //   momentum: v ← μ v + g';  w ← w − α v        (nesterov: w ← w − α (g' + μ v))
 //   adam:     m ← β₁ m + (1−β₁) g';  v ← β₂ v + (1−β₂) g'²;
@@ -9,20 +10,21 @@
 // When stats.step_bad is set (a non-finite loss this step) nothing is updated.
 // Bindings: 0 params, 1 g, 2 stats (read; `Stats` from stats_common.wgsl, prepended),
 // 3 w, 4 s1 (v or m), 5 s2 (v) (read_write).
-// Workgroup 256; dispatch (min(⌈len/256⌉, 65535), ⌈…/65535⌉, 1), i = x + y·65535·256.
+// Buffers are padded to 16 bytes; the padding of g is zero, so padding never changes.
+// Workgroup 256; dispatch (min(⌈vec4s/256⌉, 65535), ⌈…/65535⌉, 1), i = x + y·65535·256.
 
 struct Params {
-    len: u32, nesterov: u32, decoupled: u32, _pad: u32,
+    vec4s: u32, nesterov: u32, decoupled: u32, _pad: u32,
     lr: f32, momentum: f32, beta1: f32, beta2: f32,
     eps: f32, weight_decay: f32, step_size: f32, sqrt_bc2: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> stats: Stats;
-@group(0) @binding(3) var<storage, read_write> w: array<f32>;
-@group(0) @binding(4) var<storage, read_write> s1: array<f32>;
-@group(0) @binding(5) var<storage, read_write> s2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> w: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> s1: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> s2: array<vec4<f32>>;
 
 fn index(gid: vec3<u32>) -> u32 {
     return gid.x + gid.y * 16776960u;
@@ -31,7 +33,7 @@ fn index(gid: vec3<u32>) -> u32 {
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
-    if (i >= p.len || stats.step_bad != 0u) {
+    if (i >= p.vec4s || stats.step_bad != 0u) {
         return;
     }
     let gi = g[i] + p.weight_decay * w[i];
@@ -41,7 +43,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
-    if (i >= p.len || stats.step_bad != 0u) {
+    if (i >= p.vec4s || stats.step_bad != 0u) {
         return;
     }
     let gi = g[i] + p.weight_decay * w[i];
@@ -57,7 +59,7 @@ fn momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
-    if (i >= p.len || stats.step_bad != 0u) {
+    if (i >= p.vec4s || stats.step_bad != 0u) {
         return;
     }
     var wi = w[i];

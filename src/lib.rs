@@ -16,6 +16,7 @@ pub mod error;
 pub mod gpu;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod rng;
 pub mod train;
 pub mod verify;

@@ -295,7 +295,8 @@ pub struct Stats {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct OptimParams {
-    pub len: u32,
+    /// Parameters / 4, rounded up: the kernel updates a vec4 per invocation.
+    pub vec4s: u32,
     pub nesterov: u32,
     pub decoupled: u32,
     pub _pad: u32,
@@ -315,7 +316,7 @@ impl OptimParams {
     pub fn new(len: usize, st: &crate::optim::OptimStep) -> Self {
         use crate::optim::OptimKind;
         OptimParams {
-            len: len as u32,
+            vec4s: len.div_ceil(4) as u32,
             nesterov: u32::from(st.kind == OptimKind::Momentum { nesterov: true }),
             decoupled: u32::from(st.kind == OptimKind::Adam { decoupled: true }),
             _pad: 0,
@@ -340,6 +341,18 @@ pub struct GatherParams {
     pub _pad: [u32; 2],
 }
 
+impl GatherParams {
+    /// The gather for byte (`bytes`) or f32 sources of this width — four bytes per
+    /// invocation when rows are whole words — and its grid.
+    pub fn kernel<'k>(&self, k: &'k Kernels, bytes: bool) -> (&'k Kernel, [u32; 3]) {
+        match (bytes, self.width % 4 == 0) {
+            (true, true) => (&k.gather_u8x4, [self.width.div_ceil(256), self.batch, 1]),
+            (true, false) => (&k.gather_u8, [self.width.div_ceil(64), self.batch, 1]),
+            (false, _) => (&k.gather_f32, [self.width.div_ceil(64), self.batch, 1]),
+        }
+    }
+}
+
 /// All kernels, compiled once per device.
 pub struct Kernels {
     pub gemm: Kernel,
@@ -356,6 +369,7 @@ pub struct Kernels {
     pub momentum: Kernel,
     pub adam: Kernel,
     pub gather_u8: Kernel,
+    pub gather_u8x4: Kernel,
     pub gather_f32: Kernel,
 }
 
@@ -410,6 +424,7 @@ impl Kernels {
             momentum: k(&optim, "momentum", "urrwww", &[]),
             adam: k(&optim, "adam", "urrwww", &[]),
             gather_u8: k(&gather, "gather_u8", "urrrww", &[]),
+            gather_u8x4: k(&gather, "gather_u8x4", "urrrww", &[]),
             gather_f32: k(&gather, "gather_f32", "urrrww", &[]),
         };
         if let Some(e) = pollster::block_on(scope.pop()) {

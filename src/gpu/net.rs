@@ -153,8 +153,11 @@ impl<'g> GpuNet<'g> {
             OptimKind::Momentum { .. } => &k.momentum,
             OptimKind::Adam { .. } => &k.adam,
         };
-        let optimizer =
-            kernel.dispatch(&gpu.device, &[&optim_u, &grads, &stats, &params_buf, &s1, &s2], linear_groups(m, 256));
+        let optimizer = kernel.dispatch(
+            &gpu.device,
+            &[&optim_u, &grads, &stats, &params_buf, &s1, &s2],
+            linear_groups(m.div_ceil(4), 256),
+        );
         gpu.check_errors()?;
         Ok(GpuNet {
             gpu,
@@ -358,13 +361,10 @@ impl<'g> GpuNet<'g> {
         let last = layers.len() - 1;
         let mut seg = Vec::new();
 
-        let gather = if t.bytes { &k.gather_u8 } else { &k.gather_f32 };
-        let u = uniform(gpu, "gather", &GatherParams { batch: batch as u32, width: d as u32, _pad: [0; 2] });
-        seg.push(gather.dispatch(
-            dev,
-            &[&u, &t.src, &t.labels, &self.idx, &self.x, &self.y],
-            [d.div_ceil(64) as u32, batch as u32, 1],
-        ));
+        let gp = GatherParams { batch: batch as u32, width: d as u32, _pad: [0; 2] };
+        let u = uniform(gpu, "gather", &gp);
+        let (gather, groups) = gp.kernel(k, t.bytes);
+        seg.push(gather.dispatch(dev, &[&u, &t.src, &t.labels, &self.idx, &self.x, &self.y], groups));
 
         for l in &layers {
             let wt_off = self.wt_offsets[l.index];

@@ -220,24 +220,27 @@ pub fn optimizer_update(
         crate::optim::OptimKind::Momentum { .. } => &k.momentum,
         crate::optim::OptimKind::Adam { .. } => &k.adam,
     };
-    run(gpu, &[kernel.dispatch(&gpu.device, &[&u, &gb, &stats, &wb, &s1b, &s2b], linear_groups(w.len(), 256))]);
+    run(
+        gpu,
+        &[kernel.dispatch(&gpu.device, &[&u, &gb, &stats, &wb, &s1b, &s2b], linear_groups(w.len().div_ceil(4), 256))],
+    );
     Ok((read(gpu, &wb, w.len())?, read(gpu, &s1b, s1.len())?, read(gpu, &s2b, s2.len())?))
 }
 
 /// GPU `gather_u8`: rows `idx` of the byte table `src: [N, D]` as f32 in [0, 1], and labels.
 pub fn gather_u8(gpu: &Gpu, src: &[u8], labels: &[u32], idx: &[u32], width: usize) -> Result<(Vec<f32>, Vec<u32>)> {
     let packed = crate::gpu::net::pack_bytes(src);
-    gather(gpu, &gpu.kernels.gather_u8, &storage_init(gpu, "src", &packed)?, labels, idx, width)
+    gather(gpu, true, &storage_init(gpu, "src", &packed)?, labels, idx, width)
 }
 
 /// GPU `gather_f32`: rows `idx` of `src: [N, D]`, and labels.
 pub fn gather_f32(gpu: &Gpu, src: &[f32], labels: &[u32], idx: &[u32], width: usize) -> Result<(Vec<f32>, Vec<u32>)> {
-    gather(gpu, &gpu.kernels.gather_f32, &storage_init(gpu, "src", src)?, labels, idx, width)
+    gather(gpu, false, &storage_init(gpu, "src", src)?, labels, idx, width)
 }
 
 fn gather(
     gpu: &Gpu,
-    k: &Kernel,
+    bytes: bool,
     src: &wgpu::Buffer,
     labels: &[u32],
     idx: &[u32],
@@ -248,8 +251,9 @@ fn gather(
     let ib = storage_init(gpu, "idx", idx)?;
     let x = storage(gpu, "x", (batch * width * 4) as u64)?;
     let y = storage(gpu, "y", (batch * 4) as u64)?;
-    let u = uniform(gpu, "gather", &GatherParams { batch: batch as u32, width: width as u32, _pad: [0; 2] });
-    let groups = [width.div_ceil(64) as u32, batch as u32, 1];
+    let p = GatherParams { batch: batch as u32, width: width as u32, _pad: [0; 2] };
+    let u = uniform(gpu, "gather", &p);
+    let (k, groups) = p.kernel(&gpu.kernels, bytes);
     run(gpu, &[k.dispatch(&gpu.device, &[&u, src, &lb, &ib, &x, &y], groups)]);
     Ok((read(gpu, &x, batch * width)?, read(gpu, &y, batch)?))
 }
