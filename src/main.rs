@@ -15,8 +15,8 @@ use wgtrain::gpu::{context, AdapterChoice, Gpu};
 use wgtrain::model::Mlp;
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
 use wgtrain::train::{self, BatchSize, Config, Control, EpochRecord, Finish, Observer, RunDir};
-use wgtrain::verify;
 use wgtrain::{bench, checkpoint};
+use wgtrain::{plot, verify};
 
 #[derive(Parser)]
 #[command(name = "wgtrain", version, about = "Train MLP classifiers on any GPU through wgpu compute shaders")]
@@ -44,6 +44,23 @@ enum Command {
     /// Classify samples with saved weights: PNG images (any size, resized to the model's
     /// input), CSV rows, or IDX image files.
     Predict(PredictArgs),
+    /// Draw a run's figures from its folder (loss and accuracy; with its weights and data
+    /// also the confusion matrix and the most confident mistakes), or overlay the training
+    /// risk of several runs.
+    Plot(PlotArgs),
+}
+
+#[derive(Args, Clone)]
+struct PlotArgs {
+    /// Run folders: one redraws its figures, several are overlaid.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// The overlay's horizontal axis: step, samples or seconds.
+    #[arg(long, default_value = "samples")]
+    x: String,
+    /// The overlay's file, without extension (default: overlay-<x> in the current folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -190,6 +207,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Bench(a)) => bench_cmd(a).map(|_| true),
         Some(Command::Predict(a)) => predict_cmd(a).map(|_| true),
+        Some(Command::Plot(a)) => plot_cmd(a).map(|_| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -482,9 +500,61 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         }
         Finish::StoppedEarly | Finish::Completed => {
             println!("weights: {} (best test loss: best.safetensors)", run.path.join("model.safetensors").display());
+            // A figure that cannot be drawn must not fail a finished run.
+            match engine.predict(&split.test).and_then(|probs| test_figures(&run.path, &split, &probs)) {
+                Ok(files) => println!("figures: {}", files_str(&files)),
+                Err(e) => eprintln!("note: the figures were not drawn: {e}"),
+            }
         }
     }
     Ok(())
+}
+
+/// Prints the test set's confusion matrix and writes every figure of the run.
+fn test_figures(run: &Path, split: &Split, probs: &[f32]) -> Result<Vec<PathBuf>> {
+    let m = plot::confusion(&split.test.labels, probs, split.class_names.len())?;
+    print!("\n{}", plot::confusion_table(&m, &split.class_names));
+    plot::write_run_figures(run, &split.test, probs, &split.class_names)
+}
+
+fn files_str(files: &[PathBuf]) -> String {
+    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn plot_cmd(a: PlotArgs) -> Result<()> {
+    let x = plot::XAxis::parse(&a.x)?;
+    let files = match a.runs.as_slice() {
+        [run] => redraw_run(run)?,
+        runs => plot::plot_overlay(runs, x, a.out.as_deref().unwrap_or(Path::new(x.stem())))?,
+    };
+    println!("figures: {}", files_str(&files));
+    Ok(())
+}
+
+/// A run's figures from its folder: the learning curves, and, when its weights and the
+/// data named in its config.json load, the test set's confusion matrix and mistakes
+/// (predicted on the CPU).
+fn redraw_run(run: &Path) -> Result<Vec<PathBuf>> {
+    let weights = run.join("model.safetensors");
+    let cfg_path = run.join("config.json");
+    let spec = std::fs::read_to_string(&cfg_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| serde_json::from_value::<DataSpec>(v["data"].clone()).ok());
+    let Some(spec) = spec.filter(|_| weights.is_file()) else {
+        eprintln!("note: no weights or no data description in {}: drawing the learning curves only", run.display());
+        return plot::plot_run(run);
+    };
+    let split = spec.load()?;
+    let w = checkpoint::load_weights(&weights)?;
+    if split.test.width != w.mlp.inputs() {
+        return Err(Error::format(
+            &weights,
+            format!("the model takes {} features, the run's data has {}", w.mlp.inputs(), split.test.width),
+        ));
+    }
+    let probs = CpuEngine::new(&w.mlp, w.params, OptimKind::Sgd, train::CHUNK).predict(&split.test)?;
+    test_figures(run, &split, &probs)
 }
 
 /// Refuses, before allocating, a model too large for the adapter or for host memory.
