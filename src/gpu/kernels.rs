@@ -345,7 +345,7 @@ impl GatherParams {
     /// The gather for byte (`bytes`) or f32 sources of this width — four bytes per
     /// invocation when rows are whole words — and its grid.
     pub fn kernel<'k>(&self, k: &'k Kernels, bytes: bool) -> (&'k Kernel, [u32; 3]) {
-        match (bytes, self.width % 4 == 0) {
+        match (bytes, self.width.is_multiple_of(4)) {
             (true, true) => (&k.gather_u8x4, [self.width.div_ceil(256), self.batch, 1]),
             (true, false) => (&k.gather_u8, [self.width.div_ceil(64), self.batch, 1]),
             (false, _) => (&k.gather_f32, [self.width.div_ceil(64), self.batch, 1]),
