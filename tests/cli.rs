@@ -67,7 +67,8 @@ fn bad_devices_models_folders_and_checkpoints_are_refused_clearly() {
             vec!["train".into(), "--device".into(), "cpu".into(), "--out".into(), "/proc/wgtrain-run".into()],
             "/proc/wgtrain-run".into(),
         ),
-        (vec!["train".into(), "--hidden".into(), "16000000,16000000".into()], "at most 2^30 parameters".into()),
+        (vec!["train".into(), "--hidden".into(), "16000000,16000000".into()], "at most 2^32 parameters".into()),
+        (vec!["train".into(), "--hidden".into(), "40000,40000".into()], "at most 2^30 parameters".into()),
         (vec!["eval".into(), "/no/such/model.safetensors".into()], "/no/such/model.safetensors".into()),
     ];
     if has_gpu {
