@@ -5,9 +5,11 @@
 use super::log::RunLog;
 use super::{color, font, save, DrawResult, Figure};
 use crate::error::{Error, Result};
+use plotters::chart::MeshStyle;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters_backend::BackendCoord;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -229,6 +231,69 @@ fn legend_corner(area: (Range<i32>, Range<i32>), series: &[Vec<(i32, i32)>]) -> 
     best.map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
+/// A chart on `root` laid out as every curve figure is: `title` above in 20 px type, a
+/// 16 px margin, 50 px below for the x labels and 70 px on the left for the y labels.
+fn chart_on<'a, 'b, DB: DrawingBackend>(root: &'a DrawingArea<DB, Shift>, title: &str) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(root);
+    builder.caption(title, font(20.0)).margin(16).x_label_area_size(50).y_label_area_size(70);
+    builder
+}
+
+/// Styles `mesh` as every curve figure's grid: 14 px tick labels, 16 px axis titles, light
+/// grey lines at the labelled ticks and fainter ones (at most four) between them.
+fn grid<'m, 'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB> {
+    mesh.label_style(font(14.0))
+        .axis_desc_style(font(16.0))
+        .bold_line_style(RGBColor(215, 215, 215))
+        .light_line_style(RGBColor(243, 243, 243))
+        .max_light_lines(4)
+}
+
+/// `points` in the chart's pixel coordinates.
+fn pixels<DB, X, Y>(chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>, points: &[(f64, f64)]) -> Vec<BackendCoord>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    points.iter().map(|p| chart.backend_coord(p)).collect()
+}
+
+/// The legend marker of a plain line: a line 22 px long and `width` px wide in `c`,
+/// starting at `(x, y)`.
+fn line_marker((x, y): BackendCoord, c: RGBColor, width: u32) -> PathElement<BackendCoord> {
+    PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(width))
+}
+
+/// The legend marker of a line through dots: a line 22 px long and 2 px wide in `c`,
+/// starting at `at`, with a dot of radius 4 in its middle.
+fn line_dot_marker<'a, DB: DrawingBackend + 'a>(
+    at: BackendCoord,
+    c: RGBColor,
+) -> impl IntoDynElement<'a, DB, BackendCoord> {
+    EmptyElement::at(at)
+        + PathElement::new(vec![(0, 0), (22, 0)], c.stroke_width(2))
+        + Circle::new((11, 0), 4, c.filled())
+}
+
+/// Draws the legend of the chart's labelled series, in the corner where it covers the least
+/// of the `drawn` lines (in pixels): 14 px labels in a 90% white box with a faint border.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    drawn: &[Vec<BackendCoord>],
+) -> DrawResult<DB> {
+    let corner = legend_corner(chart.plotting_area().get_pixel_range(), drawn);
+    chart
+        .configure_series_labels()
+        .position(corner)
+        .label_font(font(14.0))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+}
+
 struct LossFigure {
     title: String,
     s: LossSeries,
@@ -244,25 +309,15 @@ impl Figure for LossFigure {
         let x_max = s.train.iter().chain(&s.test).map(|p| p.0).fold(1.0, f64::max);
         let y_top = y_max([&s.train, &s.test]) * 1.05;
         let lr_top = y_max([&s.lr]) * 1.1;
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, font(20.0))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
+        let mut chart = chart_on(root, &self.title)
             .right_y_label_area_size(80)
             .build_cartesian_2d(0f64..x_max, 0f64..y_top)?
             .set_secondary_coord(0f64..x_max, 0f64..lr_top);
-        chart
-            .configure_mesh()
+        grid(&mut chart.configure_mesh())
             .x_desc("step (parameter updates)")
             .y_desc("cross-entropy loss")
             .x_label_formatter(&|v| compact(*v))
             .y_label_formatter(&|v| trim(format!("{v:.2}")))
-            .label_style(font(14.0))
-            .axis_desc_style(font(16.0))
-            .bold_line_style(RGBColor(215, 215, 215))
-            .light_line_style(RGBColor(243, 243, 243))
-            .max_light_lines(4)
             .draw()?;
         chart
             .configure_secondary_axes()
@@ -283,28 +338,14 @@ impl Figure for LossFigure {
         chart
             .draw_series(LineSeries::new(s.train.iter().copied(), train_c.stroke_width(1)))?
             .label("training risk (mean loss over each logging interval)")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], train_c.stroke_width(2)));
+            .legend(move |at| line_marker(at, train_c, 2));
         chart.draw_series(LineSeries::new(s.test.iter().copied(), test_c.stroke_width(2)))?;
         chart
             .draw_series(s.test.iter().map(|&p| Circle::new(p, 4, test_c.filled())))?
             .label("test loss (end of each epoch)")
-            .legend(move |(x, y)| {
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(0, 0), (22, 0)], test_c.stroke_width(2))
-                    + Circle::new((11, 0), 4, test_c.filled())
-            });
-        let pixels = |v: &[(f64, f64)]| v.iter().map(|p| chart.backend_coord(p)).collect::<Vec<_>>();
-        let lr_pixels = s.lr.iter().map(|p| chart.borrow_secondary().backend_coord(p)).collect();
-        let corner =
-            legend_corner(chart.plotting_area().get_pixel_range(), &[pixels(&s.train), pixels(&s.test), lr_pixels]);
-        chart
-            .configure_series_labels()
-            .position(corner)
-            .label_font(font(14.0))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
-        Ok(())
+            .legend(move |at| line_dot_marker(at, test_c));
+        let drawn = [pixels(&chart, &s.train), pixels(&chart, &s.test), pixels(chart.borrow_secondary(), &s.lr)];
+        draw_legend(&mut chart, &drawn)
     }
 }
 
@@ -324,25 +365,14 @@ impl Figure for AccuracyFigure {
         let lowest = s.train.iter().chain(&s.test).map(|p| p.1).fold(1.0, f64::min);
         // Zoom to the accuracies reached, in steps of 0.05, up to 1.
         let y_lo = ((lowest - 0.02) * 20.0).floor().clamp(0.0, 19.0) / 20.0;
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, font(20.0))
-            .margin(16)
-            .margin_right(30)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.5f64..epochs + 0.5, y_lo..1.0)?;
-        chart
-            .configure_mesh()
+        let mut chart =
+            chart_on(root, &self.title).margin_right(30).build_cartesian_2d(0.5f64..epochs + 0.5, y_lo..1.0)?;
+        grid(&mut chart.configure_mesh())
             .x_desc("epoch")
             .y_desc("accuracy")
             .x_labels((epochs as usize).min(20) + 1)
             .x_label_formatter(&|v| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() })
             .y_label_formatter(&|v| trim(format!("{v:.2}")))
-            .label_style(font(14.0))
-            .axis_desc_style(font(16.0))
-            .bold_line_style(RGBColor(215, 215, 215))
-            .light_line_style(RGBColor(243, 243, 243))
-            .max_light_lines(4)
             .draw()?;
         let last = |v: &[(f64, f64)]| v.last().map_or(String::new(), |p| format!(" (last {:.4})", p.1));
         for (i, (points, name)) in [
@@ -354,24 +384,13 @@ impl Figure for AccuracyFigure {
         {
             let c = color(i);
             chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))?.label(name).legend(
-                move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (22, 0)], c.stroke_width(2))
-                        + Circle::new((11, 0), 4, c.filled())
-                },
-            );
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))?
+                .label(name)
+                .legend(move |at| line_dot_marker(at, c));
         }
-        let pixels = |v: &[(f64, f64)]| v.iter().map(|p| chart.backend_coord(p)).collect::<Vec<_>>();
-        let corner = legend_corner(chart.plotting_area().get_pixel_range(), &[pixels(&s.train), pixels(&s.test)]);
-        chart
-            .configure_series_labels()
-            .position(corner)
-            .label_font(font(14.0))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
-        Ok(())
+        let drawn = [pixels(&chart, &s.train), pixels(&chart, &s.test)];
+        draw_legend(&mut chart, &drawn)
     }
 }
 
@@ -398,44 +417,24 @@ impl OverlayFigure {
         let y_top = y_max(self.lines.iter().map(|l| &l.1)) * 1.05;
         let title = format!("Training risk against {}", self.x.title().split(" (").next().unwrap_or_default());
         let x_desc = if log { format!("{} (log scale)", self.x.title()) } else { self.x.title().to_string() };
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, font(20.0))
-            .margin(16)
-            .margin_right(30)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x_range, 0f64..y_top)?;
-        chart
-            .configure_mesh()
+        let mut chart = chart_on(root, &title).margin_right(30).build_cartesian_2d(x_range, 0f64..y_top)?;
+        grid(&mut chart.configure_mesh())
             .x_desc(x_desc)
             .y_desc("training risk (mean loss per logging interval)")
             .x_label_formatter(&|v| compact(*v))
             .y_label_formatter(&|v| trim(format!("{v:.2}")))
-            .label_style(font(14.0))
-            .axis_desc_style(font(16.0))
-            .bold_line_style(RGBColor(215, 215, 215))
-            .light_line_style(RGBColor(243, 243, 243))
-            .max_light_lines(4)
             .draw()?;
         let mut drawn = Vec::new();
         for (i, (label, points)) in self.lines.iter().enumerate() {
             let c = color(i);
             let points: Vec<(f64, f64)> = points.iter().copied().filter(|p| !log || p.0 > 0.0).collect();
-            drawn.push(points.iter().map(|p| chart.backend_coord(p)).collect());
+            drawn.push(pixels(&chart, &points));
             chart
                 .draw_series(LineSeries::new(points, c.stroke_width(2)))?
                 .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(3)));
+                .legend(move |at| line_marker(at, c, 3));
         }
-        let corner = legend_corner(chart.plotting_area().get_pixel_range(), &drawn);
-        chart
-            .configure_series_labels()
-            .position(corner)
-            .label_font(font(14.0))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart, &drawn)
     }
 }
 
