@@ -1,11 +1,12 @@
 // The fully connected layer's matrix products (contract, Params and epilogue in
-// gemm_common.wgsl, which is prepended), specialised for shapes whose output rows are vec4-aligned. Each invocation
-// holds a 4×8 block of C in eight vec4 registers and, for each k, adds the outer product
-// of 4 values of A (one per row) with 8 contiguous values of B (two vec4 loads). No
+// gemm_common.wgsl, which is prepended), specialised for shapes whose output rows are
+// vec4-aligned. Each invocation holds an 8×8 block of C in sixteen vec4 registers and, for
+// each k, adds the outer product of 8 values of A (one per row) with 8 contiguous values
+// of B (two vec4 loads). No
 // workgroup memory and no barriers: on a software adapter (llvmpipe) the CPU's caches do
 // the tiling, and contiguous vec4 loads with register blocking are what pay (measured
-// with `wgtrain bench --gemm`). Workgroup WG×WG; one group covers (4·WG) rows × (8·WG)
-// columns; dispatch (⌈N/(8·WG)⌉, ⌈M/(4·WG)⌉, 1).
+// with `wgtrain bench --gemm`). Workgroup WG×WG; one group covers (8·WG) rows × (8·WG)
+// columns; dispatch (⌈N/(8·WG)⌉, ⌈M/(8·WG)⌉, 1).
 //
 //   gemm_tn  C = Aᵀ·B, A: [K, M], B: [K, N], both row-contiguous   (dW = dZᵀ·X)
 //            needs M, N, a_sk, b_sk, a_off, b_off ≡ 0 (mod 4)
