@@ -280,6 +280,8 @@ pub struct GpuEngine<'g> {
     net: GpuNet<'g>,
     train: TableId,
     mode: DataMode,
+    /// `0, 1, …, max_batch − 1`: the rows a streamed batch occupies.
+    identity: Vec<u32>,
     /// Resident test sets, by their source (uploaded on first evaluation).
     eval_tables: Vec<(std::path::PathBuf, usize, TableId)>,
 }
@@ -308,7 +310,8 @@ impl<'g> GpuEngine<'g> {
             DataMode::Resident => net.add_table(features(&train.features), &train.labels)?,
             DataMode::Streaming => net.add_stream_table(matches!(train.features, FeatureData::U8(_)))?,
         };
-        Ok(GpuEngine { gpu, net, train: table, mode, eval_tables: Vec::new() })
+        let identity = (0..max_batch as u32).collect();
+        Ok(GpuEngine { gpu, net, train: table, mode, identity, eval_tables: Vec::new() })
     }
 
     fn stream(&self, b: &Batch) -> Result<()> {
@@ -319,7 +322,6 @@ impl<'g> GpuEngine<'g> {
         Ok(())
     }
 
-    /// The indices the device reads: the batch's own in resident mode, 0..B when streamed.
     /// The device table holding `data` for evaluation (uploaded on first use). Training
     /// metrics pending on the device must have been taken before.
     fn eval_table(&mut self, data: &Dataset) -> Result<TableId> {
@@ -338,10 +340,12 @@ impl<'g> GpuEngine<'g> {
         })
     }
 
-    fn device_idx(&self, b: &Batch) -> Vec<u32> {
-        match self.mode {
-            DataMode::Resident => b.idx.clone(),
-            DataMode::Streaming => (0..b.idx.len() as u32).collect(),
+    /// The indices the device reads: the batch's own in resident mode, 0..B when streamed
+    /// (no allocation per step).
+    fn device_idx<'b>(mode: DataMode, identity: &'b [u32], b: &'b Batch) -> &'b [u32] {
+        match mode {
+            DataMode::Resident => &b.idx,
+            DataMode::Streaming => &identity[..b.idx.len()],
         }
     }
 }
@@ -364,14 +368,14 @@ impl Engine for GpuEngine<'_> {
 
     fn train_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<()> {
         self.stream(b)?;
-        let idx = self.device_idx(b);
-        self.net.train_step(self.train, &idx, opt)
+        let idx = Self::device_idx(self.mode, &self.identity, b);
+        self.net.train_step(self.train, idx, opt)
     }
 
     fn accumulate(&mut self, b: &Batch, scale: f32, first: bool) -> Result<()> {
         self.stream(b)?;
-        let idx = self.device_idx(b);
-        self.net.accumulate_gradient(self.train, &idx, scale, first)
+        let idx = Self::device_idx(self.mode, &self.identity, b);
+        self.net.accumulate_gradient(self.train, idx, scale, first)
     }
 
     fn update(&mut self, opt: &OptimStep) -> Result<()> {
@@ -429,7 +433,7 @@ impl GpuEngine<'_> {
     /// timestamp queries.
     pub fn profile_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<Option<Vec<(String, f64)>>> {
         self.stream(b)?;
-        let idx = self.device_idx(b);
-        self.net.profile_step(self.train, &idx, opt)
+        let idx = Self::device_idx(self.mode, &self.identity, b);
+        self.net.profile_step(self.train, idx, opt)
     }
 }

@@ -1,22 +1,14 @@
 //! The one source of randomness: ChaCha8 with a fixed seed, and samplers written out
 //! here (not taken from `rand`'s distributions) so the streams are the same on every
-//! machine and every version of this crate's dependencies.
+//! machine and every version of this crate's dependencies. Every stream is a pure
+//! function of (seed, stream number), so a resumed run needs no stored RNG state.
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 /// A seeded, portable random stream.
 #[derive(Clone, Debug)]
 pub struct Rng(ChaCha8Rng);
-
-/// Where a stream stands, so a resumed run continues it exactly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RngState {
-    pub seed: u64,
-    pub stream: u64,
-    pub word_pos: u128,
-}
 
 impl Rng {
     /// A stream for `seed`; `stream` separates independent uses of one seed
@@ -25,16 +17,6 @@ impl Rng {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         r.set_stream(stream);
         Rng(r)
-    }
-
-    pub fn state(&self, seed: u64) -> RngState {
-        RngState { seed, stream: self.0.get_stream(), word_pos: self.0.get_word_pos() }
-    }
-
-    pub fn from_state(s: RngState) -> Self {
-        let mut r = Rng::new(s.seed, s.stream);
-        r.0.set_word_pos(s.word_pos);
-        r
     }
 
     pub fn next_u64(&mut self) -> u64 {

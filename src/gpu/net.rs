@@ -247,11 +247,10 @@ impl<'g> GpuNet<'g> {
         if t.bytes != matches!(features, Features::U8(_)) {
             return Err(Error::Shape("streamed features of the wrong element type".into()));
         }
-        let data: Vec<u8> = match features {
-            Features::U8(v) => bytemuck::cast_slice(&pack_bytes(v)).to_vec(),
-            Features::F32(v) => bytemuck::cast_slice(v).to_vec(),
-        };
-        self.gpu.queue.write_buffer(&t.src, 0, &data);
+        match features {
+            Features::U8(v) => self.gpu.queue.write_buffer(&t.src, 0, bytemuck::cast_slice(&pack_bytes(v))),
+            Features::F32(v) => self.gpu.queue.write_buffer(&t.src, 0, bytemuck::cast_slice(v)),
+        }
         self.gpu.queue.write_buffer(&t.labels, 0, bytemuck::cast_slice(labels));
         Ok(())
     }
@@ -532,10 +531,5 @@ impl<'g> GpuNet<'g> {
         let tables = self.tables.iter().flat_map(|t| [&t.src, &t.labels]);
         let rest = [&self.loss, &self.correct, &self.stats];
         fixed.into_iter().chain(per_layer).chain(tables).chain(rest).map(wgpu::Buffer::size).sum()
-    }
-
-    /// Rows of a table.
-    pub fn table_rows(&self, table: TableId) -> usize {
-        self.tables[table.0].rows
     }
 }
