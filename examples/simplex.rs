@@ -18,9 +18,9 @@
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use wgtrain::data::batches::epoch_order;
+use wgtrain::data::batches::{epoch_order, Batch};
 use wgtrain::data::{self, Dataset, FeatureData, Split};
-use wgtrain::engine::{Batch, CpuEngine, DataMode, Engine, GpuEngine};
+use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::error::{Error, Result};
 use wgtrain::gpu::{AdapterChoice, Gpu};
 use wgtrain::model::Mlp;

@@ -1,16 +1,17 @@
-//! `wgtrain bench`: the standard workloads of BENCHMARKS.md trained for a fixed number of
+//! `wgtrain bench`: the standard workloads (README's benchmark section) trained for a fixed number of
 //! steps after a warm-up, on Fashion-MNIST, with plain SGD (lr 0.1), shuffled batches and
 //! the real data path. Throughput includes waiting for the device: the timed span ends
 //! with a read-back of the metrics, which waits for every step.
 
-use crate::data::batches::epoch_order;
+use crate::data::batches::{epoch_order, stream, Batch};
 use crate::data::Dataset;
-use crate::engine::{Engine, GpuEngine};
-use crate::error::Result;
+use crate::engine::{CpuEngine, DataMode, Engine, GpuEngine};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::model::Mlp;
 use crate::optim::{OptimKind, Optimizer};
-use crate::train::stream;
 use serde::Serialize;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 /// A network and batch size to time.
@@ -81,28 +82,29 @@ pub fn measure(
     }
     let batches: Vec<&[u32]> = order.chunks(w.batch).take(total).collect();
     let t0 = Instant::now();
-    stream(data, &batches[..1], engine, |e, _, b| e.train_step(b, &opt.step(1, opt.lr)))?;
+    let how = engine.gather();
+    stream(data, &batches[..1], how, |_, b| engine.train_step(b, &opt.step(1, opt.lr)).map(ControlFlow::Continue))?;
     engine.take_tally()?;
     let first_step_ms = t0.elapsed().as_secs_f64() * 1e3;
-    stream(data, &batches[1..1 + warmup], engine, |e, _, b| e.train_step(b, &opt.step(2, opt.lr)))?;
+    let warm = &batches[1..1 + warmup];
+    stream(data, warm, how, |_, b| engine.train_step(b, &opt.step(2, opt.lr)).map(ControlFlow::Continue))?;
     engine.take_tally()?;
     let timed = &batches[1 + warmup..];
     let t = Instant::now();
     let mut submit = 0.0;
-    stream(data, timed, engine, |e, _, b| {
+    stream(data, timed, how, |_, b| {
         let s = Instant::now();
-        e.train_step(b, &opt.step(3, opt.lr))?;
+        engine.train_step(b, &opt.step(3, opt.lr))?;
         submit += s.elapsed().as_secs_f64();
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
     let waited = Instant::now();
     engine.take_tally()?;
     let wait = waited.elapsed().as_secs_f64();
     let secs = t.elapsed().as_secs_f64();
-    let how = engine.gather();
     let g = Instant::now();
     for idx in timed {
-        std::hint::black_box(crate::engine::Batch::gather(data, idx.to_vec(), how));
+        std::hint::black_box(Batch::gather(data, idx.to_vec(), how));
     }
     let gather = g.elapsed().as_secs_f64();
     let samples_per_s = (steps * w.batch) as f64 / secs;
@@ -126,7 +128,7 @@ pub fn measure(
 /// Adds a per-dispatch profile of one more step to a GPU measurement.
 pub fn profile(engine: &mut GpuEngine, data: &Dataset, w: &Workload, m: &mut Measurement) -> Result<()> {
     let order = epoch_order(2, 0, data.rows);
-    let batch = crate::engine::Batch::gather(data, order[..w.batch].to_vec(), engine.gather());
+    let batch = Batch::gather(data, order[..w.batch].to_vec(), engine.gather());
     let opt = Optimizer::new(OptimKind::Sgd, 0.1);
     m.kernels = engine.profile_step(&batch, &opt.step(1, opt.lr))?;
     m.memory_bytes = Some(engine.memory_bytes());
@@ -222,4 +224,113 @@ pub fn gemm_variants(gpu: &crate::gpu::Gpu, sizes: &[usize], batch: usize, reps:
         }
     }
     Ok(out)
+}
+
+/// A device `wgtrain bench` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDevice {
+    Cpu,
+    Gpu,
+}
+
+/// The workloads `names` asks for: `sweep` (small at several batch sizes) or names of
+/// [`workloads`].
+pub fn select(names: &[String]) -> Result<Vec<Workload>> {
+    let all = workloads(true);
+    let mut chosen = Vec::new();
+    for name in names {
+        let found: Vec<_> = match name.as_str() {
+            "sweep" => all.iter().filter(|w| w.name.starts_with("small-")).cloned().collect(),
+            n => all.iter().filter(|w| w.name == n).cloned().collect(),
+        };
+        if found.is_empty() {
+            let names: Vec<_> = all.iter().map(|w| w.name.as_str()).collect();
+            return Err(Error::invalid("--workloads", name, &format!("sweep or one of {}", names.join(", "))));
+        }
+        chosen.extend(found);
+    }
+    Ok(chosen)
+}
+
+/// Times workload `w` (its input and output widths taken from `data`) on the CPU, or on
+/// `gpu` with the data resident or streamed as `mode` says, plus a per-kernel profile.
+pub fn run(
+    gpu: Option<&Gpu>,
+    w: &Workload,
+    data: &Dataset,
+    mode: DataMode,
+    warmup: usize,
+    steps: usize,
+) -> Result<Measurement> {
+    let mut sizes = w.sizes.clone();
+    sizes[0] = data.width;
+    *sizes.last_mut().expect("layers") = data.classes;
+    let w = Workload { sizes, ..w.clone() };
+    let mlp = Mlp::new(w.sizes.clone())?;
+    let params = mlp.init(1);
+    let (dev, mut m) = match gpu {
+        None => {
+            let mut e = CpuEngine::new(&mlp, params, OptimKind::Sgd, w.batch);
+            ("cpu", measure(&mut e, data, &w, warmup, steps)?)
+        }
+        Some(g) => {
+            let mut e = GpuEngine::new(g, &mlp, &params, OptimKind::Sgd, w.batch, data, mode)?;
+            let mut m = measure(&mut e, data, &w, warmup, steps)?;
+            profile(&mut e, data, &w, &mut m)?;
+            ("gpu", m)
+        }
+    };
+    m.device = format!("{dev}: {}", m.device);
+    Ok(m)
+}
+
+/// A measurement as two table lines: throughput, then the wall-time split per step.
+pub fn row(m: &Measurement) -> String {
+    let dev = m.device.split(':').next().unwrap_or_default();
+    let mem = m.memory_bytes.map_or(String::new(), |b| format!("  {:.1} MiB on device", b as f64 / 1048576.0));
+    format!(
+        "{:<12} {:<5} batch {:>5}: {:>9.0} samples/s {:>8.2} ms/step {:>7.2} GFLOP/s  first step {:>6.0} ms{mem}\n\
+         {:<12}       per step: host gather {:.3} ms (overlapped), record+submit {:.3} ms, final wait {:.3} ms",
+        m.workload,
+        dev,
+        m.batch,
+        m.samples_per_s,
+        m.ms_per_step,
+        m.gflops,
+        m.first_step_ms,
+        "",
+        m.host_gather_ms,
+        m.submit_ms,
+        m.wait_ms
+    )
+}
+
+/// The per-kernel GPU time of each GPU measurement, or a note where the adapter has no
+/// timestamp queries.
+pub fn profiles(results: &[Measurement]) -> String {
+    let mut s = String::new();
+    for m in results.iter().filter(|m| m.device.starts_with("gpu")) {
+        match &m.kernels {
+            None => {
+                s +=
+                    &format!("\n{}: this adapter has no timestamp queries; see the wall-time split above\n", m.workload)
+            }
+            Some(k) => {
+                let total: f64 = k.iter().map(|(_, t)| t).sum();
+                s += &format!("\nper-kernel GPU time, {} (one step, {:.2} ms in kernels):\n", m.workload, total);
+                for (name, t) in k {
+                    s += &format!("  {name:<34} {t:>8.3} ms {:>5.1}%\n", 100.0 * t / total);
+                }
+            }
+        }
+    }
+    s
+}
+
+/// A [`GemmTiming`] of workload `workload` as one table line.
+pub fn gemm_row(workload: &str, t: &GemmTiming) -> String {
+    format!(
+        "{:<8} {:<28} {:<11} M={:<5} N={:<5} K={:<5} {:>7.2} GFLOP/s {:>8.3} ms  error/bound {:.2}",
+        workload, t.product, t.variant, t.m, t.n, t.k, t.gflops, t.ms, t.error_ratio
+    )
 }

@@ -5,33 +5,14 @@
 //! atomically: a temporary file beside the target, fsync'd, then renamed over it.
 
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use crate::model::Mlp;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync the folder).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
+/// The metadata key of the layer sizes (JSON), in every file written here.
+pub const SIZES_KEY: &str = "wgtrain.sizes";
 
 /// Serialises `tensors` (name, shape, values) with `metadata` to safetensors bytes.
 pub fn to_bytes(tensors: &[(String, Vec<usize>, &[f32])], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
@@ -40,18 +21,19 @@ pub fn to_bytes(tensors: &[(String, Vec<usize>, &[f32])], metadata: HashMap<Stri
         .map(|(n, shape, v)| {
             TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(v))
                 .map(|t| (n.clone(), t))
-                .map_err(|e| Error::Shape(format!("tensor {n}: {e}")))
+                .map_err(|e| Error::shape("safetensors tensor", format!("{n}: values that fill {shape:?}"), e))
         })
         .collect::<Result<_>>()?;
-    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Shape(format!("serialising: {e}")))
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::precondition("safetensors::serialize", format!("serialisable tensors ({e})")))
 }
 
 /// Saves the flat parameter vector of `mlp` as PyTorch-named tensors.
 pub fn save_weights(path: &Path, mlp: &Mlp, params: &[f32], mut metadata: HashMap<String, String>) -> Result<()> {
     if params.len() != mlp.param_count() {
-        return Err(Error::Shape(format!("{} parameters for a network of {}", params.len(), mlp.param_count())));
+        return Err(Error::shape("save_weights", format!("{} parameters", mlp.param_count()), params.len()));
     }
-    metadata.insert("wgtrain.sizes".into(), serde_json::to_string(&mlp.sizes).expect("sizes serialise"));
+    metadata.insert(SIZES_KEY.into(), serde_json::to_string(&mlp.sizes).expect("sizes serialise"));
     metadata.insert("format".into(), "pt".into());
     let tensors: Vec<(String, Vec<usize>, &[f32])> =
         mlp.tensors().into_iter().map(|(n, s, r)| (n, s, &params[r])).collect();
@@ -128,7 +110,7 @@ pub fn save_state(
     state: &[Vec<f32>],
     mut metadata: HashMap<String, String>,
 ) -> Result<()> {
-    metadata.insert("wgtrain.sizes".into(), serde_json::to_string(&mlp.sizes).expect("sizes serialise"));
+    metadata.insert(SIZES_KEY.into(), serde_json::to_string(&mlp.sizes).expect("sizes serialise"));
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> = vec![("params".into(), vec![params.len()], params)];
     for (i, s) in state.iter().enumerate() {
         tensors.push((format!("optim.{i}"), vec![s.len()], s));
@@ -157,7 +139,7 @@ pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<State> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("bad safetensors header: {e}")))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let sizes: Vec<usize> = metadata
-        .get("wgtrain.sizes")
+        .get(SIZES_KEY)
         .and_then(|s| serde_json::from_str(s).ok())
         .ok_or_else(|| fail("metadata `wgtrain.sizes` is missing or unreadable".into()))?;
     let mlp = Mlp::new(sizes).map_err(|e| fail(e.to_string()))?;

@@ -3,6 +3,7 @@
 //! [`crate::train`] drives either the same way.
 
 use crate::cpu::{net, ops};
+use crate::data::batches::{Batch, Gather};
 use crate::data::{Dataset, FeatureData};
 use crate::error::{Error, Result};
 use crate::gpu::net::{Features, GpuNet, TableId};
@@ -47,45 +48,6 @@ impl From<crate::gpu::kernels::Stats> for Tally {
             samples: u64::from(s.samples),
             bad_steps: u64::from(s.bad_steps),
         }
-    }
-}
-
-/// What the producer thread prepares for each batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gather {
-    /// Only the indices (the data set is resident on the device).
-    Indices,
-    /// The rows as stored (bytes stay bytes), for streaming to the device.
-    Raw,
-    /// The rows as f32 in [0, 1] (the CPU computes on them directly).
-    F32,
-}
-
-/// One batch: its sample indices, and its rows and labels if gathered.
-pub struct Batch {
-    pub idx: Vec<u32>,
-    pub rows: Option<FeatureData>,
-    pub x: Vec<f32>,
-    pub labels: Vec<u32>,
-}
-
-impl Batch {
-    /// Prepares rows `idx` of `data` as `how` asks.
-    pub fn gather(data: &Dataset, idx: Vec<u32>, how: Gather) -> Batch {
-        let w = data.width;
-        let labels = idx.iter().map(|&i| data.labels[i as usize]).collect();
-        let (rows, x) = match how {
-            Gather::Indices => (None, Vec::new()),
-            Gather::Raw => (Some(data.select(&idx).features), Vec::new()),
-            Gather::F32 => {
-                let mut x = vec![0.0f32; idx.len() * w];
-                for (n, &i) in idx.iter().enumerate() {
-                    data.row_f32(i as usize, &mut x[n * w..(n + 1) * w]);
-                }
-                (None, x)
-            }
-        };
-        Batch { idx, rows, x, labels }
     }
 }
 
@@ -156,6 +118,22 @@ impl CpuEngine {
     }
 }
 
+impl CpuEngine {
+    /// Runs the forward pass over `data` in chunks of [`CPU_EVAL_CHUNK`] rows, calling
+    /// `f(workspace, first row, rows)` with each chunk's activations.
+    fn forward_chunks(&mut self, data: &Dataset, mut f: impl FnMut(&mut net::Workspace<f32>, usize, usize)) {
+        let mut x = vec![0.0f32; CPU_EVAL_CHUNK * data.width];
+        for start in (0..data.rows).step_by(CPU_EVAL_CHUNK) {
+            let n = CPU_EVAL_CHUNK.min(data.rows - start);
+            for i in 0..n {
+                data.row_f32(start + i, &mut x[i * data.width..(i + 1) * data.width]);
+            }
+            net::forward(&self.mlp, &self.params, &x[..n * data.width], n, &mut self.ws, net::Kernels::Fast);
+            f(&mut self.ws, start, n);
+        }
+    }
+}
+
 impl Engine for CpuEngine {
     fn describe(&self) -> String {
         format!("CPU ({} threads for matrix products)", std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -211,36 +189,24 @@ impl Engine for CpuEngine {
     fn evaluate(&mut self, data: &Dataset) -> Result<Tally> {
         let mut t = Tally::default();
         let c = self.mlp.classes();
-        let mut x = vec![0.0f32; CPU_EVAL_CHUNK * data.width];
         let mut dz = vec![0.0f32; CPU_EVAL_CHUNK * c];
-        for start in (0..data.rows).step_by(CPU_EVAL_CHUNK) {
-            let n = CPU_EVAL_CHUNK.min(data.rows - start);
-            for i in 0..n {
-                data.row_f32(start + i, &mut x[i * data.width..(i + 1) * data.width]);
-            }
-            net::forward(&self.mlp, &self.params, &x[..n * data.width], n, &mut self.ws, net::Kernels::Fast);
-            let logits = self.ws.acts.last().expect("layers");
+        self.forward_chunks(data, |ws, start, n| {
             let labels = &data.labels[start..start + n];
-            ops::softmax_xent(logits, labels, 1.0, &mut self.ws.loss, &mut self.ws.correct, &mut dz, n, c);
-            let (l, k) = ops::accumulate_stats(&self.ws.loss[..n], &self.ws.correct[..n]);
+            let logits = ws.acts.last().expect("layers");
+            ops::softmax_xent(logits, labels, 1.0, &mut ws.loss, &mut ws.correct, &mut dz, n, c);
+            let (l, k) = ops::accumulate_stats(&ws.loss[..n], &ws.correct[..n]);
             t.add(Tally { loss_sum: f64::from(l), correct: u64::from(k), samples: n as u64, bad_steps: 0 });
-        }
+        });
         Ok(t)
     }
 
     fn predict(&mut self, data: &Dataset) -> Result<Vec<f32>> {
         let c = self.mlp.classes();
         let mut probs = vec![0.0f32; data.rows * c];
-        let mut x = vec![0.0f32; CPU_EVAL_CHUNK * data.width];
-        for start in (0..data.rows).step_by(CPU_EVAL_CHUNK) {
-            let n = CPU_EVAL_CHUNK.min(data.rows - start);
-            for i in 0..n {
-                data.row_f32(start + i, &mut x[i * data.width..(i + 1) * data.width]);
-            }
-            net::forward(&self.mlp, &self.params, &x[..n * data.width], n, &mut self.ws, net::Kernels::Fast);
-            let logits = &self.ws.acts.last().expect("layers")[..n * c];
+        self.forward_chunks(data, |ws, start, n| {
+            let logits = &ws.acts.last().expect("layers")[..n * c];
             ops::softmax(logits, &mut probs[start * c..(start + n) * c], n, c);
-        }
+        });
         Ok(probs)
     }
 
@@ -255,7 +221,15 @@ impl Engine for CpuEngine {
     fn set_state(&mut self, params: &[f32], state: &[Vec<f32>]) -> Result<()> {
         let m = self.mlp.param_count();
         if params.len() != m || state.len() != self.kind.state_vectors() || state.iter().any(|s| s.len() != m) {
-            return Err(Error::Shape("parameters or optimizer state of the wrong size".into()));
+            return Err(Error::shape(
+                "set_state",
+                format!("{m} parameters and {} state vectors of {m}", self.kind.state_vectors()),
+                format!(
+                    "{} parameters and state vectors of {:?}",
+                    params.len(),
+                    state.iter().map(Vec::len).collect::<Vec<_>>()
+                ),
+            ));
         }
         self.params.copy_from_slice(params);
         for (dst, src) in [&mut self.s1, &mut self.s2].into_iter().zip(state) {
@@ -265,8 +239,33 @@ impl Engine for CpuEngine {
     }
 }
 
-/// How the GPU gets its samples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Builds the engine that trains `mlp` from `params` on `gpu`, or on the CPU when `None`:
+/// optimizer state for `kind`, room for `max_batch` rows, and on a GPU the training set
+/// as `mode` says — but streamed when it does not fit one binding of the adapter (the
+/// engine's [`Engine::describe`] then says "streamed").
+pub fn open<'g>(
+    gpu: Option<&'g Gpu>,
+    mlp: &Mlp,
+    params: Vec<f32>,
+    kind: OptimKind,
+    max_batch: usize,
+    train: &Dataset,
+    mode: DataMode,
+) -> Result<Box<dyn Engine + 'g>> {
+    let Some(g) = gpu else {
+        return Ok(Box::new(CpuEngine::new(mlp, params, kind, max_batch)));
+    };
+    let bytes = match &train.features {
+        FeatureData::U8(v) => v.len() as u64,
+        FeatureData::F32(v) => 4 * v.len() as u64,
+    };
+    let mode =
+        if mode == DataMode::Resident && g.check_binding("data", bytes).is_err() { DataMode::Streaming } else { mode };
+    Ok(Box::new(GpuEngine::new(g, mlp, &params, kind, max_batch, train, mode)?))
+}
+
+/// How the GPU gets its samples (`--data-mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 pub enum DataMode {
     /// The whole training set uploaded once; each step sends only its indices.
     Resident,
@@ -316,7 +315,9 @@ impl<'g> GpuEngine<'g> {
 
     fn stream(&self, b: &Batch) -> Result<()> {
         if self.mode == DataMode::Streaming {
-            let rows = b.rows.as_ref().ok_or_else(|| Error::Shape("streamed batch without rows".into()))?;
+            let rows = b.rows.as_ref().ok_or_else(|| {
+                Error::precondition("GpuEngine::stream", "a batch gathered with its rows (Gather::Raw)")
+            })?;
             self.net.write_stream(self.train, features(rows), &b.labels)?;
         }
         Ok(())
@@ -327,7 +328,7 @@ impl<'g> GpuEngine<'g> {
     fn eval_table(&mut self, data: &Dataset) -> Result<TableId> {
         let pending = self.net.take_stats()?;
         if pending.samples != 0 || pending.bad_steps != 0 {
-            return Err(Error::Shape("evaluation started with training metrics not yet read".into()));
+            return Err(Error::precondition("GpuEngine::evaluate", "the training metrics to have been read first"));
         }
         let known = self.eval_tables.iter().find(|(p, r, _)| *p == data.source && *r == data.rows).map(|t| t.2);
         Ok(match known {

@@ -13,9 +13,13 @@ pub enum Error {
     /// A flag or configuration value out of range.
     #[error("{flag}: {value} is invalid: expected {expected}")]
     Invalid { flag: String, value: String, expected: String },
-    /// Shapes that do not fit together.
-    #[error("shape mismatch: {0}")]
-    Shape(String),
+    /// Shapes that do not fit together: `op` needs `expected` and was given `got`.
+    #[error("{op}: expected {expected}, got {got}")]
+    Shape { op: &'static str, expected: String, got: String },
+    /// An operation called in a state that does not allow it (a caller's mistake, not the
+    /// user's): `op` requires `requirement`.
+    #[error("{op} requires {requirement}")]
+    Precondition { op: &'static str, requirement: String },
     /// No adapter, or none matching the user's choice.
     #[error("no GPU adapter: {0}")]
     NoAdapter(String),
@@ -25,12 +29,13 @@ pub enum Error {
     /// wgpu reported an error (device request, validation, mapping).
     #[error("GPU error: {0}")]
     Gpu(String),
-    /// Training produced a NaN or infinity.
-    #[error("{0}")]
-    NonFinite(String),
-    /// Training stopped on request (Ctrl-C, `--stop-after`) after this step.
-    #[error("interrupted after step {0}")]
-    Interrupted(u64),
+    /// Training produced a NaN or infinity by `step`; `kept` says where the last good
+    /// weights are.
+    #[error(
+        "the loss became NaN or infinite by step {step} (learning rate {lr:e}); that step's update was skipped \
+         and the run stopped; {kept}. Try a lower learning rate."
+    )]
+    NonFinite { step: u64, lr: f32, kept: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -42,6 +47,14 @@ impl Error {
 
     pub fn format(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
         Error::Format { path: path.into(), what: what.into() }
+    }
+
+    pub fn shape(op: &'static str, expected: impl ToString, got: impl ToString) -> Self {
+        Error::Shape { op, expected: expected.to_string(), got: got.to_string() }
+    }
+
+    pub fn precondition(op: &'static str, requirement: impl Into<String>) -> Self {
+        Error::Precondition { op, requirement: requirement.into() }
     }
 
     pub fn invalid(flag: &str, value: impl ToString, expected: &str) -> Self {

@@ -1,23 +1,35 @@
-//! wgtrain: train multilayer-perceptron classifiers on any GPU through wgpu compute
-//! shaders, with a plain-Rust CPU twin of every kernel that the tests hold the GPU to.
+//! wgtrain: train neural-network classifiers on any GPU through wgpu compute shaders,
+//! with a plain-Rust CPU twin of every kernel that the tests hold the GPU to.
 //!
-//! - [`cpu::ops`]: the reference twin of every WGSL kernel in `shaders/`.
-//! - [`cpu::fast`]: the same ops through a GEMM crate, for CPU training.
+//! The modules, from the ground up (no module imports one above it):
+//! - [`error`], [`rng`], [`files`]: the error type, the seeded RNG, atomic file writes.
+//! - [`model`], [`optim`], [`data`]: the network and its flat parameter layout,
+//!   optimizers and schedules; readers, the data set, the epoch order and batch streamer.
+//! - [`cpu::ops`]: the reference twin of every WGSL kernel in `shaders/`;
+//!   [`cpu::fast`]: the same ops through a GEMM crate, for CPU training.
 //! - [`gpu`]: adapter choice, limits, pipelines, buffers, the recorded training step.
-//! - [`model`], [`optim`]: the network, its flat parameter layout, optimizers, schedules.
+//! - [`checkpoint`]: weights and training state in safetensors.
+//! - [`engine`]: the CPU and the GPU behind one training interface.
 //! - [`verify`]: CPU-vs-GPU comparison of every op, shared by `wgtrain verify` and the tests.
+//! - [`train`]: the training loop; [`run`]: the run folder it records into.
+//! - [`bench`], [`plot`], [`progress`]: benchmarks, figures, the terminal display.
+//! - [`cli`]: the command line's arguments and their checks (the binary only dispatches).
 
 pub mod bench;
 pub mod checkpoint;
+pub mod cli;
 pub mod cpu;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod gpu;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod progress;
 pub mod rng;
+pub mod run;
 pub mod train;
 pub mod verify;
 

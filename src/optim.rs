@@ -18,16 +18,18 @@ pub enum OptimKind {
 }
 
 impl OptimKind {
-    /// Parses `sgd`, `momentum`, `nesterov`, `adam`, `adamw`.
+    /// Every rule, in the order `--help` lists them.
+    pub const ALL: [OptimKind; 5] = [
+        OptimKind::Sgd,
+        OptimKind::Momentum { nesterov: false },
+        OptimKind::Momentum { nesterov: true },
+        OptimKind::Adam { decoupled: false },
+        OptimKind::Adam { decoupled: true },
+    ];
+
+    /// Parses a [`name`](Self::name): `sgd`, `momentum`, `nesterov`, `adam`, `adamw`.
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "sgd" => OptimKind::Sgd,
-            "momentum" => OptimKind::Momentum { nesterov: false },
-            "nesterov" => OptimKind::Momentum { nesterov: true },
-            "adam" => OptimKind::Adam { decoupled: false },
-            "adamw" => OptimKind::Adam { decoupled: true },
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|k| k.name() == s)
     }
 
     pub fn name(self) -> &'static str {
@@ -254,5 +256,16 @@ impl LrSchedule {
             return Some(self.plateau_lr);
         }
         None
+    }
+}
+
+/// `--optimizer` takes an [`OptimKind`] by its [`name`](OptimKind::name).
+impl clap::ValueEnum for OptimKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
     }
 }

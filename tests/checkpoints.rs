@@ -11,7 +11,8 @@ use wgtrain::data::{load_idx_dir, Split};
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::model::Mlp;
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
-use wgtrain::train::{self, BatchSize, Config, Control, Finish, Quiet, RunDir};
+use wgtrain::run::{self, DataSpec, RunDir};
+use wgtrain::train::{self, BatchSize, Config, Control, Finish, Quiet};
 
 fn subset() -> &'static Split {
     static S: OnceLock<Split> = OnceLock::new();
@@ -22,6 +23,18 @@ fn subset() -> &'static Split {
         s.test = s.test.head(500);
         s
     })
+}
+
+/// The data `subset` holds, as a run folder records it.
+fn spec() -> DataSpec {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+    DataSpec { data, test: None, classes: None, limit: Some(2000), seed: 9 }
+}
+
+/// A new run folder for `cfg` on `subset` (the run folder's API changed with the `run`
+/// module: it writes its config.json from typed values, and resume needs the data spec).
+fn new_run(dir: &Path, cfg: &Config) -> RunDir {
+    RunDir::create(Some(dir), cfg, &spec(), subset(), "test device").unwrap()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -74,27 +87,26 @@ fn loss_log(dir: &Path) -> Vec<(String, u64, u64)> {
 
 fn resume_is_bit_exact(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
     let cfg = config("adam", Schedule::Cosine { warmup: 0.5, min_lr: 0.0 });
-    let json = serde_json::json!({});
     // Uninterrupted.
     let full_dir = scratch(&format!("{name}-full"));
-    let mut run = RunDir::create(Some(&full_dir), &json, HashMap::new()).unwrap();
+    let mut run = new_run(&full_dir, &cfg);
     let full =
         train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &Control::default())
             .unwrap();
     assert_eq!(full.finish, Finish::Completed);
     // Stopped mid-epoch 2 (step 48 of 32 per epoch, on a logging boundary), then resumed.
     let dir = scratch(&format!("{name}-resumed"));
-    let mut run = RunDir::create(Some(&dir), &json, HashMap::new()).unwrap();
+    let mut run = new_run(&dir, &cfg);
     let stop = Control { stop_after: Some(48), ..Control::default() };
     let first =
         train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &stop).unwrap();
     assert_eq!(first.finish, Finish::Interrupted(48));
     drop(run);
-    let r = train::load_resume(&dir).unwrap();
+    let r = run::load_resume(&dir).unwrap();
     assert_eq!((r.progress.epoch, r.progress.batch, r.progress.step), (1, 16, 48));
     let mut e = engine(&r.config, gpu);
     e.set_state(&r.params, &r.optim_state).unwrap();
-    let mut run = RunDir::reopen(&dir, 48, HashMap::new()).unwrap();
+    let mut run = RunDir::reopen(&r, subset(), "test device").unwrap();
     let second = train::train(
         &r.config,
         subset(),
@@ -201,7 +213,7 @@ fn corrupt_and_mismatched_checkpoints_are_refused() {
     std::fs::write(&bad, b).unwrap();
     let e = checkpoint::load_weights(&bad).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("2.weight takes 5 inputs, the layer before gives 3"), "{e}");
-    assert!(train::load_resume(&dir).map(|_| ()).unwrap_err().to_string().contains("no state.safetensors"));
+    assert!(run::load_resume(&dir).map(|_| ()).unwrap_err().to_string().contains("no state.safetensors"));
 }
 
 /// The learning rate jumps by 1e12 after the first epoch: the loss blows up, the run
@@ -210,7 +222,7 @@ fn nan_stops_the_run(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
     let mut cfg = config("sgd", Schedule::Step { every: 1, gamma: 1e12 });
     cfg.epochs = 2;
     let dir = scratch(&format!("nan-{name}"));
-    let mut run = RunDir::create(Some(&dir), &serde_json::json!({}), HashMap::new()).unwrap();
+    let mut run = new_run(&dir, &cfg);
     let err =
         train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &Control::default())
             .map(|_| ())
@@ -220,7 +232,7 @@ fn nan_stops_the_run(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
     assert!(err.contains("last good checkpoint (step 32)"), "{name}: {err}");
     let w = checkpoint::load_weights(&dir.join("model.safetensors")).unwrap();
     assert!(w.params.iter().all(|v| v.is_finite()), "{name}: non-finite weights were saved");
-    let r = train::load_resume(&dir).unwrap();
+    let r = run::load_resume(&dir).unwrap();
     assert_eq!(r.progress.step, 32);
 }
 

@@ -145,7 +145,7 @@ fn ctrl_c_checkpoints_and_exits_130_and_the_run_resumes() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("resume with: wgtrain train --resume {d}")), "{stdout}");
-    let r = wgtrain::train::load_resume(&dir).unwrap();
+    let r = wgtrain::run::load_resume(&dir).unwrap();
     assert!(r.progress.step > 0);
     let (ok, out, err) =
         wgtrain(&["train", "--resume", &d, "--device", "cpu", "--stop-after", &(r.progress.step + 5).to_string()]);

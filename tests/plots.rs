@@ -14,9 +14,10 @@ use wgtrain::plot::simplex::{
 };
 use wgtrain::plot::{
     accuracy_series, confident_mistakes, confusion, confusion_table, loss_series, overlay_series, per_class_accuracy,
-    plot_overlay, plot_run, write_run_figures, RunLog, XAxis,
+    plot_overlay, plot_run, write_run_figures, XAxis,
 };
 use wgtrain::rng::Rng;
+use wgtrain::run::RunLog;
 
 /// A fresh, empty folder for one test.
 fn temp_dir(name: &str) -> PathBuf {
@@ -98,7 +99,10 @@ fn plotted_series_equal_the_logged_records() {
     let loss = loss_series(&log);
     assert_eq!(loss.train, vec![(2.0, 2.1), (4.0, 1.4), (6.0, 0.9), (8.0, 0.7)]);
     assert_eq!(loss.test, vec![(4.0, 1.2), (8.0, 0.8)], "test loss sits at each epoch's final step");
-    assert_eq!(loss.lr, vec![(2.0, 0.01), (4.0, 0.008), (6.0, 0.006), (8.0, 0.004), (10.0, 0.002)]);
+    // The log's learning rate is the f32 the trainer used (the run module reads records
+    // into the trainer's own types).
+    let lr = |v: f32| f64::from(v);
+    assert_eq!(loss.lr, vec![(2.0, lr(0.01)), (4.0, lr(0.008)), (6.0, lr(0.006)), (8.0, lr(0.004)), (10.0, lr(0.002))]);
 
     let acc = accuracy_series(&log);
     assert_eq!(acc.test, vec![(1.0, 0.61), (2.0, 0.74)]);

@@ -5,6 +5,7 @@ pub mod batches;
 pub mod csv;
 pub mod idx;
 pub mod image;
+pub mod predict;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;

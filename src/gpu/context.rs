@@ -180,3 +180,53 @@ impl Gpu {
             .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))
     }
 }
+
+/// Where to train or evaluate, as `--device` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceKind {
+    /// A hardware GPU if there is one, else the CPU (a software adapter such as llvmpipe
+    /// is many times slower than the CPU path).
+    Auto,
+    /// A GPU adapter, software ones included.
+    Gpu,
+    /// The CPU path.
+    Cpu,
+}
+
+impl Gpu {
+    /// Opens the adapter whose name contains `adapter` (else `WGTRAIN_ADAPTER`, else the
+    /// best one, hardware first).
+    pub fn named(adapter: Option<&str>) -> Result<Self> {
+        let mut choice = AdapterChoice::any();
+        if let Some(a) = adapter {
+            choice.name = Some(a.to_string());
+        }
+        Gpu::new(&choice)
+    }
+
+    /// The GPU `kind` asks for (`None`: the CPU), and a line saying why when `auto` chose.
+    pub fn choose(kind: DeviceKind, adapter: Option<&str>) -> Result<(Option<Gpu>, Option<String>)> {
+        match kind {
+            DeviceKind::Cpu => Ok((None, None)),
+            DeviceKind::Gpu => Ok((Some(Gpu::named(adapter)?), None)),
+            DeviceKind::Auto if adapter.is_some() || AdapterChoice::any().name.is_some() => {
+                Ok((Some(Gpu::named(adapter)?), None))
+            }
+            DeviceKind::Auto => match list_adapters().into_iter().find(|a| !is_software(&a.get_info())) {
+                Some(a) => {
+                    let gpu = Gpu::open(a)?;
+                    let why = format!("device: {} (a hardware GPU)", gpu.describe());
+                    Ok((Some(gpu), Some(why)))
+                }
+                None => Ok((
+                    None,
+                    Some(
+                        "device: CPU — no hardware GPU found, and a software adapter (llvmpipe) is many times \
+                         slower than the CPU path; use --device gpu to train on it anyway"
+                            .into(),
+                    ),
+                )),
+            },
+        }
+    }
+}

@@ -108,7 +108,7 @@ impl<'g> GpuNet<'g> {
     pub fn new(gpu: &'g Gpu, mlp: &Mlp, params: &[f32], kind: OptimKind, max_batch: usize) -> Result<Self> {
         let m = mlp.param_count();
         if params.len() != m {
-            return Err(Error::Shape(format!("{} parameters given, the network has {m}", params.len())));
+            return Err(Error::shape("GpuNet::new", format!("{m} parameters"), params.len()));
         }
         Self::check_fits(gpu, mlp, max_batch)?;
         let f = 4u64;
@@ -210,11 +210,9 @@ impl<'g> GpuNet<'g> {
     pub fn add_table(&mut self, features: Features, labels: &[u32]) -> Result<TableId> {
         let width = self.mlp.inputs();
         if features.len() != labels.len() * width {
-            return Err(Error::Shape(format!(
-                "{} feature values for {} labels of width {width}",
-                features.len(),
-                labels.len()
-            )));
+            let expected =
+                format!("{} feature values ({} labels of width {width})", labels.len() * width, labels.len());
+            return Err(Error::shape("GpuNet::add_table", expected, features.len()));
         }
         let src = match features {
             Features::U8(v) => storage_init(self.gpu, "resident samples (u8)", &pack_bytes(v))?,
@@ -242,10 +240,10 @@ impl<'g> GpuNet<'g> {
     pub fn write_stream(&self, table: TableId, features: Features, labels: &[u32]) -> Result<()> {
         let t = &self.tables[table.0];
         if labels.len() > t.rows || features.len() != labels.len() * self.mlp.inputs() {
-            return Err(Error::Shape(format!("streamed batch of {} labels, table holds {}", labels.len(), t.rows)));
+            return Err(Error::shape("GpuNet::write_stream", format!("at most {} labels", t.rows), labels.len()));
         }
         if t.bytes != matches!(features, Features::U8(_)) {
-            return Err(Error::Shape("streamed features of the wrong element type".into()));
+            return Err(Error::precondition("GpuNet::write_stream", "features of the table's element type"));
         }
         match features {
             Features::U8(v) => self.gpu.queue.write_buffer(&t.src, 0, bytemuck::cast_slice(&pack_bytes(v))),
@@ -294,7 +292,8 @@ impl<'g> GpuNet<'g> {
 
     fn write_optim(&self, opt: &OptimStep) -> Result<()> {
         if opt.kind != self.kind {
-            return Err(Error::Shape(format!("optimizer {:?} on a network built for {:?}", opt.kind, self.kind)));
+            let required = format!("the optimizer the network was built for ({:?}, not {:?})", self.kind, opt.kind);
+            return Err(Error::precondition("GpuNet::apply_update", required));
         }
         let p = OptimParams::new(self.mlp.param_count(), opt);
         self.gpu.queue.write_buffer(&self.optim_u, 0, bytemuck::bytes_of(&p));
@@ -303,12 +302,12 @@ impl<'g> GpuNet<'g> {
 
     fn submit(&mut self, table: TableId, idx: &[u32], mode: Mode, opt: Option<&OptimStep>) -> Result<()> {
         let batch = idx.len();
-        let t = self.tables.get(table.0).ok_or_else(|| Error::Shape(format!("no table {table:?}")))?;
+        let t = self.tables.get(table.0).ok_or_else(|| Error::precondition("GpuNet", format!("a table {table:?}")))?;
         if batch == 0 || batch > self.max_batch {
-            return Err(Error::Shape(format!("a batch of {batch} on a network sized for 1..={}", self.max_batch)));
+            return Err(Error::shape("GpuNet batch", format!("1..={} rows", self.max_batch), batch));
         }
         if let Some(&bad) = idx.iter().find(|&&i| i as usize >= t.rows) {
-            return Err(Error::Shape(format!("row {bad} of a table of {} rows", t.rows)));
+            return Err(Error::shape("GpuNet batch", format!("rows below {}", t.rows), format!("row {bad}")));
         }
         if let Some(opt) = opt {
             self.write_optim(opt)?;
@@ -514,7 +513,13 @@ impl<'g> GpuNet<'g> {
     pub fn write_state(&self, params: &[f32], state: &[Vec<f32>]) -> Result<()> {
         let m = self.mlp.param_count();
         if params.len() != m || state.len() != self.kind.state_vectors() || state.iter().any(|s| s.len() != m) {
-            return Err(Error::Shape("parameters or optimizer state of the wrong size".into()));
+            let expected = format!("{m} parameters and {} state vectors of {m}", self.kind.state_vectors());
+            let got = format!(
+                "{} parameters and state vectors of {:?}",
+                params.len(),
+                state.iter().map(Vec::len).collect::<Vec<_>>()
+            );
+            return Err(Error::shape("GpuNet::write_state", expected, got));
         }
         self.gpu.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(params));
         for (b, s) in [&self.s1, &self.s2].iter().zip(state) {

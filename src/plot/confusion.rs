@@ -24,15 +24,11 @@ pub fn argmax(row: &[f32]) -> usize {
 /// Checks that `probs` holds `classes` values per label and that every label is a class.
 pub(crate) fn check_shapes(labels: &[u32], probs: &[f32], classes: usize) -> Result<()> {
     if classes == 0 || probs.len() != labels.len() * classes {
-        return Err(Error::Shape(format!(
-            "{} probabilities for {} samples of {classes} classes (expected {})",
-            probs.len(),
-            labels.len(),
-            labels.len() * classes
-        )));
+        let got = format!("{} probabilities for {} samples of {classes} classes", probs.len(), labels.len());
+        return Err(Error::shape("confusion", labels.len() * classes, got));
     }
     if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
-        return Err(Error::Shape(format!("sample {i} has label {l}, but there are {classes} classes")));
+        return Err(Error::shape("confusion", format!("labels below {classes}"), format!("sample {i} has label {l}")));
     }
     Ok(())
 }
@@ -101,7 +97,7 @@ pub fn confusion_table(m: &[Vec<u64>], class_names: &[String]) -> String {
 /// axes, and a bar per row to the right shows that class's accuracy.
 pub fn plot_confusion(m: &[Vec<u64>], class_names: &[String], stem: &Path) -> Result<Vec<PathBuf>> {
     if m.is_empty() || m.iter().any(|r| r.len() != m.len()) {
-        return Err(Error::Shape(format!("a confusion matrix must be square and non-empty, got {} rows", m.len())));
+        return Err(Error::shape("plot_confusion", "a square, non-empty matrix", format!("{} rows", m.len())));
     }
     let names = (0..m.len()).map(|i| name(class_names, i)).collect();
     save(&ConfusionFigure::new(m.to_vec(), names), stem)

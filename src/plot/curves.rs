@@ -2,9 +2,9 @@
 //! test loss per epoch, learning rate on a second axis), the accuracy figure, and the
 //! overlay of several runs' training risk against steps, samples seen or seconds.
 
-use super::log::RunLog;
 use super::{color, font, save, DrawResult, Figure};
 use crate::error::{Error, Result};
+use crate::run::RunLog;
 use plotters::chart::MeshStyle;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
@@ -41,7 +41,7 @@ pub fn loss_series(log: &RunLog) -> LossSeries {
     LossSeries {
         train: finite(log.intervals.iter().map(|r| (r.step as f64, r.train_loss))),
         test: finite(log.epochs.iter().map(|r| (r.step as f64, r.test_loss))),
-        lr: finite(log.intervals.iter().map(|r| (r.step as f64, r.lr))),
+        lr: finite(log.intervals.iter().map(|r| (r.step as f64, f64::from(r.lr)))),
     }
 }
 
@@ -58,25 +58,23 @@ fn finite(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
 }
 
 /// The horizontal axis of an overlay of runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum XAxis {
     /// The iteration index (parameter updates so far).
+    #[value(alias = "steps")]
     Step,
     /// Training samples processed so far (the cost in gradient evaluations).
+    #[value(alias = "sample")]
     Samples,
     /// Wall-clock seconds since training started.
+    #[value(aliases = ["time", "s"])]
     Seconds,
 }
 
 impl XAxis {
     /// Parses `step`, `samples` or `seconds` (also `steps`, `sample`, `time`, `s`).
     pub fn parse(s: &str) -> Result<XAxis> {
-        match s {
-            "step" | "steps" => Ok(XAxis::Step),
-            "samples" | "sample" => Ok(XAxis::Samples),
-            "seconds" | "time" | "s" => Ok(XAxis::Seconds),
-            _ => Err(Error::invalid("--x", s, "step, samples or seconds")),
-        }
+        <XAxis as clap::ValueEnum>::from_str(s, false).map_err(|_| Error::invalid("--x", s, "step, samples or seconds"))
     }
 
     /// The axis title.

@@ -8,7 +8,7 @@
 //! - [`images`]: the test images the model gets most confidently wrong;
 //! - [`simplex`]: three-class softmax outputs as points in the 2-simplex.
 //!
-//! The series each figure draws come from typed records ([`log::RunLog`]) and are exposed
+//! The series each figure draws come from the run folder's own records ([`crate::run::RunLog`]) and are exposed
 //! as functions of their own, so the tests check that what is drawn is what was logged.
 //! Text uses an embedded DejaVu Sans subset (`assets/`), so figures render the same on a
 //! machine without fonts.
@@ -16,14 +16,12 @@
 pub mod confusion;
 pub mod curves;
 pub mod images;
-pub mod log;
 mod pixels;
 pub mod simplex;
 
 pub use confusion::{confusion, confusion_table, per_class_accuracy};
 pub use curves::{accuracy_series, loss_series, overlay_series, plot_overlay, plot_run, XAxis};
 pub use images::confident_mistakes;
-pub use log::RunLog;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -122,11 +120,11 @@ pub(crate) fn save(fig: &impl Figure, stem: &Path) -> Result<Vec<PathBuf>> {
     let svg_path = stem.with_extension("svg");
     let png_path = stem.with_extension("png");
     let svg = render_svg(fig, &svg_path)?;
-    crate::checkpoint::write_atomic(&svg_path, svg.as_bytes())?;
+    crate::files::write_atomic(&svg_path, svg.as_bytes())?;
     let (w, h) = fig.size();
     let png = encode_png(&render_rgb(fig, &png_path)?, w, h)
         .map_err(|e| Error::format(&png_path, format!("encoding the PNG failed: {e}")))?;
-    crate::checkpoint::write_atomic(&png_path, &png)?;
+    crate::files::write_atomic(&png_path, &png)?;
     Ok(vec![svg_path, png_path])
 }
 
@@ -179,4 +177,35 @@ pub fn write_run_figures(
     written.extend(confusion::plot_confusion(&matrix, class_names, &run_dir.join("confusion"))?);
     written.extend(images::plot_mistakes(test, probs, class_names, images::GRID_IMAGES, &run_dir.join("mistakes"))?);
     Ok(written)
+}
+
+/// Every figure of a finished run (see [`write_run_figures`]) from the model's
+/// probabilities `probs` on `split.test`, and the confusion matrix as a terminal table.
+pub fn test_figures(run_dir: &Path, split: &crate::data::Split, probs: &[f32]) -> Result<(String, Vec<PathBuf>)> {
+    let m = confusion(&split.test.labels, probs, split.class_names.len())?;
+    let table = confusion_table(&m, &split.class_names);
+    Ok((table, write_run_figures(run_dir, &split.test, probs, &split.class_names)?))
+}
+
+/// A run's figures redrawn from its folder: the learning curves, and, when its weights
+/// and the data named in its `config.json` load, the test set's figures (predicted on the
+/// CPU) with the confusion table. The table is `None` when only the curves could be drawn.
+pub fn redraw_run(run_dir: &Path) -> Result<(Option<String>, Vec<PathBuf>)> {
+    use crate::engine::Engine;
+    let weights = run_dir.join(crate::run::MODEL_FILE);
+    let Some(cfg) = crate::run::RunConfig::read(run_dir).ok().filter(|_| weights.is_file()) else {
+        return Ok((None, plot_run(run_dir)?));
+    };
+    let split = cfg.data.load()?;
+    let w = crate::checkpoint::load_weights(&weights)?;
+    if split.test.width != w.mlp.inputs() {
+        return Err(Error::format(
+            &weights,
+            format!("the model takes {} features, the run's data has {}", w.mlp.inputs(), split.test.width),
+        ));
+    }
+    let mut engine = crate::engine::CpuEngine::new(&w.mlp, w.params, crate::optim::OptimKind::Sgd, crate::train::CHUNK);
+    let probs = engine.predict(&split.test)?;
+    let (table, files) = test_figures(run_dir, &split, &probs)?;
+    Ok((Some(table), files))
 }

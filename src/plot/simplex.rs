@@ -60,7 +60,7 @@ pub struct SimplexFrame {
 
 fn check(frames: &[SimplexFrame], class_names: &[String], path: &Path) -> Result<()> {
     if class_names.len() != 3 {
-        return Err(Error::Shape(format!("the simplex shows 3 classes, not {}", class_names.len())));
+        return Err(Error::shape("plot_simplex_sheet", "3 classes", class_names.len()));
     }
     if frames.is_empty() {
         return Err(Error::format(path, "no frames to draw"));

@@ -1,0 +1,341 @@
+//! The command line's arguments (clap), their checks, and what they turn into: a
+//! [`Config`], a [`DataSpec`]. Values that can be checked alone are checked while parsing
+//! (a bad one is a usage error that names the flag, see [`usage_error`]); the checks that
+//! need the data run in [`TrainArgs::config`].
+
+use crate::bench::BenchDevice;
+use crate::data::Split;
+use crate::engine::DataMode;
+use crate::error::{Error, Result};
+use crate::gpu::context::DeviceKind;
+use crate::model::Mlp;
+use crate::optim::{OptimKind, Optimizer, Schedule};
+use crate::plot::XAxis;
+use crate::run::DataSpec;
+use crate::train::{BatchSize, Config};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "wgtrain",
+    version,
+    about = "Train neural-network classifiers on any GPU through wgpu compute shaders"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a classifier (the default command).
+    Train(Box<TrainArgs>),
+    /// Score saved weights on a data set's test split.
+    Eval(EvalArgs),
+    /// Run every op on the CPU and the GPU over the test shapes, plus a gradient check.
+    Verify {
+        /// Adapter name substring (default: WGTRAIN_ADAPTER, else the best adapter).
+        #[arg(long)]
+        adapter: Option<String>,
+    },
+    /// List the adapters wgpu sees and their main limits.
+    Devices,
+    /// Time the standard workloads (see README's benchmark section) on the CPU and/or the GPU.
+    Bench(BenchArgs),
+    /// Classify samples with saved weights: PNG images (any size, resized to the model's
+    /// input), CSV rows, or IDX image files.
+    Predict(PredictArgs),
+    /// Draw a run's figures from its folder (loss and accuracy; with its weights and data
+    /// also the confusion matrix and the most confident mistakes), or overlay the training
+    /// risk of several runs.
+    Plot(PlotArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct PlotArgs {
+    /// Run folders: one redraws its figures, several are overlaid.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// The overlay's horizontal axis.
+    #[arg(long, value_enum, default_value = "samples")]
+    pub x: XAxis,
+    /// The overlay's file, without extension (default: overlay-<x> in the current folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct PredictArgs {
+    /// A weights file (model.safetensors, best.safetensors) or a run folder holding one.
+    pub weights: PathBuf,
+    /// PNG images, CSV files (features, optionally after a label) or IDX image files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Print at most this many predictions per file.
+    #[arg(long, default_value_t = 20)]
+    pub show: usize,
+}
+
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// Devices to time.
+    #[arg(long, value_enum, default_value = "cpu,gpu", value_delimiter = ',')]
+    pub devices: Vec<BenchDevice>,
+    /// Workloads: small, wide, sweep (small at several batch sizes), or a name from the sweep.
+    #[arg(long, default_value = "small,wide", value_delimiter = ',')]
+    pub workloads: Vec<String>,
+    /// Timed steps per workload (after the warm-up).
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Adapter name substring (default: WGTRAIN_ADAPTER).
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// GPU data path: resident (upload once) or streaming (upload each batch).
+    #[arg(long, value_enum, default_value = "resident")]
+    pub data_mode: DataMode,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Instead: time every GPU kernel variant of each layer's matrix products.
+    #[arg(long)]
+    pub gemm: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct DeviceArgs {
+    /// auto: a hardware GPU if there is one, else the CPU.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceKind,
+    /// Adapter name substring (default: WGTRAIN_ADAPTER).
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// GPU data path: resident (upload once) or streaming (upload each batch).
+    #[arg(long, value_enum, default_value = "resident")]
+    pub data_mode: DataMode,
+}
+
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// A directory of IDX files (MNIST layout) or a CSV file (label first).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// A CSV test file (for CSV data; without it 20% of --data is held out).
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Number of classes (default: from the labels).
+    #[arg(long, value_parser = at_least_two)]
+    pub classes: Option<usize>,
+}
+
+#[derive(Args, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
+    /// Hidden layer widths, comma separated.
+    #[arg(long, default_value = "256,128", value_delimiter = ',', value_parser = at_least_one)]
+    pub hidden: Vec<usize>,
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+    pub epochs: usize,
+    /// Samples per step: a number (1 = pure SGD) or `full` (batch gradient descent).
+    #[arg(long, default_value = "128", value_parser = batch_size)]
+    pub batch: BatchSize,
+    /// Base learning rate.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true, value_parser = positive)]
+    pub lr: f32,
+    #[arg(long, value_enum, default_value = "adam")]
+    pub optimizer: OptimKind,
+    /// Momentum coefficient μ (momentum, nesterov).
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true, value_parser = unit_interval)]
+    pub momentum: f32,
+    /// Weight decay λ (default: 0, AdamW 0.01).
+    #[arg(long, allow_negative_numbers = true, value_parser = non_negative)]
+    pub weight_decay: Option<f32>,
+    /// constant, step:EVERY:GAMMA, exp:GAMMA, cosine[:WARMUP[:MIN_LR]], plateau[:PATIENCE[:FACTOR[:MIN_LR]]].
+    #[arg(long, default_value = "cosine", value_parser = Schedule::parse)]
+    pub schedule: Schedule,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Run folder (default: the next free runs/run-NNN).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Steps per logging interval (default: about ten per epoch).
+    #[arg(long, value_parser = at_least_one)]
+    pub log_every: Option<usize>,
+    /// Stop when the test loss has not improved for this many epochs.
+    #[arg(long)]
+    pub early_stop: Option<usize>,
+    /// Train on only the first N training samples.
+    #[arg(long, value_parser = at_least_one)]
+    pub limit: Option<usize>,
+    /// Continue the run in this folder exactly where its last checkpoint left it (its
+    /// configuration and data are the run's; --device and --adapter still apply).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Also checkpoint every N steps (at the next logging boundary); every epoch always.
+    #[arg(long, value_parser = at_least_one_step)]
+    pub checkpoint_every: Option<u64>,
+    /// Stop after N steps in all (with a checkpoint), as Ctrl-C does.
+    #[arg(long, value_parser = at_least_one_step)]
+    pub stop_after: Option<u64>,
+}
+
+#[derive(Args, Clone)]
+pub struct EvalArgs {
+    /// A weights file (model.safetensors) or a run folder holding one.
+    pub weights: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
+}
+
+/// The largest mini-batch (one workgroup row per sample in the input gather).
+const MAX_BATCH: usize = 65535;
+/// The most parameters a network may have on the host (4 GiB of f32; ×4 with gradients
+/// and Adam's moments).
+const HOST_PARAMS: usize = 1 << 30;
+
+impl TrainArgs {
+    /// `wgtrain`'s own defaults (for the no-subcommand case).
+    pub fn defaults() -> Self {
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            a: TrainArgs,
+        }
+        Wrap::parse_from(["wgtrain"]).a
+    }
+
+    /// The data these arguments name (the vendored Fashion-MNIST by default).
+    pub fn data_spec(&self) -> DataSpec {
+        DataSpec { limit: self.limit, ..self.data.spec(self.seed) }
+    }
+
+    /// The run's configuration for the training set of `split`.
+    pub fn config(&self, split: &Split) -> Result<Config> {
+        let (inputs, classes) = (split.train.width, split.train.classes);
+        let mut optimizer = Optimizer::new(self.optimizer, self.lr);
+        optimizer.momentum = self.momentum;
+        if let Some(wd) = self.weight_decay {
+            optimizer.weight_decay = wd;
+        }
+        let mut sizes = vec![inputs];
+        sizes.extend(&self.hidden);
+        sizes.push(classes);
+        let mlp = Mlp::new(sizes.clone())?;
+        if mlp.param_count() > HOST_PARAMS {
+            return Err(Error::invalid(
+                "--hidden",
+                format!("{} ({} parameters)", sizes_str(&sizes), mlp.param_count()),
+                "a network of at most 2^30 parameters",
+            ));
+        }
+        let steps = match self.batch {
+            BatchSize::Mini(b) => split.train.rows.div_ceil(b),
+            BatchSize::Full => 1,
+        };
+        Ok(Config {
+            sizes,
+            epochs: self.epochs,
+            batch: self.batch,
+            optimizer,
+            schedule: self.schedule,
+            seed: self.seed,
+            log_every: self.log_every.unwrap_or((steps / 10).max(1)),
+            early_stop: self.early_stop,
+        })
+    }
+}
+
+impl DataArgs {
+    /// The data these arguments name, split with `seed` (CSV without a test file).
+    pub fn spec(&self, seed: u64) -> DataSpec {
+        DataSpec {
+            data: self.data.clone().unwrap_or_else(default_data),
+            test: self.test.clone(),
+            classes: self.classes,
+            limit: None,
+            seed,
+        }
+    }
+}
+
+/// The vendored Fashion-MNIST: `data/fashion-mnist` here, or in the source tree.
+pub fn default_data() -> PathBuf {
+    let local = PathBuf::from("data/fashion-mnist");
+    if local.is_dir() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist")
+}
+
+/// `784-256-128-10`.
+pub fn sizes_str(s: &[usize]) -> String {
+    s.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("-")
+}
+
+/// A usage error as one line: `--flag: VALUE is invalid: expected …` where clap knows the
+/// flag and the value, else clap's own first line.
+pub fn usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let get = |k| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => Some(v.join(", ")),
+        _ => None,
+    };
+    let flag = get(ContextKind::InvalidArg).map(|a| a.split([' ', '=']).next().unwrap_or_default().to_string());
+    match (flag, get(ContextKind::InvalidValue)) {
+        (Some(flag), Some(value)) => {
+            let expected = match get(ContextKind::ValidValue) {
+                Some(valid) => format!("expected {valid}"),
+                None => std::error::Error::source(e).map_or_else(|| "expected another value".into(), |s| s.to_string()),
+            };
+            format!("error: {flag}: {value} is invalid: {expected}")
+        }
+        _ => e.to_string().lines().next().unwrap_or("error: bad arguments").to_string(),
+    }
+}
+
+fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    s.parse::<usize>().ok().filter(|&v| v >= 1).ok_or_else(|| "expected a whole number ≥ 1".into())
+}
+
+fn at_least_one_step(s: &str) -> std::result::Result<u64, String> {
+    s.parse::<u64>().ok().filter(|&v| v >= 1).ok_or_else(|| "expected at least 1 step".into())
+}
+
+fn at_least_two(s: &str) -> std::result::Result<usize, String> {
+    s.parse::<usize>().ok().filter(|&v| v >= 2).ok_or_else(|| "expected at least 2".into())
+}
+
+fn positive(s: &str) -> std::result::Result<f32, String> {
+    s.parse::<f32>().ok().filter(|v| v.is_finite() && *v > 0.0).ok_or_else(|| "expected a positive number".into())
+}
+
+fn non_negative(s: &str) -> std::result::Result<f32, String> {
+    s.parse::<f32>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| "expected a number ≥ 0".into())
+}
+
+fn unit_interval(s: &str) -> std::result::Result<f32, String> {
+    s.parse::<f32>().ok().filter(|v| (0.0..1.0).contains(v)).ok_or_else(|| "expected a number in [0, 1)".into())
+}
+
+fn batch_size(s: &str) -> std::result::Result<BatchSize, String> {
+    match s {
+        "full" => Ok(BatchSize::Full),
+        _ => match s.parse::<usize>() {
+            Ok(b) if (1..=MAX_BATCH).contains(&b) => Ok(BatchSize::Mini(b)),
+            Ok(b) if b > MAX_BATCH => {
+                Err(format!("expected at most {MAX_BATCH} (use `full` for batch gradient descent)"))
+            }
+            _ => Err("expected a whole number ≥ 1, or `full`".into()),
+        },
+    }
+}

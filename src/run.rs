@@ -1,0 +1,345 @@
+//! The run folder, defined once: its layout, `config.json`, the `metrics.jsonl` records,
+//! the metadata stored with every weights file, the description of the data a run trained
+//! on, and the checkpoint `--resume` reads. [`RunDir`] writes a folder (it is the
+//! trainer's [`Journal`]); [`load_resume`], [`RunConfig::read`] and [`RunLog::read`] read
+//! one back through the same types.
+//!
+//! ```text
+//! runs/run-001/
+//!   config.json        RunConfig: the configuration, data, sample counts, classes, device
+//!   metrics.jsonl      one Record a line: {"kind":"interval",…} or {"kind":"epoch",…}
+//!   model.safetensors  the latest weights (PyTorch names; see crate::checkpoint)
+//!   best.safetensors   the weights of the epoch with the lowest test loss
+//!   state.safetensors  weights, optimizer state and Progress, for --resume
+//!   loss.svg, …        the figures (crate::plot)
+//! ```
+
+use crate::checkpoint;
+use crate::data::{self, Split};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::files::write_atomic;
+use crate::model::Mlp;
+use crate::optim::OptimKind;
+use crate::train::{BatchSize, Config, EpochRecord, IntervalRecord, Journal, Progress};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The run's configuration, data and device ([`RunConfig`]).
+pub const CONFIG_FILE: &str = "config.json";
+/// One [`Record`] a line.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// The latest weights, for PyTorch, `eval` and `predict`.
+pub const MODEL_FILE: &str = "model.safetensors";
+/// The weights of the epoch with the lowest test loss.
+pub const BEST_FILE: &str = "best.safetensors";
+/// Weights, optimizer state and progress: what `--resume` reads.
+pub const STATE_FILE: &str = "state.safetensors";
+
+/// Metadata keys of the weights files (beside [`checkpoint::SIZES_KEY`]): the class names
+/// (JSON list), the [`DataSpec`] (JSON), the device (words); in the state file also the
+/// [`Progress`] and the [`Config`] (JSON).
+pub const META_CLASSES: &str = "wgtrain.classes";
+pub const META_DATA: &str = "wgtrain.data";
+pub const META_DEVICE: &str = "wgtrain.device";
+pub const META_PROGRESS: &str = "wgtrain.progress";
+pub const META_CONFIG: &str = "wgtrain.config";
+
+/// What data a run trained on, stored with it so `--resume`, `eval` and `plot` find it
+/// again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    /// A folder of IDX files or a CSV file.
+    pub data: PathBuf,
+    /// A CSV test file.
+    pub test: Option<PathBuf>,
+    /// The class count given with `--classes`.
+    pub classes: Option<usize>,
+    /// Only the first N training samples (`--limit`).
+    pub limit: Option<usize>,
+    /// The seed of the CSV train/test split.
+    pub seed: u64,
+}
+
+impl DataSpec {
+    /// Reads the data it describes.
+    pub fn load(&self) -> Result<Split> {
+        if let Some(c) = self.classes.filter(|&c| c < 2) {
+            return Err(Error::invalid("--classes", c, "at least 2"));
+        }
+        let mut split = data::load(&self.data, self.test.as_deref(), self.classes, self.seed)?;
+        if let Some(n) = self.limit {
+            if n == 0 {
+                return Err(Error::invalid("--limit", 0, "at least 1 sample"));
+            }
+            split.train = split.train.head(n);
+        }
+        Ok(split)
+    }
+}
+
+/// `config.json`: everything that defines the run, and what it ran on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub config: Config,
+    pub data: DataSpec,
+    pub train_samples: usize,
+    pub test_samples: usize,
+    pub classes: Vec<String>,
+    pub device: String,
+}
+
+impl RunConfig {
+    /// Reads `dir/config.json`.
+    pub fn read(dir: &Path) -> Result<RunConfig> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not a wgtrain run configuration: {e}")))
+    }
+}
+
+/// One line of `metrics.jsonl`, tagged by its `kind`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Record {
+    Interval(IntervalRecord),
+    Epoch(EpochRecord),
+}
+
+/// A run folder being written: the trainer's [`Journal`].
+pub struct RunDir {
+    pub path: PathBuf,
+    metrics: std::fs::File,
+    /// Metadata stored with every weights file (class names, data, device).
+    meta: HashMap<String, String>,
+}
+
+/// The metadata every weights file of a run carries.
+fn weights_metadata(split: &Split, spec: &DataSpec, device: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (META_CLASSES.into(), serde_json::to_string(&split.class_names).expect("names serialise")),
+        (META_DATA.into(), serde_json::to_string(spec).expect("spec serialises")),
+        (META_DEVICE.into(), device.to_string()),
+    ])
+}
+
+impl RunDir {
+    /// Creates `path` (or, when `None`, the next free `runs/run-NNN`) for a new run and
+    /// writes its `config.json`.
+    pub fn create(path: Option<&Path>, cfg: &Config, spec: &DataSpec, split: &Split, device: &str) -> Result<Self> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => {
+                (1..).map(|i| PathBuf::from(format!("runs/run-{i:03}"))).find(|p| !p.exists()).expect("a free run name")
+            }
+        };
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        let run_config = RunConfig {
+            config: cfg.clone(),
+            data: spec.clone(),
+            train_samples: split.train.rows,
+            test_samples: split.test.rows,
+            classes: split.class_names.clone(),
+            device: device.to_string(),
+        };
+        let text = serde_json::to_string_pretty(&run_config).expect("config serialises");
+        write_atomic(&path.join(CONFIG_FILE), text.as_bytes())?;
+        let mpath = path.join(METRICS_FILE);
+        let metrics = std::fs::File::create(&mpath).map_err(|e| Error::io(&mpath, e))?;
+        Ok(RunDir { path, metrics, meta: weights_metadata(split, spec, device) })
+    }
+
+    /// Reopens the folder of `resume` to continue it on `device`: the metrics log is cut
+    /// back to what the checkpoint had seen (a crash may have logged past it), then
+    /// appended to.
+    pub fn reopen(resume: &Resume, split: &Split, device: &str) -> Result<Self> {
+        let path = &resume.dir;
+        let step = resume.progress.checkpoint_step.unwrap_or(0);
+        let mpath = path.join(METRICS_FILE);
+        let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
+        let kept: String = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| s <= step)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        write_atomic(&mpath, kept.as_bytes())?;
+        let metrics = std::fs::OpenOptions::new().append(true).open(&mpath).map_err(|e| Error::io(&mpath, e))?;
+        Ok(RunDir { path: path.clone(), metrics, meta: weights_metadata(split, &resume.data, device) })
+    }
+
+    fn log(&mut self, record: &Record) -> Result<()> {
+        let line = serde_json::to_string(record).expect("record serialises");
+        writeln!(self.metrics, "{line}").map_err(|e| Error::io(self.path.join(METRICS_FILE), e))
+    }
+}
+
+impl Journal for RunDir {
+    fn interval(&mut self, r: &IntervalRecord) -> Result<()> {
+        self.log(&Record::Interval(r.clone()))
+    }
+
+    fn epoch(&mut self, r: &EpochRecord) -> Result<()> {
+        self.log(&Record::Epoch(r.clone()))
+    }
+
+    /// Writes the training state (atomically), then the weights.
+    fn checkpoint(&mut self, cfg: &Config, p: &Progress, engine: &mut dyn Engine) -> Result<()> {
+        self.metrics.sync_data().map_err(|e| Error::io(self.path.join(METRICS_FILE), e))?;
+        let mlp = Mlp::new(cfg.sizes.clone())?;
+        let params = engine.params()?;
+        let state = engine.optim_state()?;
+        let mut meta = self.meta.clone();
+        meta.insert(META_PROGRESS.into(), serde_json::to_string(p).expect("progress serialises"));
+        meta.insert(META_CONFIG.into(), serde_json::to_string(cfg).expect("config serialises"));
+        checkpoint::save_state(&self.path.join(STATE_FILE), &mlp, &params, &state, meta)?;
+        checkpoint::save_weights(&self.path.join(MODEL_FILE), &mlp, &params, self.meta.clone())
+    }
+
+    fn best(&mut self, cfg: &Config, params: &[f32]) -> Result<()> {
+        let mlp = Mlp::new(cfg.sizes.clone())?;
+        checkpoint::save_weights(&self.path.join(BEST_FILE), &mlp, params, self.meta.clone())
+    }
+
+    fn location(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A checkpoint read back for `--resume`.
+pub struct Resume {
+    /// The run folder.
+    pub dir: PathBuf,
+    pub config: Config,
+    pub data: DataSpec,
+    pub progress: Progress,
+    pub params: Vec<f32>,
+    pub optim_state: Vec<Vec<f32>>,
+    /// The device the run trained on, in words.
+    pub device: Option<String>,
+}
+
+/// Reads `run_dir/state.safetensors`.
+pub fn load_resume(run_dir: &Path) -> Result<Resume> {
+    let path = run_dir.join(STATE_FILE);
+    if !path.is_file() {
+        return Err(Error::format(run_dir, format!("no {STATE_FILE} here: not a run folder with a checkpoint")));
+    }
+    let st = checkpoint::load_state(&path)?;
+    let field =
+        |key: &str| st.metadata.get(key).ok_or_else(|| Error::format(&path, format!("metadata `{key}` is missing")));
+    let json = |key: &str| Error::format(&path, format!("metadata `{key}` is unreadable"));
+    let config: Config = serde_json::from_str(field(META_CONFIG)?).map_err(|_| json(META_CONFIG))?;
+    let progress: Progress = serde_json::from_str(field(META_PROGRESS)?).map_err(|_| json(META_PROGRESS))?;
+    let data: DataSpec = serde_json::from_str(field(META_DATA)?).map_err(|_| json(META_DATA))?;
+    if config.sizes != st.mlp.sizes {
+        return Err(Error::format(
+            &path,
+            format!("weights of {:?} but a configuration of {:?}", st.mlp.sizes, config.sizes),
+        ));
+    }
+    if st.state.len() != config.optimizer.kind.state_vectors() {
+        return Err(Error::format(
+            &path,
+            format!("{} optimizer state vectors for {}", st.state.len(), config.optimizer.kind.name()),
+        ));
+    }
+    Ok(Resume {
+        dir: run_dir.to_path_buf(),
+        config,
+        data,
+        progress,
+        params: st.params,
+        optim_state: st.state,
+        device: st.metadata.get(META_DEVICE).cloned(),
+    })
+}
+
+/// A run's log read back: its interval and epoch records in file order, and a label for
+/// legends.
+#[derive(Clone, Debug)]
+pub struct RunLog {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The folder's name, then the optimizer, batch and learning rate from `config.json`
+    /// when it has them (e.g. `run-003 (sgd, batch 1, lr 0.01)`).
+    pub label: String,
+    pub intervals: Vec<IntervalRecord>,
+    pub epochs: Vec<EpochRecord>,
+}
+
+impl RunLog {
+    /// Reads `dir/metrics.jsonl` (required) and `dir/config.json` (optional, for the label).
+    /// A line that is not a JSON record of a known kind with the expected fields is an
+    /// error naming the file and line; records of other kinds are skipped.
+    pub fn read(dir: &Path) -> Result<RunLog> {
+        let path = dir.join(METRICS_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let (intervals, epochs) = parse_metrics(&path, &text)?;
+        Ok(RunLog { dir: dir.to_path_buf(), label: run_label(dir), intervals, epochs })
+    }
+}
+
+/// Parses the text of a `metrics.jsonl`; `path` is for messages.
+pub fn parse_metrics(path: &Path, text: &str) -> Result<(Vec<IntervalRecord>, Vec<EpochRecord>)> {
+    let mut intervals = Vec::new();
+    let mut epochs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fail = |what: String| Error::format(path, format!("line {}: {what}", i + 1));
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| fail(format!("not a JSON record ({e})")))?;
+        let kind = value.get("kind").and_then(|k| k.as_str()).map(str::to_owned);
+        match kind.as_deref() {
+            Some("interval" | "epoch") => match serde_json::from_value(value) {
+                Ok(Record::Interval(r)) => intervals.push(r),
+                Ok(Record::Epoch(r)) => epochs.push(r),
+                Err(e) => {
+                    return Err(fail(format!(
+                        "not {} record: {e}",
+                        if kind.as_deref() == Some("epoch") { "an epoch" } else { "an interval" }
+                    )))
+                }
+            },
+            Some(_) => {}
+            None => return Err(fail("a record without a \"kind\" field".into())),
+        }
+    }
+    Ok((intervals, epochs))
+}
+
+/// The run's legend label: the folder name, and what `config.json` says about the
+/// optimizer, batch size and base learning rate, if it can be read (the label asks only
+/// for those fields, so a partial or older configuration still names its run).
+fn run_label(dir: &Path) -> String {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string());
+    let summary = std::fs::read_to_string(dir.join(CONFIG_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| config_summary(&v["config"]));
+    match summary {
+        Some(s) => format!("{name} ({s})"),
+        None => name,
+    }
+}
+
+/// `sgd, batch 1, lr 0.01` from a run's `config` object.
+fn config_summary(cfg: &serde_json::Value) -> Option<String> {
+    let kind: OptimKind = serde_json::from_value(cfg["optimizer"]["kind"].clone()).ok()?;
+    let batch: BatchSize = serde_json::from_value(cfg["batch"].clone()).ok()?;
+    let lr = cfg["optimizer"]["lr"].as_f64()?;
+    let batch = match batch {
+        BatchSize::Mini(b) => format!("batch {b}"),
+        BatchSize::Full => "full batch".into(),
+    };
+    // The learning rate was an f32: show it at f32 precision (0.001, not 0.0010000000474974513).
+    Some(format!("{}, {batch}, lr {}", kind.name(), lr as f32))
+}
