@@ -251,5 +251,5 @@ fn toy_problem(kind: &str, seed: u64, names: &[String]) -> Result<(Split, Vec<St
     let train = sample(200, "train")?;
     let test = sample(100, "test")?;
     let default: Vec<String> = ["A", "B", "C"].iter().map(|n| format!("class {n}")).collect();
-    Ok((Split { train, test, class_names: default.clone() }, class_names(names, &default)?))
+    Ok((Split::new(train, test, default.clone()), class_names(names, &default)?))
 }

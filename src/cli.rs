@@ -4,6 +4,8 @@
 //! need the data run in [`TrainArgs::config`].
 
 use crate::bench::BenchDevice;
+use crate::data::holdout::ValSize;
+use crate::data::normalize::Normalize;
 use crate::data::Split;
 use crate::engine::DataMode;
 use crate::error::{Error, Result};
@@ -168,12 +170,22 @@ pub struct TrainArgs {
     /// Steps per logging interval (default: about ten per epoch).
     #[arg(long, value_parser = at_least_one)]
     pub log_every: Option<usize>,
-    /// Stop when the test loss has not improved for this many epochs.
+    /// Stop when the validation loss has not improved for this many epochs.
     #[arg(long)]
     pub early_stop: Option<usize>,
     /// Train on only the first N training samples.
     #[arg(long, value_parser = at_least_one)]
     pub limit: Option<usize>,
+    /// Hold out N samples (or a FRACTION) of the training set, stratified by class, for
+    /// validation: the best checkpoint, --early-stop and plateau:val look only at them.
+    /// Default: a tenth of the training set, at most 5000; 0 trains on everything.
+    #[arg(long, value_parser = ValSize::parse)]
+    pub val: Option<ValSize>,
+    /// Feature scaling fitted on the training set: standard (mean 0, deviation 1; per
+    /// column for CSV, over all pixels for images) or none. Default: standard for CSV
+    /// data, none for images (pixels are x/255).
+    #[arg(long, value_enum)]
+    pub normalize: Option<Normalize>,
     /// Continue the run in this folder exactly where its last checkpoint left it (its
     /// configuration and data are the run's; --device and --adapter still apply).
     #[arg(long)]
@@ -215,11 +227,16 @@ impl TrainArgs {
 
     /// The data these arguments name (the vendored Fashion-MNIST by default).
     pub fn data_spec(&self) -> DataSpec {
-        DataSpec { limit: self.limit, ..self.data.spec(self.seed) }
+        DataSpec { limit: self.limit, val: self.val, normalize: self.normalize, ..self.data.spec(self.seed) }
     }
 
     /// The run's configuration for the training set of `split`.
     pub fn config(&self, split: &Split) -> Result<Config> {
+        if split.val.rows == 0 {
+            if let Some(n) = self.early_stop {
+                return Err(Error::invalid("--early-stop", n, "a validation set to watch (not with --val 0)"));
+            }
+        }
         let (inputs, classes) = (split.train.width, split.train.classes);
         let mut optimizer = Optimizer::new(self.optimizer, self.lr);
         optimizer.momentum = self.momentum;
@@ -263,6 +280,8 @@ impl DataArgs {
             classes: self.classes,
             limit: None,
             seed,
+            val: None,
+            normalize: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wgtrain::bench::{self, BenchDevice};
 use wgtrain::cli::{self, BenchArgs, Cli, Command, EvalArgs, PlotArgs, PredictArgs, TrainArgs};
-use wgtrain::data::predict;
+use wgtrain::data::{predict, FeatureData};
 use wgtrain::engine::{self, DataMode};
 use wgtrain::error::{Error, Result};
 use wgtrain::gpu::{context, Gpu};
@@ -98,10 +98,11 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
         }
         None => (RunDir::create(a.out.as_deref(), &cfg, &spec, &split, &device)?, None),
     };
-    let (ntrain, ntest) = (split.train.rows, split.test.rows);
+    let (ntrain, nval, ntest) = (split.train.rows, split.val.rows, split.test.rows);
     let net = cli::sizes_str(&cfg.sizes);
     let (data, how) = (spec.data.display(), cfg.describe());
-    println!("training {net} on {data} ({ntrain} train / {ntest} test samples) with {how} on {device}");
+    let counts = format!("{ntrain} train / {nval} validation / {ntest} test samples");
+    println!("training {net} on {data} ({counts}) with {how} on {device}");
     println!("run folder: {}", run.path.display());
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
@@ -123,7 +124,8 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
         }
         return Ok(true);
     }
-    println!("weights: {} (best test loss: {})", run.path.join(run::MODEL_FILE).display(), run::BEST_FILE);
+    let best = if split.val.rows > 0 { run::BEST_FILE } else { "none: no validation set" };
+    println!("weights: {} (best validation loss: {best})", run.path.join(run::MODEL_FILE).display());
     // A figure that cannot be drawn must not fail a finished run.
     match engine.predict(&split.test).and_then(|probs| plot::test_figures(&run.path, &split, &probs)) {
         Ok((table, files)) => {
@@ -170,7 +172,8 @@ fn plot_cmd(a: PlotArgs) -> Result<()> {
 fn eval_cmd(a: EvalArgs) -> Result<bool> {
     let path = weights_path(&a.weights);
     let w = checkpoint::load_weights(&path)?;
-    let split = a.data.spec(1).load()?;
+    let mut split = a.data.spec(1).load_raw()?;
+    run::input_transform(&w.metadata, &split.test).apply(&mut split.test);
     if split.test.width != w.mlp.inputs() {
         let (have, takes) = (split.test.width, w.mlp.inputs());
         let what = format!("samples have {have} features, the model in {} takes {takes}", path.display());
@@ -230,7 +233,7 @@ fn verify_cmd(adapter: Option<&str>) -> Result<bool> {
 }
 
 fn bench_cmd(a: BenchArgs) -> Result<()> {
-    let split = a.data.spec(1).load()?;
+    let split = a.data.spec(1).load_raw()?;
     let chosen = bench::select(&a.workloads)?;
     if a.gemm {
         let gpu = Gpu::named(a.adapter.as_deref())?;
@@ -279,7 +282,12 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
     let (width, c) = (w.mlp.inputs(), w.mlp.classes());
     let mut engine = engine::CpuEngine::new(&w.mlp, w.params, OptimKind::Sgd, train::CHUNK);
     for input in &a.inputs {
-        let samples = predict::read(input, width)?;
+        let mut samples = predict::read(input, width)?;
+        // Read in the model's scale (pixels in [0, 1]); then standardized as in training.
+        let t = run::input_transform(&w.metadata, &samples);
+        if let FeatureData::F32(x) = &mut samples.features {
+            t.standardize(x);
+        }
         let p = wgtrain::engine::Engine::predict(&mut engine, &samples)?;
         for (i, row) in p.chunks(c).enumerate().take(a.show) {
             let (best, prob) =

@@ -53,8 +53,13 @@ impl Observer for Ui {
 
     fn epoch_end(&mut self, r: &EpochRecord) {
         self.finish();
+        let val = if r.val_loss.is_nan() {
+            String::new()
+        } else {
+            format!("val loss {:.4} acc {:.4} | ", r.val_loss, r.val_acc)
+        };
         println!(
-            "epoch {:>3}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | lr {:.2e} | {:.0} samples/s, {:.1} s",
+            "epoch {:>3}: train loss {:.4} acc {:.4} | {val}test loss {:.4} acc {:.4} | lr {:.2e} | {:.0} samples/s, {:.1} s",
             r.epoch, r.train_loss, r.train_acc, r.test_loss, r.test_acc, r.lr, r.samples_per_s, r.epoch_seconds
         );
     }
@@ -65,14 +70,19 @@ impl Observer for Ui {
 }
 
 /// The table of every epoch printed when a run ends.
+/// The table of every epoch printed when a run ends (validation columns when there is a
+/// validation set).
 pub fn summary(epochs: &[EpochRecord]) -> String {
+    let with_val = epochs.iter().any(|r| !r.val_loss.is_nan());
+    let val_head = if with_val { format!(" {:>9} {:>8}", "val loss", "val acc") } else { String::new() };
     let mut s = format!(
-        "\n{:>5} {:>10} {:>9} {:>10} {:>9} {:>10} {:>8}\n",
+        "\n{:>5} {:>10} {:>9}{val_head} {:>10} {:>9} {:>10} {:>8}\n",
         "epoch", "train loss", "train acc", "test loss", "test acc", "lr", "time s"
     );
     for r in epochs {
+        let val = if with_val { format!(" {:>9.4} {:>8.4}", r.val_loss, r.val_acc) } else { String::new() };
         s += &format!(
-            "{:>5} {:>10.4} {:>9.4} {:>10.4} {:>9.4} {:>10.3e} {:>8.1}\n",
+            "{:>5} {:>10.4} {:>9.4}{val} {:>10.4} {:>9.4} {:>10.3e} {:>8.1}\n",
             r.epoch, r.train_loss, r.train_acc, r.test_loss, r.test_acc, r.lr, r.elapsed_s
         );
     }

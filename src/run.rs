@@ -15,6 +15,8 @@
 //! ```
 
 use crate::checkpoint;
+use crate::data::holdout::ValSize;
+use crate::data::normalize::{InputTransform, Normalize};
 use crate::data::{self, Split};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -46,6 +48,8 @@ pub const META_DATA: &str = "wgtrain.data";
 pub const META_DEVICE: &str = "wgtrain.device";
 pub const META_PROGRESS: &str = "wgtrain.progress";
 pub const META_CONFIG: &str = "wgtrain.config";
+/// The input transform the model expects ([`InputTransform`], JSON).
+pub const META_INPUT: &str = "wgtrain.input";
 
 /// What data a run trained on, stored with it so `--resume`, `eval` and `plot` find it
 /// again.
@@ -59,13 +63,32 @@ pub struct DataSpec {
     pub classes: Option<usize>,
     /// Only the first N training samples (`--limit`).
     pub limit: Option<usize>,
-    /// The seed of the CSV train/test split.
+    /// The seed of the CSV train/test split and of the validation split.
     pub seed: u64,
+    /// Samples held out for validation (`None`: the default, see [`ValSize::samples`]).
+    #[serde(default = "no_val_recorded")]
+    pub val: Option<ValSize>,
+    /// Feature scaling (`None`: the default for the data, see [`Normalize::default_for`]).
+    #[serde(default)]
+    pub normalize: Option<Normalize>,
+}
+
+/// Runs recorded before the validation split held nothing out.
+fn no_val_recorded() -> Option<ValSize> {
+    Some(ValSize::Count(0))
 }
 
 impl DataSpec {
-    /// Reads the data it describes.
+    /// Reads the data it describes, holds out the validation set and scales the features.
     pub fn load(&self) -> Result<Split> {
+        let mut split = self.load_raw()?;
+        split.hold_out(ValSize::samples(self.val, split.train.rows), self.seed)?;
+        split.normalize(self.normalize.unwrap_or_else(|| Normalize::default_for(&split.train)));
+        Ok(split)
+    }
+
+    /// Reads the data it describes as stored: no validation set, features unscaled.
+    pub fn load_raw(&self) -> Result<Split> {
         if let Some(c) = self.classes.filter(|&c| c < 2) {
             return Err(Error::invalid("--classes", c, "at least 2"));
         }
@@ -122,7 +145,17 @@ fn weights_metadata(split: &Split, spec: &DataSpec, device: &str) -> HashMap<Str
         (META_CLASSES.into(), serde_json::to_string(&split.class_names).expect("names serialise")),
         (META_DATA.into(), serde_json::to_string(spec).expect("spec serialises")),
         (META_DEVICE.into(), device.to_string()),
+        (META_INPUT.into(), serde_json::to_string(&split.input).expect("transform serialises")),
     ])
+}
+
+/// The input transform stored with weights (`metadata`), or, for weights saved before it
+/// was stored, the plain one for `data`.
+pub fn input_transform(metadata: &HashMap<String, String>, data: &data::Dataset) -> InputTransform {
+    metadata
+        .get(META_INPUT)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_else(|| InputTransform::identity_for(data))
 }
 
 impl RunDir {

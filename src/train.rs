@@ -40,7 +40,7 @@ pub struct Config {
     pub seed: u64,
     /// Steps per logging interval.
     pub log_every: usize,
-    /// Stop when the test loss has not improved for this many epochs.
+    /// Stop when the validation loss has not improved for this many epochs.
     pub early_stop: Option<usize>,
 }
 
@@ -64,9 +64,10 @@ impl Config {
     }
 }
 
-/// One epoch's results: training metrics over the epoch's batches, the test set's loss
-/// and accuracy after it, and the step and time it ended at. (JSON has no NaN: a
-/// non-finite value is written as `null` and reads back as NaN.)
+/// One epoch's results: training metrics over the epoch's batches, the validation and
+/// test sets' loss and accuracy after it (validation NaN without a validation set), and
+/// the step and time it ended at. (JSON has no NaN: a non-finite value is written as
+/// `null` and reads back as NaN; records written before the validation split lack it.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
@@ -76,6 +77,10 @@ pub struct EpochRecord {
     pub train_loss: f64,
     #[serde(deserialize_with = "number_or_null")]
     pub train_acc: f64,
+    #[serde(default = "nan", deserialize_with = "number_or_null")]
+    pub val_loss: f64,
+    #[serde(default = "nan", deserialize_with = "number_or_null")]
+    pub val_acc: f64,
     #[serde(deserialize_with = "number_or_null")]
     pub test_loss: f64,
     #[serde(deserialize_with = "number_or_null")]
@@ -103,6 +108,10 @@ pub struct IntervalRecord {
     pub lr: f32,
     #[serde(deserialize_with = "number_or_null")]
     pub elapsed_s: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// serde_json writes a non-finite `f64` as `null`; read it back as NaN.
@@ -157,8 +166,10 @@ pub struct Progress {
     pub epoch_tally: Tally,
     pub schedule: Option<LrSchedule>,
     pub epochs: Vec<EpochRecord>,
-    /// Early stopping: the best test loss so far and epochs since.
-    pub best_test: Option<f64>,
+    /// The best validation loss so far (for the best checkpoint and early stopping) and
+    /// epochs since.
+    #[serde(alias = "best_test")]
+    pub best_val: Option<f64>,
     pub since_best: usize,
     /// Training time before this session (the wall clock restarts on resume).
     pub elapsed_s: f64,
@@ -364,11 +375,16 @@ impl Trainer<'_, '_> {
         Ok(true)
     }
 
-    /// After an epoch's batches: the test set's metrics, the epoch's record, the schedule's
-    /// end-of-epoch step, the checkpoint and best weights, early stopping. Returns how the
+    /// After an epoch's batches: the validation and test sets' metrics, the epoch's record,
+    /// the schedule's end-of-epoch step, the checkpoint and the best weights (by the
+    /// validation loss; the test set is only reported), early stopping. Returns how the
     /// run ends if it ends here.
     fn end_epoch(&mut self, p: &mut Progress, lr: f32, t0: Instant) -> Result<Option<Finish>> {
         let train_seconds = t0.elapsed().as_secs_f64();
+        let val = match self.split.val.rows {
+            0 => None,
+            _ => Some(self.engine.evaluate(&self.split.val)?),
+        };
         let test = self.engine.evaluate(&self.split.test)?;
         let record = EpochRecord {
             epoch: p.epoch + 1,
@@ -376,6 +392,8 @@ impl Trainer<'_, '_> {
             samples_seen: p.seen,
             train_loss: p.epoch_tally.loss(),
             train_acc: p.epoch_tally.accuracy(),
+            val_loss: val.map_or(f64::NAN, |v| v.loss()),
+            val_acc: val.map_or(f64::NAN, |v| v.accuracy()),
             test_loss: test.loss(),
             test_acc: test.accuracy(),
             lr,
@@ -390,9 +408,9 @@ impl Trainer<'_, '_> {
         if let Some(new_lr) = self.sched.end_epoch(record.train_loss) {
             self.obs.note(&format!("training risk levelled off: learning rate now {new_lr:e}"));
         }
-        let improved = p.best_test.is_none_or(|b| test.loss() < b);
+        let improved = val.is_some_and(|v| p.best_val.is_none_or(|b| v.loss() < b));
         if improved {
-            p.best_test = Some(test.loss());
+            p.best_val = val.map(|v| v.loss());
             p.since_best = 0;
         } else {
             p.since_best += 1;
@@ -409,7 +427,7 @@ impl Trainer<'_, '_> {
         }
         if let Some(patience) = self.cfg.early_stop {
             if p.since_best >= patience {
-                self.obs.note(&format!("test loss has not improved for {patience} epochs: stopping early"));
+                self.obs.note(&format!("validation loss has not improved for {patience} epochs: stopping early"));
                 return Ok(Some(Finish::StoppedEarly));
             }
         }

@@ -3,8 +3,10 @@
 
 pub mod batches;
 pub mod csv;
+pub mod holdout;
 pub mod idx;
 pub mod image;
+pub mod normalize;
 pub mod predict;
 
 use crate::error::{Error, Result};
@@ -30,12 +32,33 @@ pub struct Dataset {
     pub classes: usize,
 }
 
-/// A training set, a test set, and the class names if known.
+/// A training set, a validation set held out of it (empty unless
+/// [`hold_out`](Split::hold_out) moved samples there), a test set, and the class names.
 #[derive(Clone, Debug)]
 pub struct Split {
     pub train: Dataset,
+    pub val: Dataset,
     pub test: Dataset,
     pub class_names: Vec<String>,
+    /// The scaling the features went through (see [`normalize`]).
+    pub input: normalize::InputTransform,
+}
+
+impl Split {
+    /// A split without a validation set, its features as stored.
+    pub fn new(train: Dataset, test: Dataset, class_names: Vec<String>) -> Split {
+        let input = normalize::InputTransform::identity_for(&train);
+        Split { val: train.empty_like(), train, test, class_names, input }
+    }
+
+    /// Fits the scaling `how` asks for on the training set and applies it to all three
+    /// sets.
+    pub fn normalize(&mut self, how: normalize::Normalize) {
+        self.input = normalize::InputTransform::fit(&self.train, how);
+        for d in [&mut self.train, &mut self.val, &mut self.test] {
+            self.input.apply(d);
+        }
+    }
 }
 
 impl Dataset {
@@ -126,7 +149,7 @@ pub fn load_idx_dir(dir: &Path, classes: Option<usize>) -> Result<Split> {
     let k = resolve_classes(&train, &test, classes, names.len())?;
     train.classes = k;
     test.classes = k;
-    Ok(Split { train, test, class_names: complete_names(names, k) })
+    Ok(Split::new(train, test, complete_names(names, k)))
 }
 
 /// Loads CSV data: `train` and, if given, `test`; otherwise a seeded 80/20 split of `train`.
@@ -156,7 +179,7 @@ pub fn load_csv(train_path: &Path, test_path: Option<&Path>, classes: Option<usi
     let k = resolve_classes(&train, &test, classes, 0)?;
     train.classes = k;
     test.classes = k;
-    Ok(Split { train, test, class_names: complete_names(Vec::new(), k) })
+    Ok(Split::new(train, test, complete_names(Vec::new(), k)))
 }
 
 /// Loads `--data PATH`: a directory of IDX files or a CSV file.

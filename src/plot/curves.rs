@@ -1,5 +1,5 @@
 //! Learning curves from a run's log: the loss figure (training risk per logging interval,
-//! test loss per epoch, learning rate on a second axis), the accuracy figure, and the
+//! validation and test loss per epoch, learning rate on a second axis), the accuracy figure, and the
 //! overlay of several runs' training risk against steps, samples seen or seconds.
 
 use super::{color, font, save, DrawResult, Figure};
@@ -20,6 +20,9 @@ pub struct LossSeries {
     /// `(step, train_loss)` of every interval record: the training risk, estimated by the
     /// mean loss over the interval's batches, at the step that ended the interval.
     pub train: Vec<(f64, f64)>,
+    /// `(step, val_loss)` of every epoch record: the validation loss at the epoch's final
+    /// step (empty without a validation set).
+    pub val: Vec<(f64, f64)>,
     /// `(step, test_loss)` of every epoch record: the test loss at the epoch's final step.
     pub test: Vec<(f64, f64)>,
     /// `(step, lr)` of every interval record: the learning rate of the interval's last step.
@@ -32,6 +35,9 @@ pub struct AccuracySeries {
     /// The fraction of training samples classified correctly during the epoch (while the
     /// weights were still changing).
     pub train: Vec<(f64, f64)>,
+    /// The fraction of validation samples classified correctly after the epoch (empty
+    /// without a validation set).
+    pub val: Vec<(f64, f64)>,
     /// The fraction of test samples classified correctly after the epoch.
     pub test: Vec<(f64, f64)>,
 }
@@ -40,6 +46,7 @@ pub struct AccuracySeries {
 pub fn loss_series(log: &RunLog) -> LossSeries {
     LossSeries {
         train: finite(log.intervals.iter().map(|r| (r.step as f64, r.train_loss))),
+        val: finite(log.epochs.iter().map(|r| (r.step as f64, r.val_loss))),
         test: finite(log.epochs.iter().map(|r| (r.step as f64, r.test_loss))),
         lr: finite(log.intervals.iter().map(|r| (r.step as f64, f64::from(r.lr)))),
     }
@@ -49,6 +56,7 @@ pub fn loss_series(log: &RunLog) -> LossSeries {
 pub fn accuracy_series(log: &RunLog) -> AccuracySeries {
     AccuracySeries {
         train: finite(log.epochs.iter().map(|r| (r.epoch as f64, r.train_acc))),
+        val: finite(log.epochs.iter().map(|r| (r.epoch as f64, r.val_acc))),
         test: finite(log.epochs.iter().map(|r| (r.epoch as f64, r.test_acc))),
     }
 }
@@ -305,7 +313,7 @@ impl Figure for LossFigure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let s = &self.s;
         let x_max = s.train.iter().chain(&s.test).map(|p| p.0).fold(1.0, f64::max);
-        let y_top = y_max([&s.train, &s.test]) * 1.05;
+        let y_top = y_max([&s.train, &s.val, &s.test]) * 1.05;
         let lr_top = y_max([&s.lr]) * 1.1;
         let mut chart = chart_on(root, &self.title)
             .right_y_label_area_size(80)
@@ -324,7 +332,7 @@ impl Figure for LossFigure {
             .label_style(font(14.0))
             .axis_desc_style(font(16.0))
             .draw()?;
-        let (train_c, test_c, lr_c) = (color(0), color(1), color(2));
+        let (train_c, test_c, lr_c, val_c) = (color(0), color(1), color(2), color(3));
         chart
             .draw_secondary_series(DashedLineSeries::new(s.lr.iter().copied(), 8, 5, lr_c.stroke_width(2)))?
             .label("learning rate (right axis)")
@@ -337,12 +345,24 @@ impl Figure for LossFigure {
             .draw_series(LineSeries::new(s.train.iter().copied(), train_c.stroke_width(1)))?
             .label("training risk (mean loss over each logging interval)")
             .legend(move |at| line_marker(at, train_c, 2));
-        chart.draw_series(LineSeries::new(s.test.iter().copied(), test_c.stroke_width(2)))?;
-        chart
-            .draw_series(s.test.iter().map(|&p| Circle::new(p, 4, test_c.filled())))?
-            .label("test loss (end of each epoch)")
-            .legend(move |at| line_dot_marker(at, test_c));
-        let drawn = [pixels(&chart, &s.train), pixels(&chart, &s.test), pixels(chart.borrow_secondary(), &s.lr)];
+        for (points, c, name) in
+            [(&s.val, val_c, "validation loss (end of each epoch)"), (&s.test, test_c, "test loss (end of each epoch)")]
+        {
+            if points.is_empty() {
+                continue;
+            }
+            chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))?
+                .label(name)
+                .legend(move |at| line_dot_marker(at, c));
+        }
+        let drawn = [
+            pixels(&chart, &s.train),
+            pixels(&chart, &s.val),
+            pixels(&chart, &s.test),
+            pixels(chart.borrow_secondary(), &s.lr),
+        ];
         draw_legend(&mut chart, &drawn)
     }
 }
@@ -360,7 +380,7 @@ impl Figure for AccuracyFigure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let s = &self.s;
         let epochs = s.train.iter().chain(&s.test).map(|p| p.0).fold(1.0, f64::max);
-        let lowest = s.train.iter().chain(&s.test).map(|p| p.1).fold(1.0, f64::min);
+        let lowest = s.train.iter().chain(&s.val).chain(&s.test).map(|p| p.1).fold(1.0, f64::min);
         // Zoom to the accuracies reached, in steps of 0.05, up to 1.
         let y_lo = ((lowest - 0.02) * 20.0).floor().clamp(0.0, 19.0) / 20.0;
         let mut chart =
@@ -373,21 +393,21 @@ impl Figure for AccuracyFigure {
             .y_label_formatter(&|v| trim(format!("{v:.2}")))
             .draw()?;
         let last = |v: &[(f64, f64)]| v.last().map_or(String::new(), |p| format!(" (last {:.4})", p.1));
-        for (i, (points, name)) in [
-            (&s.train, format!("training accuracy during the epoch{}", last(&s.train))),
-            (&s.test, format!("test accuracy after the epoch{}", last(&s.test))),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let c = color(i);
+        for (points, c, name) in [
+            (&s.train, color(0), format!("training accuracy during the epoch{}", last(&s.train))),
+            (&s.val, color(3), format!("validation accuracy after the epoch{}", last(&s.val))),
+            (&s.test, color(1), format!("test accuracy after the epoch{}", last(&s.test))),
+        ] {
+            if points.is_empty() {
+                continue;
+            }
             chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
             chart
                 .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))?
                 .label(name)
                 .legend(move |at| line_dot_marker(at, c));
         }
-        let drawn = [pixels(&chart, &s.train), pixels(&chart, &s.test)];
+        let drawn = [pixels(&chart, &s.train), pixels(&chart, &s.val), pixels(&chart, &s.test)];
         draw_legend(&mut chart, &drawn)
     }
 }
