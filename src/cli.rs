@@ -164,9 +164,13 @@ pub struct TrainArgs {
     pub schedule: Schedule,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Run folder (default: the next free runs/run-NNN).
+    /// Run folder (default: the next free runs/run-NNN). A folder that holds a run is
+    /// refused: continue it with --resume, or replace it with --force.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the run in --out.
+    #[arg(long)]
+    pub force: bool,
     /// Steps per logging interval (default: about ten per epoch).
     #[arg(long, value_parser = at_least_one)]
     pub log_every: Option<usize>,
@@ -187,7 +191,8 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub normalize: Option<Normalize>,
     /// Continue the run in this folder exactly where its last checkpoint left it (its
-    /// configuration and data are the run's; --device and --adapter still apply).
+    /// configuration and data are the run's; only --device, --adapter, --data-mode,
+    /// --checkpoint-every and --stop-after may be given with it).
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Also checkpoint every N steps (at the next logging boundary); every epoch always.
@@ -282,6 +287,7 @@ impl DataArgs {
             seed,
             val: None,
             normalize: None,
+            content_hash: None,
         }
     }
 }
@@ -298,6 +304,36 @@ pub fn default_data() -> PathBuf {
 /// `784-256-128-10`.
 pub fn sizes_str(s: &[usize]) -> String {
     s.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("-")
+}
+
+/// The flags that may accompany `--resume`: they change where and how long the run goes
+/// on, not what it computes.
+const RESUME_FLAGS: [&str; 6] = ["resume", "device", "adapter", "data_mode", "checkpoint_every", "stop_after"];
+
+/// With `--resume`, the flags given on the command line (`train`'s matches) that would
+/// change the run, refused as a usage error naming each.
+pub fn check_resume_flags(m: &clap::ArgMatches) -> std::result::Result<(), String> {
+    use clap::parser::ValueSource;
+    let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    if !given("resume") {
+        return Ok(());
+    }
+    let cli = <Cli as clap::CommandFactory>::command();
+    let train = cli.find_subcommand("train").expect("train is a subcommand");
+    let changing: Vec<String> = train
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .filter(|id| given(id) && !RESUME_FLAGS.contains(id))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if changing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "error: --resume continues the run as it was recorded; {} would change it (with --resume only \
+         --device, --adapter, --data-mode, --checkpoint-every and --stop-after apply)",
+        changing.join(", ")
+    ))
 }
 
 /// A usage error as one line: `--flag: VALUE is invalid: expected …` where clap knows the

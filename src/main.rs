@@ -2,7 +2,7 @@
 //! for each command, and prints. Exit status: 0 done, 1 an error (one line), 2 a usage
 //! error, 130 interrupted by Ctrl-C (with a checkpoint to resume from).
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +20,8 @@ use wgtrain::train::{self, Control, Finish};
 use wgtrain::{checkpoint, plot, verify};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
             let _ = e.print(); // --help, --version
@@ -31,6 +32,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Err(e)) = matches.subcommand_matches("train").map(cli::check_resume_flags) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         None => train_cmd(TrainArgs::defaults()),
         Some(Command::Train(a)) => train_cmd(*a),
@@ -61,7 +66,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Trains a new run, or continues one (`--resume`); returns whether it completed.
 fn train_cmd(a: TrainArgs) -> Result<bool> {
     let resume = a.resume.as_deref().map(run::load_resume).transpose()?;
-    let spec = resume.as_ref().map_or_else(|| a.data_spec(), |r| r.data.clone());
+    let mut spec = resume.as_ref().map_or_else(|| a.data_spec(), |r| r.data.clone());
     let split = spec.load()?;
     let cfg = match &resume {
         Some(r) => r.config.clone(),
@@ -91,12 +96,13 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
                     "note: this run was trained on {was}; resuming on {device} continues it, but not bit for bit"
                 );
             }
+            let dir = RunDir::reopen(&r, &split, &device)?;
             let (step, epoch, batch) =
                 (r.progress.checkpoint_step.unwrap_or(0), r.progress.epoch + 1, r.progress.batch);
             println!("resuming {} at step {step} (epoch {epoch}, batch {batch})", r.dir.display());
-            (RunDir::reopen(&r, &split, &device)?, Some(r.progress))
+            (dir, Some(r.progress))
         }
-        None => (RunDir::create(a.out.as_deref(), &cfg, &spec, &split, &device)?, None),
+        None => (RunDir::create(a.out.as_deref(), a.force, &cfg, &spec, &split, &device)?, None),
     };
     let (ntrain, nval, ntest) = (split.train.rows, split.val.rows, split.test.rows);
     let net = cli::sizes_str(&cfg.sizes);
@@ -120,6 +126,7 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
         println!("stopped after step {step}; checkpoint in {}", run.path.display());
         println!("resume with: wgtrain train --resume {}", run.path.display());
         if INTERRUPTED.load(Ordering::SeqCst) {
+            drop(run); // releases the folder's lock
             std::process::exit(130);
         }
         return Ok(true);

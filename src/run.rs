@@ -71,6 +71,10 @@ pub struct DataSpec {
     /// Feature scaling (`None`: the default for the data, see [`Normalize::default_for`]).
     #[serde(default)]
     pub normalize: Option<Normalize>,
+    /// A hash of the data's content (features and labels as loaded), recorded when the
+    /// run starts and checked when it resumes.
+    #[serde(default)]
+    pub content_hash: Option<String>,
 }
 
 /// Runs recorded before the validation split held nothing out.
@@ -80,8 +84,24 @@ fn no_val_recorded() -> Option<ValSize> {
 
 impl DataSpec {
     /// Reads the data it describes, holds out the validation set and scales the features.
-    pub fn load(&self) -> Result<Split> {
+    /// Records the content hash, or, when one is recorded, refuses data whose content
+    /// changed.
+    pub fn load(&mut self) -> Result<Split> {
         let mut split = self.load_raw()?;
+        let hash = content_hash(&split);
+        match &self.content_hash {
+            Some(h) if *h != hash => {
+                return Err(Error::format(
+                    &self.data,
+                    format!(
+                        "the data's content changed since the run recorded it (hash {h}, now {hash}): \
+                         continuing on other data would not be the same run"
+                    ),
+                ))
+            }
+            Some(_) => {}
+            None => self.content_hash = Some(hash),
+        }
         split.hold_out(ValSize::samples(self.val, split.train.rows), self.seed)?;
         split.normalize(self.normalize.unwrap_or_else(|| Normalize::default_for(&split.train)));
         Ok(split)
@@ -101,6 +121,25 @@ impl DataSpec {
         }
         Ok(split)
     }
+}
+
+/// FNV-1a (64 bits) over the training and test sets' labels and features as loaded, in
+/// hexadecimal: the same for the same data in any file encoding (gzip or raw).
+pub fn content_hash(split: &Split) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for d in [&split.train, &split.test] {
+        eat(bytemuck::cast_slice(&d.labels));
+        match &d.features {
+            data::FeatureData::U8(v) => eat(v),
+            data::FeatureData::F32(v) => eat(bytemuck::cast_slice(v)),
+        }
+    }
+    format!("{h:016x}")
 }
 
 /// `config.json`: everything that defines the run, and what it ran on.
@@ -131,12 +170,71 @@ pub enum Record {
     Epoch(EpochRecord),
 }
 
-/// A run folder being written: the trainer's [`Journal`].
+/// A run folder being written: the trainer's [`Journal`]. It holds the folder's lock
+/// while it lives.
 pub struct RunDir {
     pub path: PathBuf,
     metrics: std::fs::File,
     /// Metadata stored with every weights file (class names, data, device).
     meta: HashMap<String, String>,
+    _lock: Lock,
+}
+
+/// The file that marks a run folder as being written by a process (its id inside).
+pub const LOCK_FILE: &str = "run.lock";
+
+/// A run folder's lock: `run.lock`, created exclusively, holding this process's id;
+/// removed when dropped. A lock whose process is gone (killed) is taken over.
+struct Lock(PathBuf);
+
+impl Lock {
+    fn take(dir: &Path) -> Result<Lock> {
+        let path = dir.join(LOCK_FILE);
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    write!(f, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
+                    return Ok(Lock(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                    match holder {
+                        Some(pid) if process_alive(pid) => {
+                            return Err(Error::format(
+                                dir,
+                                format!("the run folder is locked by process {pid}, which is writing it"),
+                            ))
+                        }
+                        // A lock left by a killed run (or half-written): take it over.
+                        _ => std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?,
+                    }
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Err(Error::format(dir, "the run folder's lock could not be taken: another run is starting in it"))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Whether process `pid` exists (Linux: `/proc/PID`; elsewhere assumed alive, so a stale
+/// lock must be removed by hand).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// The files a run writes into its folder (what `--force` replaces).
+fn holds_a_run(dir: &Path) -> bool {
+    [CONFIG_FILE, METRICS_FILE, STATE_FILE, MODEL_FILE].iter().any(|f| dir.join(f).exists())
 }
 
 /// The metadata every weights file of a run carries.
@@ -159,9 +257,17 @@ pub fn input_transform(metadata: &HashMap<String, String>, data: &data::Dataset)
 }
 
 impl RunDir {
-    /// Creates `path` (or, when `None`, the next free `runs/run-NNN`) for a new run and
-    /// writes its `config.json`.
-    pub fn create(path: Option<&Path>, cfg: &Config, spec: &DataSpec, split: &Split, device: &str) -> Result<Self> {
+    /// Creates `path` (or, when `None`, the next free `runs/run-NNN`) for a new run, locks
+    /// it and writes its `config.json`. A folder that holds a run is refused unless
+    /// `force`, which replaces that run.
+    pub fn create(
+        path: Option<&Path>,
+        force: bool,
+        cfg: &Config,
+        spec: &DataSpec,
+        split: &Split,
+        device: &str,
+    ) -> Result<Self> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None => {
@@ -169,6 +275,21 @@ impl RunDir {
             }
         };
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        let lock = Lock::take(&path)?;
+        if holds_a_run(&path) {
+            if !force {
+                return Err(Error::format(
+                    &path,
+                    "this folder holds a run: continue it with --resume, or replace it with --force",
+                ));
+            }
+            for f in [CONFIG_FILE, METRICS_FILE, STATE_FILE, MODEL_FILE, BEST_FILE] {
+                let p = path.join(f);
+                if p.exists() {
+                    std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                }
+            }
+        }
         let run_config = RunConfig {
             config: cfg.clone(),
             data: spec.clone(),
@@ -181,7 +302,7 @@ impl RunDir {
         write_atomic(&path.join(CONFIG_FILE), text.as_bytes())?;
         let mpath = path.join(METRICS_FILE);
         let metrics = std::fs::File::create(&mpath).map_err(|e| Error::io(&mpath, e))?;
-        Ok(RunDir { path, metrics, meta: weights_metadata(split, spec, device) })
+        Ok(RunDir { path, metrics, meta: weights_metadata(split, spec, device), _lock: lock })
     }
 
     /// Reopens the folder of `resume` to continue it on `device`: the metrics log is cut
@@ -189,6 +310,7 @@ impl RunDir {
     /// appended to.
     pub fn reopen(resume: &Resume, split: &Split, device: &str) -> Result<Self> {
         let path = &resume.dir;
+        let lock = Lock::take(path)?;
         let step = resume.progress.checkpoint_step.unwrap_or(0);
         let mpath = path.join(METRICS_FILE);
         let text = std::fs::read_to_string(&mpath).map_err(|e| Error::io(&mpath, e))?;
@@ -204,7 +326,7 @@ impl RunDir {
             .collect();
         write_atomic(&mpath, kept.as_bytes())?;
         let metrics = std::fs::OpenOptions::new().append(true).open(&mpath).map_err(|e| Error::io(&mpath, e))?;
-        Ok(RunDir { path: path.clone(), metrics, meta: weights_metadata(split, &resume.data, device) })
+        Ok(RunDir { path: path.clone(), metrics, meta: weights_metadata(split, &resume.data, device), _lock: lock })
     }
 
     fn log(&mut self, record: &Record) -> Result<()> {

@@ -28,13 +28,22 @@ fn subset() -> &'static Split {
 /// The data `subset` holds, as a run folder records it.
 fn spec() -> DataSpec {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
-    DataSpec { data, test: None, classes: None, limit: Some(2000), seed: 9, val: None, normalize: None }
+    DataSpec {
+        data,
+        test: None,
+        classes: None,
+        limit: Some(2000),
+        seed: 9,
+        val: None,
+        normalize: None,
+        content_hash: None,
+    }
 }
 
 /// A new run folder for `cfg` on `subset` (the run folder's API changed with the `run`
 /// module: it writes its config.json from typed values, and resume needs the data spec).
 fn new_run(dir: &Path, cfg: &Config) -> RunDir {
-    RunDir::create(Some(dir), cfg, &spec(), subset(), "test device").unwrap()
+    RunDir::create(Some(dir), false, cfg, &spec(), subset(), "test device").unwrap()
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -193,7 +193,7 @@ pub fn test_figures(run_dir: &Path, split: &crate::data::Split, probs: &[f32]) -
 pub fn redraw_run(run_dir: &Path) -> Result<(Option<String>, Vec<PathBuf>)> {
     use crate::engine::Engine;
     let weights = run_dir.join(crate::run::MODEL_FILE);
-    let Some(cfg) = crate::run::RunConfig::read(run_dir).ok().filter(|_| weights.is_file()) else {
+    let Some(mut cfg) = crate::run::RunConfig::read(run_dir).ok().filter(|_| weights.is_file()) else {
         return Ok((None, plot_run(run_dir)?));
     };
     let split = cfg.data.load()?;
