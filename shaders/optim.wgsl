@@ -1,11 +1,12 @@
 // Optimizer updates over the flat parameter vector (PyTorch's semantics), one invocation
 // per 4 parameters (vec4: a quarter of the invocations, which is what an element-wise
-// kernel costs on a software adapter). With g' = g + λ·w (coupled weight decay):
-//   sgd:      w ← w − α g'
-//   momentum: v ← μ v + g';  w ← w − α v        (nesterov: w ← w − α (g' + μ v))
-//   adam:     m ← β₁ m + (1−β₁) g';  v ← β₂ v + (1−β₂) g'²;
-//             w ← w − step_size · m / (√v / √(1−β₂ᵗ) + ε),  step_size = α / (1−β₁ᵗ)
-//             (decoupled, AdamW: g' = g and first w ← w (1 − αλ))
+// kernel costs on a software adapter); CPU twin `optimizer_update`, one entry per rule.
+// With g' = g + λ·w (coupled weight decay):
+//   optimizer_update_sgd:      w ← w − α g'
+//   optimizer_update_momentum: v ← μ v + g';  w ← w − α v   (nesterov: w ← w − α (g' + μ v))
+//   optimizer_update_adam:     m ← β₁ m + (1−β₁) g';  v ← β₂ v + (1−β₂) g'²;
+//                              w ← w − step_size · m / (√v / √(1−β₂ᵗ) + ε),  step_size = α / (1−β₁ᵗ)
+//                              (decoupled, AdamW: g' = g and first w ← w (1 − αλ))
 // The host computes step_size and √(1−β₂ᵗ) in f32 exactly as the CPU twin does.
 // When stats.step_bad is set (a non-finite loss this step) nothing is updated.
 // Bindings: 0 params, 1 g, 2 stats (read; `Stats` from stats_common.wgsl, prepended),
@@ -31,7 +32,7 @@ fn index(gid: vec3<u32>) -> u32 {
 }
 
 @compute @workgroup_size(256)
-fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn optimizer_update_sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
     if (i >= p.vec4s || stats.step_bad != 0u) {
         return;
@@ -41,7 +42,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @compute @workgroup_size(256)
-fn momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn optimizer_update_momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
     if (i >= p.vec4s || stats.step_bad != 0u) {
         return;
@@ -57,7 +58,7 @@ fn momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @compute @workgroup_size(256)
-fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn optimizer_update_adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = index(gid);
     if (i >= p.vec4s || stats.step_bad != 0u) {
         return;

@@ -177,9 +177,8 @@ pub fn gemm_variants(gpu: &crate::gpu::Gpu, sizes: &[usize], batch: usize, reps:
         ops::transpose(&w, &mut wt, o, inp);
         cases.push(("fc_forward", fwd, x.clone(), wt, r, m, inp));
         let (mut r, mut m) = (vec![0.0; o * inp], vec![0.0; o * inp]);
-        let (mut rb, mut mb) = (vec![0.0; o], vec![0.0; o]);
-        ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut r, &mut rb, batch, inp, o, false);
-        ops::fc_backward_weights(&abs(&dz), &abs(&x), &mut m, &mut mb, batch, inp, o, false);
+        ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut r, batch, inp, o, false);
+        ops::fc_backward_weights(&abs(&dz), &abs(&x), &mut m, batch, inp, o, false);
         cases.push((
             "fc_backward_weights",
             GemmParams::fc_backward_weights(batch, inp, o, 0, false),

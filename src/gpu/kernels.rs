@@ -1,8 +1,37 @@
 //! Every WGSL kernel compiled once, with its explicit bind-group layout, and the
 //! uniform parameter block each one reads. The math of each kernel is in the header of
-//! its file in `shaders/`; its CPU twin of the same name is in `cpu::ops`.
+//! its file in `shaders/`.
+//!
+//! One name per op: its CPU twin (`cpu::ops`, and `cpu::fast` for the GEMM-crate
+//! path), its one-shot GPU runner (`gpu::ops`) and its `verify` case all carry the op's
+//! name, and its parity test (`tests/parity.rs`) is `<op>_matches_cpu`. The WGSL entry
+//! points carry it too, except the matrix products, which are named by their shape and
+//! shared by the three products of the fully connected layer:
+//!
+//! | WGSL entry (`shaders/`)                                   | op: CPU twin, GPU runner, verify case | parity test                       |
+//! |-----------------------------------------------------------|---------------------------------------|-----------------------------------|
+//! | `gemm_nn` (`gemm_vec4.wgsl`) when aligned, else `gemm`    | `fc_forward` (`ops`, `fast`)          | `fc_forward_matches_cpu`          |
+//! | `gemm_tn` (`gemm_vec4.wgsl`) when aligned, else `gemm`    | `fc_backward_weights` (`ops`, `fast`) | `fc_backward_weights_matches_cpu` |
+//! | `gemm_nn` (`gemm_vec4.wgsl`) when aligned, else `gemm`    | `fc_backward_input` (`ops`, `fast`)   | `fc_backward_input_matches_cpu`   |
+//! | `transpose` (`transpose.wgsl`)                            | `transpose`                           | `transpose_matches_cpu`           |
+//! | `fc_backward_bias` (`bias_grad.wgsl`)                     | `fc_backward_bias` (`ops`, `fast`)    | `fc_backward_bias_matches_cpu`    |
+//! | `relu_forward` (`relu.wgsl`)*                             | `relu_forward`                        | `relu_forward_matches_cpu`        |
+//! | `relu_backward` (`relu.wgsl`)*                            | `relu_backward`                       | `relu_backward_matches_cpu`       |
+//! | `softmax` (`softmax.wgsl`)*                               | `softmax`                             | `softmax_matches_cpu`             |
+//! | `softmax_xent` (`softmax.wgsl`)                           | `softmax_xent`                        | `softmax_xent_matches_cpu`        |
+//! | `accumulate_stats` (`stats.wgsl`)                         | `accumulate_stats`                    | `accumulate_stats_matches_cpu`    |
+//! | `optimizer_update_sgd`, `_momentum`, `_adam` (`optim.wgsl`) | `optimizer_update`                  | `optimizer_update_matches_cpu`    |
+//! | `gather_u8` (D ≡ 0 mod 4), `gather_u8_unaligned` (`gather.wgsl`) | `gather_u8`                    | `gather_u8_matches_cpu`           |
+//! | `gather_f32` (`gather.wgsl`)                              | `gather_f32`                          | `gather_f32_matches_cpu`          |
+//!
+//! "Aligned" is [`Gemm::aligned`]; `fc_forward` runs `transpose` first and its product
+//! reads `Wᵀ`. The GPU runners of `fc_forward` and `fc_backward_input` take the fused
+//! ReLU and mask as the training step does. The entries marked * are recorded by no
+//! training step (training fuses ReLU into the products and softmax into
+//! `softmax_xent`).
 
 use crate::error::{Error, Result};
+use crate::optim::OptimKind;
 use bytemuck::{Pod, Zeroable};
 
 /// A compiled entry point and the layout of its bind group 0.
@@ -242,7 +271,7 @@ impl TransposeParams {
     }
 }
 
-/// `bias_grad.wgsl`'s parameters.
+/// `bias_grad.wgsl`'s parameters (entry `fc_backward_bias`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct BiasGradParams {
@@ -314,7 +343,6 @@ impl OptimParams {
     /// The block for one update of `len` parameters; `step_size = α/(1−β₁ᵗ)` and
     /// `√(1−β₂ᵗ)` are rounded to f32 exactly as `cpu::ops::optimizer_update` does.
     pub fn new(len: usize, st: &crate::optim::OptimStep) -> Self {
-        use crate::optim::OptimKind;
         OptimParams {
             vec4s: len.div_ceil(4) as u32,
             nesterov: u32::from(st.kind == OptimKind::Momentum { nesterov: true }),
@@ -346,8 +374,8 @@ impl GatherParams {
     /// invocation when rows are whole words — and its grid.
     pub fn kernel<'k>(&self, k: &'k Kernels, bytes: bool) -> (&'k Kernel, [u32; 3]) {
         match (bytes, self.width.is_multiple_of(4)) {
-            (true, true) => (&k.gather_u8x4, [self.width.div_ceil(256), self.batch, 1]),
-            (true, false) => (&k.gather_u8, [self.width.div_ceil(64), self.batch, 1]),
+            (true, true) => (&k.gather_u8, [self.width.div_ceil(256), self.batch, 1]),
+            (true, false) => (&k.gather_u8_unaligned, [self.width.div_ceil(64), self.batch, 1]),
             (false, _) => (&k.gather_f32, [self.width.div_ceil(64), self.batch, 1]),
         }
     }
@@ -359,17 +387,17 @@ pub struct Kernels {
     pub gemm_tn: Kernel,
     pub gemm_nn: Kernel,
     pub transpose: Kernel,
-    pub bias_grad: Kernel,
+    pub fc_backward_bias: Kernel,
     pub relu_forward: Kernel,
     pub relu_backward: Kernel,
     pub softmax: Kernel,
     pub softmax_xent: Kernel,
     pub accumulate_stats: Kernel,
-    pub sgd: Kernel,
-    pub momentum: Kernel,
-    pub adam: Kernel,
+    pub optimizer_update_sgd: Kernel,
+    pub optimizer_update_momentum: Kernel,
+    pub optimizer_update_adam: Kernel,
     pub gather_u8: Kernel,
-    pub gather_u8x4: Kernel,
+    pub gather_u8_unaligned: Kernel,
     pub gather_f32: Kernel,
 }
 
@@ -414,23 +442,32 @@ impl Kernels {
             gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
             gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
             transpose: k(&transpose, "transpose", "urw", &[]),
-            bias_grad: k(&bias, "bias_grad", "urw", &[]),
+            fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
             relu_forward: k(&relu, "relu_forward", "urrw", &[]),
             relu_backward: k(&relu, "relu_backward", "urrw", &[]),
             softmax: k(&softmax, "softmax", "urrwww", &[]),
             softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
             accumulate_stats: k(&stats, "accumulate_stats", "urrw", &[]),
-            sgd: k(&optim, "sgd", "urrwww", &[]),
-            momentum: k(&optim, "momentum", "urrwww", &[]),
-            adam: k(&optim, "adam", "urrwww", &[]),
+            optimizer_update_sgd: k(&optim, "optimizer_update_sgd", "urrwww", &[]),
+            optimizer_update_momentum: k(&optim, "optimizer_update_momentum", "urrwww", &[]),
+            optimizer_update_adam: k(&optim, "optimizer_update_adam", "urrwww", &[]),
             gather_u8: k(&gather, "gather_u8", "urrrww", &[]),
-            gather_u8x4: k(&gather, "gather_u8x4", "urrrww", &[]),
+            gather_u8_unaligned: k(&gather, "gather_u8_unaligned", "urrrww", &[]),
             gather_f32: k(&gather, "gather_f32", "urrrww", &[]),
         };
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("compiling the kernels: {e}")));
         }
         Ok(kernels)
+    }
+
+    /// The `optimizer_update` entry for `kind`'s rule.
+    pub fn optimizer_update(&self, kind: OptimKind) -> &Kernel {
+        match kind {
+            OptimKind::Sgd => &self.optimizer_update_sgd,
+            OptimKind::Momentum { .. } => &self.optimizer_update_momentum,
+            OptimKind::Adam { .. } => &self.optimizer_update_adam,
+        }
     }
 }
 
