@@ -153,7 +153,7 @@ impl<'g> GpuNet<'g> {
         let optimizer = gpu.kernels.optimizer_update(kind).dispatch(
             &gpu.device,
             &[&optim_u, &grads, &stats, &params_buf, &s1, &s2],
-            linear_groups(m.div_ceil(4), 256),
+            linear_groups(m.div_ceil(4), LINEAR_WG as usize),
         );
         gpu.check_errors()?;
         Ok(GpuNet {

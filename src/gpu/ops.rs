@@ -155,7 +155,7 @@ fn elementwise(gpu: &Gpu, k: &Kernel, z: &[f32], da: &[f32]) -> Result<Vec<f32>>
     let dab = storage_init(gpu, "da", da)?;
     let out = storage(gpu, "out", (z.len() * 4) as u64)?;
     let u = uniform(gpu, "len", &LenParams { len: z.len() as u32, _pad: [0; 3] });
-    run(gpu, &[k.dispatch(&gpu.device, &[&u, &zb, &dab, &out], linear_groups(z.len(), 256))]);
+    run(gpu, &[k.dispatch(&gpu.device, &[&u, &zb, &dab, &out], linear_groups(z.len(), LINEAR_WG as usize))]);
     read(gpu, &out, z.len())
 }
 
@@ -224,7 +224,7 @@ pub fn optimizer_update(
     let stats = storage_init(gpu, "stats", &[Stats { step_bad: u32::from(step_bad), ..Default::default() }])?;
     let u = uniform(gpu, "optim", &OptimParams::new(w.len(), st));
     let kernel = gpu.kernels.optimizer_update(st.kind);
-    let groups = linear_groups(w.len().div_ceil(4), 256);
+    let groups = linear_groups(w.len().div_ceil(4), LINEAR_WG as usize);
     run(gpu, &[kernel.dispatch(&gpu.device, &[&u, &gb, &stats, &wb, &s1b, &s2b], groups)]);
     Ok((read(gpu, &wb, w.len())?, read(gpu, &s1b, s1.len())?, read(gpu, &s2b, s2.len())?))
 }
