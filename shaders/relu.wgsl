@@ -3,6 +3,7 @@
 //   relu_backward: out = da ⊙ [z > 0]      (forward: a = max(z, 0))
 // The training step fuses both into the matrix products (gemm.wgsl's RELU and MASK);
 // these stand-alone kernels are the op layer's ReLU.
+// Not compiled for training: built on first use by `wgtrain verify` and the parity tests.
 // Bindings: 0 params, 1 z, 2 da (read), 3 out (read_write). Workgroup LINEAR_WG (256);
 // dispatch (min(⌈len/LINEAR_WG⌉, GRID_X), ⌈…/GRID_X⌉, 1), flattened by linear_index
 // (GRID_X, LINEAR_WG and linear_index: the grid prelude, generated from

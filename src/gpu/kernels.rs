@@ -28,11 +28,12 @@
 //! reads `Wᵀ`. The GPU runners of `fc_forward` and `fc_backward_input` take the fused
 //! ReLU and mask as the training step does. The entries marked * are recorded by no
 //! training step (training fuses ReLU into the products and softmax into
-//! `softmax_xent`).
+//! `softmax_xent`): they are compiled on first use ([`Kernels::standalone`]).
 
 use crate::error::{Error, Result};
 use crate::optim::OptimKind;
 use bytemuck::{Pod, Zeroable};
+use std::sync::OnceLock;
 
 /// A compiled entry point and the layout of its bind group 0.
 pub struct Kernel {
@@ -402,16 +403,14 @@ impl GatherParams {
     }
 }
 
-/// All kernels, compiled once per device.
+/// The kernels the training step records, compiled once per device; the others on
+/// first use ([`Self::standalone`]).
 pub struct Kernels {
     pub gemm: Kernel,
     pub gemm_tn: Kernel,
     pub gemm_nn: Kernel,
     pub transpose: Kernel,
     pub fc_backward_bias: Kernel,
-    pub relu_forward: Kernel,
-    pub relu_backward: Kernel,
-    pub softmax: Kernel,
     pub softmax_xent: Kernel,
     pub accumulate_stats: Kernel,
     pub optimizer_update_sgd: Kernel,
@@ -420,10 +419,41 @@ pub struct Kernels {
     pub gather_u8: Kernel,
     pub gather_u8_unaligned: Kernel,
     pub gather_f32: Kernel,
+    device: wgpu::Device,
+    standalone: OnceLock<Standalone>,
+}
+
+/// The kernels no training step records (it fuses ReLU into the matrix products and
+/// softmax into `softmax_xent`): the op layer's own ReLU and row softmax, for `wgtrain
+/// verify` and the parity tests.
+pub struct Standalone {
+    pub relu_forward: Kernel,
+    pub relu_backward: Kernel,
+    pub softmax: Kernel,
 }
 
 /// The storage buffers the widest kernel binds at once (gemm, softmax, optim, gather).
 pub const STORAGE_BUFFERS_NEEDED: u32 = 5;
+
+fn module(device: &wgpu::Device, name: &str, parts: &[&str]) -> wgpu::ShaderModule {
+    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(parts.concat().into()),
+    })
+}
+
+/// Runs `make` inside a validation error scope; any error fails with `what`.
+fn compiled<T>(device: &wgpu::Device, what: &str, make: impl FnOnce() -> T) -> Result<T> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let made = make();
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("compiling {what}: {e}")));
+    }
+    Ok(made)
+}
+
+const GEMM_COMMON: &str = include_str!("../../shaders/gemm_common.wgsl");
+const STATS_COMMON: &str = include_str!("../../shaders/stats_common.wgsl");
 
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Result<Self> {
@@ -436,51 +466,38 @@ impl Kernels {
                 hint: "this adapter cannot run wgtrain's kernels; choose another with WGTRAIN_ADAPTER".into(),
             });
         }
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = |name: &str, src: &str| {
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            })
-        };
-        let gemm_common = include_str!("../../shaders/gemm_common.wgsl");
-        let stats_common = include_str!("../../shaders/stats_common.wgsl");
-        let gemm = module("gemm.wgsl", &[gemm_common, include_str!("../../shaders/gemm.wgsl")].concat());
-        let transpose = module("transpose.wgsl", include_str!("../../shaders/transpose.wgsl"));
-        let gemm4 = module("gemm_vec4.wgsl", &[gemm_common, include_str!("../../shaders/gemm_vec4.wgsl")].concat());
-        let bias = module("bias_grad.wgsl", include_str!("../../shaders/bias_grad.wgsl"));
-        let grid = grid_prelude();
-        let relu = module("relu.wgsl", &[&grid, include_str!("../../shaders/relu.wgsl")].concat());
-        let softmax = module("softmax.wgsl", include_str!("../../shaders/softmax.wgsl"));
-        let stats = module("stats.wgsl", &[stats_common, include_str!("../../shaders/stats.wgsl")].concat());
-        let optim = module("optim.wgsl", &[&grid, stats_common, include_str!("../../shaders/optim.wgsl")].concat());
-        let gather = module("gather.wgsl", include_str!("../../shaders/gather.wgsl"));
-        let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
-            build(device, m, entry, sig, constants)
-        };
-        let wg = [("WG", f64::from(GEMM_WG))];
-        let kernels = Kernels {
-            gemm: k(&gemm, "gemm", "urrrrw", &wg),
-            gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
-            gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
-            transpose: k(&transpose, "transpose", "urw", &[]),
-            fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
-            relu_forward: k(&relu, "relu_forward", "urrw", &[]),
-            relu_backward: k(&relu, "relu_backward", "urrw", &[]),
-            softmax: k(&softmax, "softmax", "urrwww", &[]),
-            softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
-            accumulate_stats: k(&stats, "accumulate_stats", "urrw", &[]),
-            optimizer_update_sgd: k(&optim, "optimizer_update_sgd", "urrwww", &[]),
-            optimizer_update_momentum: k(&optim, "optimizer_update_momentum", "urrwww", &[]),
-            optimizer_update_adam: k(&optim, "optimizer_update_adam", "urrwww", &[]),
-            gather_u8: k(&gather, "gather_u8", "urrrww", &[]),
-            gather_u8_unaligned: k(&gather, "gather_u8_unaligned", "urrrww", &[]),
-            gather_f32: k(&gather, "gather_f32", "urrrww", &[]),
-        };
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("compiling the kernels: {e}")));
-        }
-        Ok(kernels)
+        compiled(device, "the kernels", || {
+            let grid = grid_prelude();
+            let gemm = module(device, "gemm.wgsl", &[GEMM_COMMON, include_str!("../../shaders/gemm.wgsl")]);
+            let transpose = module(device, "transpose.wgsl", &[include_str!("../../shaders/transpose.wgsl")]);
+            let gemm4 = module(device, "gemm_vec4.wgsl", &[GEMM_COMMON, include_str!("../../shaders/gemm_vec4.wgsl")]);
+            let bias = module(device, "bias_grad.wgsl", &[include_str!("../../shaders/bias_grad.wgsl")]);
+            let softmax = module(device, "softmax.wgsl", &[include_str!("../../shaders/softmax.wgsl")]);
+            let stats = module(device, "stats.wgsl", &[STATS_COMMON, include_str!("../../shaders/stats.wgsl")]);
+            let optim = module(device, "optim.wgsl", &[&grid, STATS_COMMON, include_str!("../../shaders/optim.wgsl")]);
+            let gather = module(device, "gather.wgsl", &[include_str!("../../shaders/gather.wgsl")]);
+            let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
+                build(device, m, entry, sig, constants)
+            };
+            let wg = [("WG", f64::from(GEMM_WG))];
+            Kernels {
+                gemm: k(&gemm, "gemm", "urrrrw", &wg),
+                gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
+                gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
+                transpose: k(&transpose, "transpose", "urw", &[]),
+                fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
+                softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
+                accumulate_stats: k(&stats, "accumulate_stats", "urrw", &[]),
+                optimizer_update_sgd: k(&optim, "optimizer_update_sgd", "urrwww", &[]),
+                optimizer_update_momentum: k(&optim, "optimizer_update_momentum", "urrwww", &[]),
+                optimizer_update_adam: k(&optim, "optimizer_update_adam", "urrwww", &[]),
+                gather_u8: k(&gather, "gather_u8", "urrrww", &[]),
+                gather_u8_unaligned: k(&gather, "gather_u8_unaligned", "urrrww", &[]),
+                gather_f32: k(&gather, "gather_f32", "urrrww", &[]),
+                device: device.clone(),
+                standalone: OnceLock::new(),
+            }
+        })
     }
 
     /// The `optimizer_update` entry for `kind`'s rule.
@@ -490,6 +507,24 @@ impl Kernels {
             OptimKind::Momentum { .. } => &self.optimizer_update_momentum,
             OptimKind::Adam { .. } => &self.optimizer_update_adam,
         }
+    }
+
+    /// The kernels no training step records, compiled on the first call.
+    pub fn standalone(&self) -> Result<&Standalone> {
+        if let Some(s) = self.standalone.get() {
+            return Ok(s);
+        }
+        let device = &self.device;
+        let made = compiled(device, "the stand-alone kernels", || {
+            let relu = module(device, "relu.wgsl", &[&grid_prelude(), include_str!("../../shaders/relu.wgsl")]);
+            let softmax = module(device, "softmax.wgsl", &[include_str!("../../shaders/softmax.wgsl")]);
+            Standalone {
+                relu_forward: build(device, &relu, "relu_forward", "urrw", &[]),
+                relu_backward: build(device, &relu, "relu_backward", "urrw", &[]),
+                softmax: build(device, &softmax, "softmax", "urrwww", &[]),
+            }
+        })?;
+        Ok(self.standalone.get_or_init(|| made))
     }
 }
 
