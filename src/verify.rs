@@ -103,16 +103,18 @@ pub fn uniform(rng: &mut Rng, n: usize, s: f64) -> Vec<f32> {
     (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * s) as f32).collect()
 }
 
-fn wide(v: &[f32]) -> Vec<f64> {
+/// `v` in `f64`.
+pub(crate) fn wide(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
 }
 
-fn abs(v: &[f32]) -> Vec<f64> {
+/// `|v|` in `f64`: the operands whose product bounds a sum's rounding (see [`dot_bound`]).
+pub(crate) fn abs(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x).abs()).collect()
 }
 
 /// A bound of `(k + 2)·ε·mag` for sums of `k` products whose absolute terms sum to `mag`.
-fn dot_bound(mag: &[f64], k: usize) -> Vec<f64> {
+pub(crate) fn dot_bound(mag: &[f64], k: usize) -> Vec<f64> {
     mag.iter().map(|m| (k as f64 + 2.0) * EPS * m).collect()
 }
 
