@@ -8,27 +8,33 @@
 //! points carry it too, except the matrix products, which are named by their shape and
 //! shared by the three products of the fully connected layer:
 //!
-//! | WGSL entry (`shaders/`)                                   | op: CPU twin, GPU runner, verify case | parity test                       |
-//! |-----------------------------------------------------------|---------------------------------------|-----------------------------------|
-//! | `gemm_nn` (`gemm_vec4.wgsl`) when aligned, else `gemm`    | `fc_forward` (`ops`, `fast`)          | `fc_forward_matches_cpu`          |
-//! | `gemm_tn` (`gemm_vec4.wgsl`) when aligned, else `gemm`    | `fc_backward_weights` (`ops`, `fast`) | `fc_backward_weights_matches_cpu` |
-//! | `gemm_nn` (`gemm_vec4.wgsl`) when aligned, else `gemm`    | `fc_backward_input` (`ops`, `fast`)   | `fc_backward_input_matches_cpu`   |
-//! | `transpose` (`transpose.wgsl`)                            | `transpose`                           | `transpose_matches_cpu`           |
-//! | `fc_backward_bias` (`bias_grad.wgsl`)                     | `fc_backward_bias` (`ops`, `fast`)    | `fc_backward_bias_matches_cpu`    |
-//! | `relu_forward` (`relu.wgsl`)*                             | `relu_forward`                        | `relu_forward_matches_cpu`        |
-//! | `relu_backward` (`relu.wgsl`)*                            | `relu_backward`                       | `relu_backward_matches_cpu`       |
-//! | `softmax` (`softmax.wgsl`)*                               | `softmax`                             | `softmax_matches_cpu`             |
-//! | `softmax_xent` (`softmax.wgsl`)                           | `softmax_xent`                        | `softmax_xent_matches_cpu`        |
-//! | `accumulate_stats` (`stats.wgsl`)                         | `accumulate_stats`                    | `accumulate_stats_matches_cpu`    |
-//! | `optimizer_update_sgd`, `_momentum`, `_adam` (`optim.wgsl`) | `optimizer_update`                  | `optimizer_update_matches_cpu`    |
-//! | `gather_u8` (D ≡ 0 mod 4), `gather_u8_unaligned` (`gather.wgsl`) | `gather_u8`                    | `gather_u8_matches_cpu`           |
-//! | `gather_f32` (`gather.wgsl`)                              | `gather_f32`                          | `gather_f32_matches_cpu`          |
+//! | WGSL entry (`shaders/`)                    | op: CPU twin, runner, verify  | parity test                       |
+//! |--------------------------------------------|-------------------------------|-----------------------------------|
+//! | `gemm_nn` (vec4) or `gemm`                 | `fc_forward`†                 | `fc_forward_matches_cpu`          |
+//! | `gemm_tn` (vec4) or `gemm`                 | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu` |
+//! | `gemm_nn` (vec4) or `gemm`                 | `fc_backward_input`†          | `fc_backward_input_matches_cpu`   |
+//! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
+//! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
+//! | `relu_forward` (`relu.wgsl`)*              | `relu_forward`                | `relu_forward_matches_cpu`        |
+//! | `relu_backward` (`relu.wgsl`)*             | `relu_backward`               | `relu_backward_matches_cpu`       |
+//! | `softmax` (`softmax.wgsl`)*                | `softmax`                     | `softmax_matches_cpu`             |
+//! | `softmax_xent` (`softmax.wgsl`)            | `softmax_xent`                | `softmax_xent_matches_cpu`        |
+//! | `accumulate_stats` (`stats.wgsl`)          | `accumulate_stats`            | `accumulate_stats_matches_cpu`    |
+//! | `optimizer_update_sgd` (`optim.wgsl`)      | `optimizer_update` (SGD)      | `optimizer_update_matches_cpu`    |
+//! | `optimizer_update_momentum` (`optim.wgsl`) | `optimizer_update` (momentum) | `optimizer_update_matches_cpu`    |
+//! | `optimizer_update_adam` (`optim.wgsl`)     | `optimizer_update` (Adam)     | `optimizer_update_matches_cpu`    |
+//! | `gather_u8` (`gather.wgsl`), D ≡ 0 mod 4   | `gather_u8`                   | `gather_u8_matches_cpu`           |
+//! | `gather_u8_unaligned` (`gather.wgsl`)      | `gather_u8`                   | `gather_u8_matches_cpu`           |
+//! | `gather_f32` (`gather.wgsl`)               | `gather_f32`                  | `gather_f32_matches_cpu`          |
 //!
-//! "Aligned" is [`Gemm::aligned`]; `fc_forward` runs `transpose` first and its product
-//! reads `Wᵀ`. The GPU runners of `fc_forward` and `fc_backward_input` take the fused
-//! ReLU and mask as the training step does. The entries marked * are recorded by no
-//! training step (training fuses ReLU into the products and softmax into
-//! `softmax_xent`): they are compiled on first use ([`Kernels::standalone`]).
+//! "(vec4)": the entry in `gemm_vec4.wgsl`, run when the product is [`Gemm::aligned`];
+//! otherwise the generic `gemm` (`gemm.wgsl`). `fc_forward` runs `transpose` first and
+//! its product reads `Wᵀ`; the GPU runners of `fc_forward` and `fc_backward_input` fuse
+//! the ReLU and the mask as the training step does. † The op has a second CPU twin of
+//! the same name in `cpu::fast` (the CPU trainer's path). `gather_u8_unaligned` runs for
+//! widths D not a multiple of 4. The entries marked * are recorded by no training step
+//! (training fuses ReLU into the products and softmax into `softmax_xent`): they are
+//! compiled on first use ([`Kernels::standalone`]).
 
 use crate::error::{Error, Result};
 use crate::optim::OptimKind;
