@@ -1,4 +1,4 @@
-// Bias gradient of a fully connected layer (forward: Z = X·Wᵀ + b):
+// fc_backward_bias, the bias gradient of a fully connected layer (forward: Z = X·Wᵀ + b):
 //   db[o] = Σ_n dZ[n, o]   (added to what is there when accumulating over chunks)
 // dz: [B, OUT]; db lives at grads[db_off .. db_off + OUT].
 // Bindings: 0 params, 1 dz (read), 2 grads (read_write). One invocation per output unit,
@@ -11,7 +11,7 @@ struct Params { batch: u32, out: u32, db_off: u32, accumulate: u32 }
 @group(0) @binding(2) var<storage, read_write> grads: array<f32>;
 
 @compute @workgroup_size(64)
-fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn fc_backward_bias(@builtin(global_invocation_id) gid: vec3<u32>) {
     let o = gid.x;
     if (o >= p.out) {
         return;

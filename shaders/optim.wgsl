@@ -1,17 +1,19 @@
 // Optimizer updates over the flat parameter vector (PyTorch's semantics), one invocation
 // per 4 parameters (vec4: a quarter of the invocations, which is what an element-wise
-// kernel costs on a software adapter). With g' = g + λ·w (coupled weight decay):
-//   sgd:      w ← w − α g'
-//   momentum: v ← μ v + g';  w ← w − α v        (nesterov: w ← w − α (g' + μ v))
-//   adam:     m ← β₁ m + (1−β₁) g';  v ← β₂ v + (1−β₂) g'²;
-//             w ← w − step_size · m / (√v / √(1−β₂ᵗ) + ε),  step_size = α / (1−β₁ᵗ)
-//             (decoupled, AdamW: g' = g and first w ← w (1 − αλ))
+// kernel costs on a software adapter); CPU twin `optimizer_update`, one entry per rule.
+// With g' = g + λ·w (coupled weight decay):
+//   optimizer_update_sgd:      w ← w − α g'
+//   optimizer_update_momentum: v ← μ v + g';  w ← w − α v   (nesterov: w ← w − α (g' + μ v))
+//   optimizer_update_adam:     m ← β₁ m + (1−β₁) g';  v ← β₂ v + (1−β₂) g'²;
+//                              w ← w − step_size · m / (√v / √(1−β₂ᵗ) + ε),  step_size = α / (1−β₁ᵗ)
+//                              (decoupled, AdamW: g' = g and first w ← w (1 − αλ))
 // The host computes step_size and √(1−β₂ᵗ) in f32 exactly as the CPU twin does.
 // When stats.step_bad is set (a non-finite loss this step) nothing is updated.
 // Bindings: 0 params, 1 g, 2 stats (read; `Stats` from stats_common.wgsl, prepended),
 // 3 w, 4 s1 (v or m), 5 s2 (v) (read_write).
 // Buffers are padded to 16 bytes; the padding of g is zero, so padding never changes.
-// Workgroup 256; dispatch (min(⌈vec4s/256⌉, 65535), ⌈…/65535⌉, 1), i = x + y·65535·256.
+// Workgroup LINEAR_WG (256); dispatch (min(⌈vec4s/LINEAR_WG⌉, GRID_X), ⌈…/GRID_X⌉, 1),
+// flattened by linear_index (the grid prelude, generated from `gpu::kernels`, prepended).
 
 struct Params {
     vec4s: u32, nesterov: u32, decoupled: u32, _pad: u32,
@@ -26,13 +28,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> s1: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> s2: array<vec4<f32>>;
 
-fn index(gid: vec3<u32>) -> u32 {
-    return gid.x + gid.y * 16776960u;
-}
-
-@compute @workgroup_size(256)
-fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = index(gid);
+@compute @workgroup_size(LINEAR_WG)
+fn optimizer_update_sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = linear_index(gid);
     if (i >= p.vec4s || stats.step_bad != 0u) {
         return;
     }
@@ -40,9 +38,9 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     w[i] = w[i] - p.lr * gi;
 }
 
-@compute @workgroup_size(256)
-fn momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = index(gid);
+@compute @workgroup_size(LINEAR_WG)
+fn optimizer_update_momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = linear_index(gid);
     if (i >= p.vec4s || stats.step_bad != 0u) {
         return;
     }
@@ -56,9 +54,9 @@ fn momentum(@builtin(global_invocation_id) gid: vec3<u32>) {
     w[i] = w[i] - p.lr * d;
 }
 
-@compute @workgroup_size(256)
-fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = index(gid);
+@compute @workgroup_size(LINEAR_WG)
+fn optimizer_update_adam(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = linear_index(gid);
     if (i >= p.vec4s || stats.step_bad != 0u) {
         return;
     }

@@ -8,6 +8,8 @@
 //
 // Subtracting the row maximum keeps every exp() in (0, 1], so logits of any finite size
 // give finite losses and gradients.
+// The training step runs softmax_xent only; softmax is built on first use (by `wgtrain
+// verify` and the parity tests).
 // Bindings: 0 params, 1 z, 2 labels (read), 3 loss, 4 correct, 5 out (p or dz) (read_write).
 // Workgroup 64; dispatch (⌈B/64⌉, 1, 1).
 

@@ -157,7 +157,7 @@ pub fn gemm_variants(gpu: &crate::gpu::Gpu, sizes: &[usize], batch: usize, reps:
     use crate::cpu::ops;
     use crate::gpu::kernels::GemmParams;
     use crate::rng::Rng;
-    use crate::verify::{compare, uniform};
+    use crate::verify::{abs, compare, dot_bound, uniform, wide};
     let mut out = Vec::new();
     let mut rng = Rng::new(11, 0);
     for (l, s) in sizes.windows(2).enumerate() {
@@ -165,8 +165,6 @@ pub fn gemm_variants(gpu: &crate::gpu::Gpu, sizes: &[usize], batch: usize, reps:
         let x = uniform(&mut rng, batch * inp, 1.0);
         let w = uniform(&mut rng, o * inp, 1.0);
         let dz = uniform(&mut rng, batch * o, 1.0);
-        let wide = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
-        let abs = |v: &[f32]| v.iter().map(|&x| f64::from(x).abs()).collect::<Vec<f64>>();
         let zeros_b = vec![0.0f64; o];
         // (name, product, a, b, reference, magnitude, k)
         let mut cases = Vec::new();
@@ -179,9 +177,8 @@ pub fn gemm_variants(gpu: &crate::gpu::Gpu, sizes: &[usize], batch: usize, reps:
         ops::transpose(&w, &mut wt, o, inp);
         cases.push(("fc_forward", fwd, x.clone(), wt, r, m, inp));
         let (mut r, mut m) = (vec![0.0; o * inp], vec![0.0; o * inp]);
-        let (mut rb, mut mb) = (vec![0.0; o], vec![0.0; o]);
-        ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut r, &mut rb, batch, inp, o, false);
-        ops::fc_backward_weights(&abs(&dz), &abs(&x), &mut m, &mut mb, batch, inp, o, false);
+        ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut r, batch, inp, o, false);
+        ops::fc_backward_weights(&abs(&dz), &abs(&x), &mut m, batch, inp, o, false);
         cases.push((
             "fc_backward_weights",
             GemmParams::fc_backward_weights(batch, inp, o, 0, false),
@@ -207,8 +204,7 @@ pub fn gemm_variants(gpu: &crate::gpu::Gpu, sizes: &[usize], batch: usize, reps:
             for (variant, kernel, groups) in g.variants(&gpu.kernels) {
                 let (c, secs) =
                     crate::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &[0.0], reference.len(), reps)?;
-                let bound: Vec<f64> = mag.iter().map(|v| (k as f64 + 2.0) * f64::from(f32::EPSILON) * v).collect();
-                let o = compare(name, String::new(), &wide(&c), &reference, &bound);
+                let o = compare(name, String::new(), &wide(&c), &reference, &dot_bound(&mag, k));
                 let flops = 2.0 * f64::from(g.params.m) * f64::from(g.params.n) * f64::from(g.params.k);
                 out.push(GemmTiming {
                     product: format!("layer {l} {name}"),

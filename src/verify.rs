@@ -1,6 +1,8 @@
 //! Holding the GPU to the CPU: each op run on both over a set of shapes, compared
 //! element by element against a bound that scales with the values' magnitude. Shared by
-//! `wgtrain verify` and the parity tests, so both check exactly the same thing.
+//! `wgtrain verify` and the parity tests, so both check exactly the same thing. Each
+//! case is named after its op, as the CPU twin and the GPU runner are (the op table is
+//! in [`crate::gpu::kernels`]).
 //!
 //! The reference is the CPU twin run in `f64` on the same `f32` inputs, so it is close to
 //! exact and every difference is the GPU's rounding. Bounds, with `ε = f32::EPSILON`
@@ -12,7 +14,7 @@
 //! - ReLU, the input gather: exact (they only select, copy or multiply once by a constant).
 //! - softmax and cross-entropy: `exp`/`log` cost a few ulp, and rounding `z − max` costs
 //!   `ε·|z − max|` in the exponent; the bounds add those terms, scaled by the probability.
-//! - optimizer updates: a few roundings of `w` and of the step (see [`optimizer`]).
+//! - optimizer updates: a few roundings of `w` and of the step (see [`optimizer_update`]).
 
 use crate::cpu::{net, ops};
 use crate::error::Result;
@@ -101,16 +103,18 @@ pub fn uniform(rng: &mut Rng, n: usize, s: f64) -> Vec<f32> {
     (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * s) as f32).collect()
 }
 
-fn wide(v: &[f32]) -> Vec<f64> {
+/// `v` in `f64`.
+pub(crate) fn wide(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
 }
 
-fn abs(v: &[f32]) -> Vec<f64> {
+/// `|v|` in `f64`: the operands whose product bounds a sum's rounding (see [`dot_bound`]).
+pub(crate) fn abs(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x).abs()).collect()
 }
 
 /// A bound of `(k + 2)·ε·mag` for sums of `k` products whose absolute terms sum to `mag`.
-fn dot_bound(mag: &[f64], k: usize) -> Vec<f64> {
+pub(crate) fn dot_bound(mag: &[f64], k: usize) -> Vec<f64> {
     mag.iter().map(|m| (k as f64 + 2.0) * EPS * m).collect()
 }
 
@@ -139,8 +143,7 @@ pub fn transpose(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outco
     Ok(compare("transpose", format!("{rows}x{cols}"), &wide(&g), &r, &vec![0.0; rows * cols]))
 }
 
-/// `fc_backward_weights` on random `dz`, `x` (and prior gradients when `accumulate`):
-/// the `dW` and `db` comparisons.
+/// `fc_backward_weights` on random `dz`, `x` (and prior gradients when `accumulate`).
 pub fn fc_backward_weights(
     gpu: &Gpu,
     batch: usize,
@@ -148,22 +151,32 @@ pub fn fc_backward_weights(
     out: usize,
     accumulate: bool,
     seed: u64,
-) -> Result<[Outcome; 2]> {
+) -> Result<Outcome> {
     let mut rng = Rng::new(seed, 2);
     let dz = uniform(&mut rng, batch * out, 1.0);
     let x = uniform(&mut rng, batch * inp, 1.0);
     let dw0 = uniform(&mut rng, out * inp, 1.0);
-    let db0 = uniform(&mut rng, out, 1.0);
-    let (gdw, gdb) = gops::fc_backward_weights(gpu, &dz, &x, &dw0, &db0, batch, inp, out, accumulate)?;
-    let (mut rdw, mut rdb) = (wide(&dw0), wide(&db0));
-    ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut rdw, &mut rdb, batch, inp, out, accumulate);
-    let (mut mdw, mut mdb) = (abs(&dw0), abs(&db0));
-    ops::fc_backward_weights(&abs(&dz), &abs(&x), &mut mdw, &mut mdb, batch, inp, out, accumulate);
+    let g = gops::fc_backward_weights(gpu, &dz, &x, &dw0, batch, inp, out, accumulate)?;
+    let mut r = wide(&dw0);
+    ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut r, batch, inp, out, accumulate);
+    let mut mag = abs(&dw0);
+    ops::fc_backward_weights(&abs(&dz), &abs(&x), &mut mag, batch, inp, out, accumulate);
     let shape = format!("B={batch} IN={inp} OUT={out}{}", if accumulate { " accumulate" } else { "" });
-    Ok([
-        compare("fc_backward_weights dW", shape.clone(), &wide(&gdw), &rdw, &dot_bound(&mdw, batch)),
-        compare("fc_backward_weights db", shape, &wide(&gdb), &rdb, &dot_bound(&mdb, batch)),
-    ])
+    Ok(compare("fc_backward_weights", shape, &wide(&g), &r, &dot_bound(&mag, batch)))
+}
+
+/// `fc_backward_bias` on a random `dz` (and prior gradients when `accumulate`).
+pub fn fc_backward_bias(gpu: &Gpu, batch: usize, out: usize, accumulate: bool, seed: u64) -> Result<Outcome> {
+    let mut rng = Rng::new(seed, 13);
+    let dz = uniform(&mut rng, batch * out, 1.0);
+    let db0 = uniform(&mut rng, out, 1.0);
+    let g = gops::fc_backward_bias(gpu, &dz, &db0, batch, out, accumulate)?;
+    let mut r = wide(&db0);
+    ops::fc_backward_bias(&wide(&dz), &mut r, batch, out, accumulate);
+    let mut mag = abs(&db0);
+    ops::fc_backward_bias(&abs(&dz), &mut mag, batch, out, accumulate);
+    let shape = format!("B={batch} OUT={out}{}", if accumulate { " accumulate" } else { "" });
+    Ok(compare("fc_backward_bias", shape, &wide(&g), &r, &dot_bound(&mag, batch)))
 }
 
 /// `fc_backward_input` on random `dz`, `w` (and a ReLU mask from a random `a_prev`, about
@@ -184,19 +197,25 @@ pub fn fc_backward_input(gpu: &Gpu, batch: usize, inp: usize, out: usize, mask: 
     Ok(compare("fc_backward_input", shape, &wide(&g), &r, &dot_bound(&mag, out)))
 }
 
-/// `relu_forward` and `relu_backward` on `len` random values (exact).
-pub fn relu(gpu: &Gpu, len: usize, seed: u64) -> Result<[Outcome; 2]> {
+/// `relu_forward` on `len` random values (exact).
+pub fn relu_forward(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
+    let mut rng = Rng::new(seed, 4);
+    let z = uniform(&mut rng, len, 1.0);
+    let mut a = vec![0.0; len];
+    ops::relu_forward(&wide(&z), &mut a);
+    let g = gops::relu_forward(gpu, &z)?;
+    Ok(compare("relu_forward", format!("len={len}"), &wide(&g), &a, &vec![0.0; len]))
+}
+
+/// `relu_backward` on `len` random values (exact).
+pub fn relu_backward(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
     let mut rng = Rng::new(seed, 4);
     let z = uniform(&mut rng, len, 1.0);
     let da = uniform(&mut rng, len, 1.0);
-    let (mut a, mut dz) = (vec![0.0; len], vec![0.0; len]);
-    ops::relu_forward(&wide(&z), &mut a);
+    let mut dz = vec![0.0; len];
     ops::relu_backward(&wide(&da), &wide(&z), &mut dz);
-    let zero = vec![0.0; len];
-    Ok([
-        compare("relu_forward", format!("len={len}"), &wide(&gops::relu_forward(gpu, &z)?), &a, &zero),
-        compare("relu_backward", format!("len={len}"), &wide(&gops::relu_backward(gpu, &da, &z)?), &dz, &zero),
-    ])
+    let g = gops::relu_backward(gpu, &da, &z)?;
+    Ok(compare("relu_backward", format!("len={len}"), &wide(&g), &dz, &vec![0.0; len]))
 }
 
 /// Per row: `max_c |z_c − max z|`, the size of the exponents softmax rounds.
@@ -256,7 +275,7 @@ pub fn softmax_xent(gpu: &Gpu, batch: usize, classes: usize, scale: f64, seed: u
 }
 
 /// `accumulate_stats` on `batch` random losses and correct flags.
-pub fn stats(gpu: &Gpu, batch: usize, seed: u64) -> Result<[Outcome; 2]> {
+pub fn accumulate_stats(gpu: &Gpu, batch: usize, seed: u64) -> Result<[Outcome; 2]> {
     let mut rng = Rng::new(seed, 7);
     let loss: Vec<f32> = uniform(&mut rng, batch, 3.0).iter().map(|v| v.abs()).collect();
     let correct: Vec<u32> = (0..batch).map(|_| rng.below(2) as u32).collect();
@@ -279,14 +298,14 @@ pub fn stats(gpu: &Gpu, batch: usize, seed: u64) -> Result<[Outcome; 2]> {
 /// starts both devices from the GPU's `f32` state, so every comparison is one update's
 /// rounding: `w` within `2ε|w_old| + 16ε(|Δw| + the step's size before cancellation)`,
 /// each state within `4ε·Σ|its terms|`.
-pub fn optimizer(gpu: &Gpu, kind: OptimKind, len: usize, seed: u64) -> Result<Vec<Outcome>> {
+pub fn optimizer_update(gpu: &Gpu, kind: OptimKind, len: usize, seed: u64) -> Result<Vec<Outcome>> {
     let mut rng = Rng::new(seed, 8);
     let mut opt = Optimizer::new(kind, 0.01);
     opt.weight_decay = 0.05;
     let wd = f64::from(opt.weight_decay);
     let mut w = uniform(&mut rng, len, 1.0);
     let (mut s1, mut s2) = (vec![0.0f32; len], vec![0.0f32; len]);
-    let name = kind.name();
+    let name = format!("optimizer_update {}", kind.name());
     let mut out: Vec<Outcome> = Vec::new();
     for t in 1..=3 {
         let g = uniform(&mut rng, len, 1.0);
@@ -329,25 +348,42 @@ pub fn optimizer(gpu: &Gpu, kind: OptimKind, len: usize, seed: u64) -> Result<Ve
     Ok(out)
 }
 
-/// `gather_u8` and `gather_f32`: `batch` random rows of a random `[rows, width]` table.
-pub fn gather(gpu: &Gpu, rows: usize, width: usize, batch: usize, seed: u64) -> Result<[Outcome; 3]> {
-    let mut rng = Rng::new(seed, 9);
-    let bytes: Vec<u8> = (0..rows * width).map(|_| rng.below(256) as u8).collect();
-    let floats = uniform(&mut rng, rows * width, 10.0);
+/// A random `[rows, width]` table's labels and `batch` random row indices.
+fn gather_rows(rng: &mut Rng, rows: usize, batch: usize) -> (Vec<u32>, Vec<u32>) {
     let labels: Vec<u32> = (0..rows).map(|_| rng.below(1000) as u32).collect();
     let idx: Vec<u32> = (0..batch).map(|_| rng.below(rows as u64) as u32).collect();
+    (labels, idx)
+}
+
+/// `gather_u8`: `batch` random rows of a random `[rows, width]` byte table (exact).
+pub fn gather_u8(gpu: &Gpu, rows: usize, width: usize, batch: usize, seed: u64) -> Result<[Outcome; 2]> {
+    let mut rng = Rng::new(seed, 9);
+    let bytes: Vec<u8> = (0..rows * width).map(|_| rng.below(256) as u8).collect();
+    let (labels, idx) = gather_rows(&mut rng, rows, batch);
     let (gx, gy) = gops::gather_u8(gpu, &bytes, &labels, &idx, width)?;
-    let (fx, _) = gops::gather_f32(gpu, &floats, &labels, &idx, width)?;
-    let (mut rx, mut ry, mut rf) = (vec![0.0f32; batch * width], vec![0; batch], vec![0.0f32; batch * width]);
+    let (mut rx, mut ry) = (vec![0.0f32; batch * width], vec![0; batch]);
     ops::gather_u8(&bytes, &labels, &idx, width, &mut rx, &mut ry);
-    ops::gather_f32(&floats, &labels, &idx, width, &mut rf, &mut ry);
-    let zero = vec![0.0; batch * width];
     let shape = format!("N={rows} D={width} B={batch}");
     let as_f = |v: &[u32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
     Ok([
-        compare("gather_u8 x", shape.clone(), &wide(&gx), &wide(&rx), &zero),
-        compare("gather_u8 y", shape.clone(), &as_f(&gy), &as_f(&ry), &vec![0.0; batch]),
-        compare("gather_f32 x", shape, &wide(&fx), &wide(&rf), &zero),
+        compare("gather_u8 x", shape.clone(), &wide(&gx), &wide(&rx), &vec![0.0; batch * width]),
+        compare("gather_u8 y", shape, &as_f(&gy), &as_f(&ry), &vec![0.0; batch]),
+    ])
+}
+
+/// `gather_f32`: `batch` random rows of a random `[rows, width]` f32 table (exact).
+pub fn gather_f32(gpu: &Gpu, rows: usize, width: usize, batch: usize, seed: u64) -> Result<[Outcome; 2]> {
+    let mut rng = Rng::new(seed, 14);
+    let floats = uniform(&mut rng, rows * width, 10.0);
+    let (labels, idx) = gather_rows(&mut rng, rows, batch);
+    let (gx, gy) = gops::gather_f32(gpu, &floats, &labels, &idx, width)?;
+    let (mut rx, mut ry) = (vec![0.0f32; batch * width], vec![0; batch]);
+    ops::gather_f32(&floats, &labels, &idx, width, &mut rx, &mut ry);
+    let shape = format!("N={rows} D={width} B={batch}");
+    let as_f = |v: &[u32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+    Ok([
+        compare("gather_f32 x", shape.clone(), &wide(&gx), &wide(&rx), &vec![0.0; batch * width]),
+        compare("gather_f32 y", shape, &as_f(&gy), &as_f(&ry), &vec![0.0; batch]),
     ])
 }
 
@@ -398,8 +434,13 @@ pub fn all(gpu: &Gpu, mut progress: impl FnMut(&str)) -> Result<Vec<Outcome>> {
         for &i in &WIDTHS {
             for &o in &WIDTHS {
                 out.push(fc_forward(gpu, b, i, o, (b + i + o) % 2 == 0, next())?);
-                out.extend(fc_backward_weights(gpu, b, i, o, (b + i + o) % 2 == 1, next())?);
+                out.push(fc_backward_weights(gpu, b, i, o, (b + i + o) % 2 == 1, next())?);
                 out.push(fc_backward_input(gpu, b, i, o, (b + i + o) % 2 == 0, next())?);
+            }
+        }
+        for &o in &WIDTHS {
+            for accumulate in [false, true] {
+                out.push(fc_backward_bias(gpu, b, o, accumulate, next())?);
             }
         }
     }
@@ -410,7 +451,8 @@ pub fn all(gpu: &Gpu, mut progress: impl FnMut(&str)) -> Result<Vec<Outcome>> {
     }
     progress("element-wise, softmax, cross-entropy, metrics");
     for &len in &[1, 17, 1000, 70_001] {
-        out.extend(relu(gpu, len, next())?);
+        out.push(relu_forward(gpu, len, next())?);
+        out.push(relu_backward(gpu, len, next())?);
     }
     for &b in &BATCHES {
         for &c in &[2usize, 3, 10, 17, 129] {
@@ -419,7 +461,7 @@ pub fn all(gpu: &Gpu, mut progress: impl FnMut(&str)) -> Result<Vec<Outcome>> {
         }
         out.push(softmax(gpu, b, 10, 80.0, next())?);
         out.extend(softmax_xent(gpu, b, 10, 80.0, next())?);
-        out.extend(stats(gpu, b, next())?);
+        out.extend(accumulate_stats(gpu, b, next())?);
     }
     progress("optimizers");
     for kind in [
@@ -430,12 +472,13 @@ pub fn all(gpu: &Gpu, mut progress: impl FnMut(&str)) -> Result<Vec<Outcome>> {
         OptimKind::Adam { decoupled: true },
     ] {
         for &len in &[1, 129, 100_003] {
-            out.extend(optimizer(gpu, kind, len, next())?);
+            out.extend(optimizer_update(gpu, kind, len, next())?);
         }
     }
     progress("input gather");
     for &(rows, width, batch) in &[(1, 1, 1), (10, 3, 7), (1000, 17, 128), (300, 784, 257)] {
-        out.extend(gather(gpu, rows, width, batch, next())?);
+        out.extend(gather_u8(gpu, rows, width, batch, next())?);
+        out.extend(gather_f32(gpu, rows, width, batch, next())?);
     }
     progress("gradient check");
     out.push(gradcheck(&[5, 7, 4, 3], 6, 1)?);
@@ -450,14 +493,14 @@ pub fn table(outcomes: &[Outcome]) -> String {
             ops.push(&o.op);
         }
     }
-    let mut s = format!("{:<26} {:>6} {:>12} {:>12}  {}\n", "op", "shapes", "max error", "error/bound", "result");
+    let mut s = format!("{:<34} {:>6} {:>12} {:>12}  {}\n", "op", "shapes", "max error", "error/bound", "result");
     for op in ops {
         let rows: Vec<&Outcome> = outcomes.iter().filter(|o| o.op == op).collect();
         let max_err = rows.iter().map(|o| o.max_err).fold(0.0, f64::max);
         let ratio = rows.iter().map(|o| o.worst_ratio).fold(0.0, f64::max);
         let failed = rows.iter().filter(|o| !o.pass).count();
         let result = if failed == 0 { "pass".to_string() } else { format!("FAIL ({failed})") };
-        s += &format!("{op:<26} {:>6} {max_err:>12.3e} {ratio:>12.3e}  {result}\n", rows.len());
+        s += &format!("{op:<34} {:>6} {max_err:>12.3e} {ratio:>12.3e}  {result}\n", rows.len());
     }
     s
 }

@@ -53,7 +53,8 @@ mod jacobians {
         ops::fc_backward_input(&V, &W, None, &mut dx, 1, 3, 2);
         assert!(close(&dx, &vjp(&jac_x()), 1e-15), "dX {dx:?} vs vᵀW {:?}", vjp(&jac_x()));
         let (mut dw, mut db) = (vec![0.0; 6], vec![0.0; 2]);
-        ops::fc_backward_weights(&V, &X, &mut dw, &mut db, 1, 3, 2, false);
+        ops::fc_backward_weights(&V, &X, &mut dw, 1, 3, 2, false);
+        ops::fc_backward_bias(&V, &mut db, 1, 2, false);
         let got = [dw, db].concat();
         assert!(close(&got, &vjp(&jac_w()), 1e-15), "[dW; db] {got:?} vs vᵀ∂z/∂w {:?}", vjp(&jac_w()));
     }
@@ -65,8 +66,8 @@ mod jacobians {
         let dx = wgtrain::gpu::ops::fc_backward_input(gpu, &f(&V), &f(&W), None, 1, 3, 2).unwrap();
         let dx: Vec<f64> = dx.iter().map(|&v| f64::from(v)).collect();
         assert!(close(&dx, &vjp(&jac_x()), 1e-6), "GPU dX {dx:?}");
-        let (dw, db) =
-            wgtrain::gpu::ops::fc_backward_weights(gpu, &f(&V), &f(&X), &[0.0; 6], &[0.0; 2], 1, 3, 2, false).unwrap();
+        let dw = wgtrain::gpu::ops::fc_backward_weights(gpu, &f(&V), &f(&X), &[0.0; 6], 1, 3, 2, false).unwrap();
+        let db = wgtrain::gpu::ops::fc_backward_bias(gpu, &f(&V), &[0.0; 2], 1, 2, false).unwrap();
         let got: Vec<f64> = [dw, db].concat().iter().map(|&v| f64::from(v)).collect();
         assert!(close(&got, &vjp(&jac_w()), 1e-6), "GPU [dW; db] {got:?}");
     }
@@ -234,8 +235,10 @@ fn fast_cpu_ops_match_reference_loops() {
         for acc in [false, true] {
             let (mut dw1, mut db1) = (w.clone(), bias.clone());
             let (mut dw2, mut db2) = (w.clone(), bias.clone());
-            ops::fc_backward_weights(&dz, &x, &mut dw1, &mut db1, b, i, o, acc);
-            fast::fc_backward_weights(&dz, &x, &mut dw2, &mut db2, b, i, o, acc);
+            ops::fc_backward_weights(&dz, &x, &mut dw1, b, i, o, acc);
+            fast::fc_backward_weights(&dz, &x, &mut dw2, b, i, o, acc);
+            ops::fc_backward_bias(&dz, &mut db1, b, o, acc);
+            fast::fc_backward_bias(&dz, &mut db2, b, o, acc);
             near(&dw2, &dw1, "dW");
             near(&db2, &db1, "db");
         }

@@ -1,5 +1,7 @@
 //! Every GPU kernel against its CPU twin over ragged shapes (widths 1, 3, 17, 100, 129,
-//! 784; batches 1, 7, 128, 257). The bounds and why they hold are in `src/verify.rs`.
+//! 784; batches 1, 7, 128, 257): `<op>_matches_cpu` runs `verify::<op>`, which runs
+//! `gpu::ops::<op>` and `cpu::ops::<op>` (the op table is in `src/gpu/kernels.rs`). The
+//! bounds and why they hold are in `src/verify.rs`.
 
 mod common;
 use common::{assert_pass, gpu};
@@ -24,7 +26,21 @@ fn fc_forward_matches_cpu() {
 fn fc_backward_weights_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let out: Vec<_> =
-        shapes().flat_map(|(b, i, o, acc)| verify::fc_backward_weights(gpu, b, i, o, acc, 2).unwrap()).collect();
+        shapes().map(|(b, i, o, acc)| verify::fc_backward_weights(gpu, b, i, o, acc, 2).unwrap()).collect();
+    assert_pass(&out);
+}
+
+#[test]
+fn fc_backward_bias_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut out = Vec::new();
+    for b in BATCHES {
+        for o in WIDTHS {
+            for acc in [false, true] {
+                out.push(verify::fc_backward_bias(gpu, b, o, acc, 13).unwrap());
+            }
+        }
+    }
     assert_pass(&out);
 }
 
@@ -47,21 +63,42 @@ fn transpose_matches_cpu() {
     assert_pass(&out);
 }
 
+const RELU_LENS: [usize; 7] = [1, 3, 17, 100, 129, 784, 70_001];
+
 #[test]
-fn relu_matches_cpu() {
+fn relu_forward_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let out: Vec<_> =
-        [1, 3, 17, 100, 129, 784, 70_001].iter().flat_map(|&n| verify::relu(gpu, n, 4).unwrap()).collect();
+    let out: Vec<_> = RELU_LENS.iter().map(|&n| verify::relu_forward(gpu, n, 4).unwrap()).collect();
     assert_pass(&out);
 }
 
 #[test]
-fn softmax_and_cross_entropy_match_cpu() {
+fn relu_backward_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let out: Vec<_> = RELU_LENS.iter().map(|&n| verify::relu_backward(gpu, n, 4).unwrap()).collect();
+    assert_pass(&out);
+}
+
+const CLASSES: [usize; 6] = [2, 3, 10, 17, 100, 129];
+
+#[test]
+fn softmax_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut out = Vec::new();
     for b in BATCHES {
-        for c in [2, 3, 10, 17, 100, 129] {
+        for c in CLASSES {
             out.push(verify::softmax(gpu, b, c, 5.0, 5).unwrap());
+        }
+    }
+    assert_pass(&out);
+}
+
+#[test]
+fn softmax_xent_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut out = Vec::new();
+    for b in BATCHES {
+        for c in CLASSES {
             out.extend(verify::softmax_xent(gpu, b, c, 5.0, 6).unwrap());
         }
     }
@@ -69,31 +106,48 @@ fn softmax_and_cross_entropy_match_cpu() {
 }
 
 #[test]
-fn metrics_match_cpu() {
+fn accumulate_stats_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let out: Vec<_> = [1, 7, 128, 257, 4096].iter().flat_map(|&b| verify::stats(gpu, b, 7).unwrap()).collect();
+    let out: Vec<_> =
+        [1, 7, 128, 257, 4096].iter().flat_map(|&b| verify::accumulate_stats(gpu, b, 7).unwrap()).collect();
     assert_pass(&out);
 }
 
 #[test]
-fn optimizers_match_cpu() {
+fn optimizer_update_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut out = Vec::new();
     for kind in ["sgd", "momentum", "nesterov", "adam", "adamw"] {
         for len in [1, 3, 17, 129, 100_003] {
-            out.extend(verify::optimizer(gpu, OptimKind::parse(kind).unwrap(), len, 8).unwrap());
+            out.extend(verify::optimizer_update(gpu, OptimKind::parse(kind).unwrap(), len, 8).unwrap());
+        }
+    }
+    assert_pass(&out);
+}
+
+/// Rows and widths of the gathered tables: widths ≡ 0 (mod 4) run the `gather_u8` entry,
+/// the others `gather_u8_unaligned`.
+const TABLES: [(usize, usize); 6] = [(1, 1), (5, 3), (300, 17), (50, 129), (20, 12), (400, 784)];
+
+#[test]
+fn gather_u8_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut out = Vec::new();
+    for (rows, width) in TABLES {
+        for b in BATCHES {
+            out.extend(verify::gather_u8(gpu, rows, width, b, 9).unwrap());
         }
     }
     assert_pass(&out);
 }
 
 #[test]
-fn input_gather_matches_cpu() {
+fn gather_f32_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut out = Vec::new();
-    for (rows, width) in [(1, 1), (5, 3), (300, 17), (50, 129), (400, 784)] {
+    for (rows, width) in TABLES {
         for b in BATCHES {
-            out.extend(verify::gather(gpu, rows, width, b, 9).unwrap());
+            out.extend(verify::gather_f32(gpu, rows, width, b, 9).unwrap());
         }
     }
     assert_pass(&out);

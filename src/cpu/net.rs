@@ -77,8 +77,14 @@ pub fn loss_and_grad<T: Real>(
         let db = &mut rest[..l.out];
         let dz = &ws.dz[l.index];
         match k {
-            Kernels::Reference => ops::fc_backward_weights(dz, input, dw, db, batch, l.inp, l.out, accumulate),
-            Kernels::Fast => fast::fc_backward_weights(dz, input, dw, db, batch, l.inp, l.out, accumulate),
+            Kernels::Reference => {
+                ops::fc_backward_weights(dz, input, dw, batch, l.inp, l.out, accumulate);
+                ops::fc_backward_bias(dz, db, batch, l.out, accumulate);
+            }
+            Kernels::Fast => {
+                fast::fc_backward_weights(dz, input, dw, batch, l.inp, l.out, accumulate);
+                fast::fc_backward_bias(dz, db, batch, l.out, accumulate);
+            }
         }
         if l.index > 0 {
             let (lower, upper) = ws.dz.split_at_mut(l.index);

@@ -122,16 +122,15 @@ pub fn transpose<T: Real>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
     }
 }
 
-/// Fully connected backward, weights (forward: `Z = X·Wᵀ + b`):
-/// `dW = dZᵀ·X` and `db = Σ_rows dZ`, added to what is there when `accumulate`.
+/// Fully connected backward, weights (forward: `Z = X·Wᵀ + b`): `dW = dZᵀ·X`, added to
+/// what is there when `accumulate`.
 ///
-/// `dz: [B, OUT]`, `x: [B, IN]`, `dw: [OUT, IN]`, `db: [OUT]`.
+/// `dz: [B, OUT]`, `x: [B, IN]`, `dw: [OUT, IN]`.
 #[allow(clippy::too_many_arguments)]
 pub fn fc_backward_weights<T: Real>(
     dz: &[T],
     x: &[T],
     dw: &mut [T],
-    db: &mut [T],
     batch: usize,
     inp: usize,
     out: usize,
@@ -146,6 +145,15 @@ pub fn fc_backward_weights<T: Real>(
             let prev = if accumulate { dw[o * inp + i] } else { T::zero() };
             dw[o * inp + i] = prev + s;
         }
+    }
+}
+
+/// Fully connected backward, bias (forward: `Z = X·Wᵀ + b`): `db[o] = Σ_n dZ[n, o]`,
+/// summed in increasing `n`, then added to what is there when `accumulate`.
+///
+/// `dz: [B, OUT]`, `db: [OUT]`.
+pub fn fc_backward_bias<T: Real>(dz: &[T], db: &mut [T], batch: usize, out: usize, accumulate: bool) {
+    for o in 0..out {
         let mut s = T::zero();
         for n in 0..batch {
             s = s + dz[n * out + o];

@@ -1,9 +1,45 @@
 //! Every WGSL kernel compiled once, with its explicit bind-group layout, and the
 //! uniform parameter block each one reads. The math of each kernel is in the header of
-//! its file in `shaders/`; its CPU twin of the same name is in `cpu::ops`.
+//! its file in `shaders/`.
+//!
+//! One name per op: its CPU twin (`cpu::ops`, and `cpu::fast` for the GEMM-crate
+//! path), its one-shot GPU runner (`gpu::ops`) and its `verify` case all carry the op's
+//! name, and its parity test (`tests/parity.rs`) is `<op>_matches_cpu`. The WGSL entry
+//! points carry it too, except the matrix products, which are named by their shape and
+//! shared by the three products of the fully connected layer:
+//!
+//! | WGSL entry (`shaders/`)                    | op: CPU twin, runner, verify  | parity test                       |
+//! |--------------------------------------------|-------------------------------|-----------------------------------|
+//! | `gemm_nn` (vec4) or `gemm`                 | `fc_forward`†                 | `fc_forward_matches_cpu`          |
+//! | `gemm_tn` (vec4) or `gemm`                 | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu` |
+//! | `gemm_nn` (vec4) or `gemm`                 | `fc_backward_input`†          | `fc_backward_input_matches_cpu`   |
+//! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
+//! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
+//! | `relu_forward` (`relu.wgsl`)*              | `relu_forward`                | `relu_forward_matches_cpu`        |
+//! | `relu_backward` (`relu.wgsl`)*             | `relu_backward`               | `relu_backward_matches_cpu`       |
+//! | `softmax` (`softmax.wgsl`)*                | `softmax`                     | `softmax_matches_cpu`             |
+//! | `softmax_xent` (`softmax.wgsl`)            | `softmax_xent`                | `softmax_xent_matches_cpu`        |
+//! | `accumulate_stats` (`stats.wgsl`)          | `accumulate_stats`            | `accumulate_stats_matches_cpu`    |
+//! | `optimizer_update_sgd` (`optim.wgsl`)      | `optimizer_update` (SGD)      | `optimizer_update_matches_cpu`    |
+//! | `optimizer_update_momentum` (`optim.wgsl`) | `optimizer_update` (momentum) | `optimizer_update_matches_cpu`    |
+//! | `optimizer_update_adam` (`optim.wgsl`)     | `optimizer_update` (Adam)     | `optimizer_update_matches_cpu`    |
+//! | `gather_u8` (`gather.wgsl`), D ≡ 0 mod 4   | `gather_u8`                   | `gather_u8_matches_cpu`           |
+//! | `gather_u8_unaligned` (`gather.wgsl`)      | `gather_u8`                   | `gather_u8_matches_cpu`           |
+//! | `gather_f32` (`gather.wgsl`)               | `gather_f32`                  | `gather_f32_matches_cpu`          |
+//!
+//! "(vec4)": the entry in `gemm_vec4.wgsl`, run when the product is [`Gemm::aligned`];
+//! otherwise the generic `gemm` (`gemm.wgsl`). `fc_forward` runs `transpose` first and
+//! its product reads `Wᵀ`; the GPU runners of `fc_forward` and `fc_backward_input` fuse
+//! the ReLU and the mask as the training step does. † The op has a second CPU twin of
+//! the same name in `cpu::fast` (the CPU trainer's path). `gather_u8_unaligned` runs for
+//! widths D not a multiple of 4. The entries marked * are recorded by no training step
+//! (training fuses ReLU into the products and softmax into `softmax_xent`): they are
+//! compiled on first use ([`Kernels::standalone`]).
 
 use crate::error::{Error, Result};
+use crate::optim::OptimKind;
 use bytemuck::{Pod, Zeroable};
+use std::sync::OnceLock;
 
 /// A compiled entry point and the layout of its bind group 0.
 pub struct Kernel {
@@ -55,12 +91,33 @@ pub fn record(pass: &mut wgpu::ComputePass<'_>, dispatches: &[Dispatch]) {
     }
 }
 
+/// Workgroups along x of a 1-D grid before it folds into y: WebGPU's guaranteed
+/// `max_compute_workgroups_per_dimension`.
+pub const GRID_X: u32 = 65535;
+/// Invocations per workgroup of the element-wise kernels (`relu.wgsl`, `optim.wgsl`).
+pub const LINEAR_WG: u32 = 256;
+
 /// The grid for `len` invocations of a 1-D kernel with `wg` invocations per group,
-/// folded into y past 65,535 groups (the kernels flatten `x + y·65535·wg`).
+/// folded into y past [`GRID_X`] groups. With `wg = LINEAR_WG` the kernels undo the fold
+/// with the grid prelude's `linear_index`, `x + y·GRID_X·LINEAR_WG`; kernels of other
+/// widths read `x` only, so their `len` stays under `GRID_X·wg`.
 pub fn linear_groups(len: usize, wg: usize) -> [u32; 3] {
     let groups = len.div_ceil(wg).max(1);
-    let x = groups.min(65535);
-    [x as u32, groups.div_ceil(65535) as u32, 1]
+    let x = groups.min(GRID_X as usize);
+    [x as u32, groups.div_ceil(GRID_X as usize) as u32, 1]
+}
+
+/// The grid prelude, prepended to `relu.wgsl` and `optim.wgsl`: [`GRID_X`],
+/// [`LINEAR_WG`] and the index that undoes [`linear_groups`]' fold, generated here so the
+/// stride has one source.
+pub fn grid_prelude() -> String {
+    format!(
+        "// Generated by gpu::kernels::grid_prelude: a 1-D grid of LINEAR_WG-wide workgroups,\n\
+         // folded into y past GRID_X groups (see linear_groups), flattened back.\n\
+         const GRID_X: u32 = {GRID_X}u;\n\
+         const LINEAR_WG: u32 = {LINEAR_WG}u;\n\
+         fn linear_index(gid: vec3<u32>) -> u32 {{\n    return gid.x + gid.y * (GRID_X * LINEAR_WG);\n}}\n\n"
+    )
 }
 
 /// `gemm.wgsl`'s parameters; see the constructors for the three uses.
@@ -242,7 +299,7 @@ impl TransposeParams {
     }
 }
 
-/// `bias_grad.wgsl`'s parameters.
+/// `bias_grad.wgsl`'s parameters (entry `fc_backward_bias`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct BiasGradParams {
@@ -314,7 +371,6 @@ impl OptimParams {
     /// The block for one update of `len` parameters; `step_size = α/(1−β₁ᵗ)` and
     /// `√(1−β₂ᵗ)` are rounded to f32 exactly as `cpu::ops::optimizer_update` does.
     pub fn new(len: usize, st: &crate::optim::OptimStep) -> Self {
-        use crate::optim::OptimKind;
         OptimParams {
             vec4s: len.div_ceil(4) as u32,
             nesterov: u32::from(st.kind == OptimKind::Momentum { nesterov: true }),
@@ -346,35 +402,64 @@ impl GatherParams {
     /// invocation when rows are whole words — and its grid.
     pub fn kernel<'k>(&self, k: &'k Kernels, bytes: bool) -> (&'k Kernel, [u32; 3]) {
         match (bytes, self.width.is_multiple_of(4)) {
-            (true, true) => (&k.gather_u8x4, [self.width.div_ceil(256), self.batch, 1]),
-            (true, false) => (&k.gather_u8, [self.width.div_ceil(64), self.batch, 1]),
+            (true, true) => (&k.gather_u8, [self.width.div_ceil(256), self.batch, 1]),
+            (true, false) => (&k.gather_u8_unaligned, [self.width.div_ceil(64), self.batch, 1]),
             (false, _) => (&k.gather_f32, [self.width.div_ceil(64), self.batch, 1]),
         }
     }
 }
 
-/// All kernels, compiled once per device.
+/// The kernels the training step records, compiled once per device; the others on
+/// first use ([`Self::standalone`]).
 pub struct Kernels {
     pub gemm: Kernel,
     pub gemm_tn: Kernel,
     pub gemm_nn: Kernel,
     pub transpose: Kernel,
-    pub bias_grad: Kernel,
+    pub fc_backward_bias: Kernel,
+    pub softmax_xent: Kernel,
+    pub accumulate_stats: Kernel,
+    pub optimizer_update_sgd: Kernel,
+    pub optimizer_update_momentum: Kernel,
+    pub optimizer_update_adam: Kernel,
+    pub gather_u8: Kernel,
+    pub gather_u8_unaligned: Kernel,
+    pub gather_f32: Kernel,
+    device: wgpu::Device,
+    standalone: OnceLock<Standalone>,
+}
+
+/// The kernels no training step records (it fuses ReLU into the matrix products and
+/// softmax into `softmax_xent`): the op layer's own ReLU and row softmax, for `wgtrain
+/// verify` and the parity tests.
+pub struct Standalone {
     pub relu_forward: Kernel,
     pub relu_backward: Kernel,
     pub softmax: Kernel,
-    pub softmax_xent: Kernel,
-    pub accumulate_stats: Kernel,
-    pub sgd: Kernel,
-    pub momentum: Kernel,
-    pub adam: Kernel,
-    pub gather_u8: Kernel,
-    pub gather_u8x4: Kernel,
-    pub gather_f32: Kernel,
 }
 
 /// The storage buffers the widest kernel binds at once (gemm, softmax, optim, gather).
 pub const STORAGE_BUFFERS_NEEDED: u32 = 5;
+
+fn module(device: &wgpu::Device, name: &str, parts: &[&str]) -> wgpu::ShaderModule {
+    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(parts.concat().into()),
+    })
+}
+
+/// Runs `make` inside a validation error scope; any error fails with `what`.
+fn compiled<T>(device: &wgpu::Device, what: &str, make: impl FnOnce() -> T) -> Result<T> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let made = make();
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("compiling {what}: {e}")));
+    }
+    Ok(made)
+}
+
+const GEMM_COMMON: &str = include_str!("../../shaders/gemm_common.wgsl");
+const STATS_COMMON: &str = include_str!("../../shaders/stats_common.wgsl");
 
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Result<Self> {
@@ -387,50 +472,65 @@ impl Kernels {
                 hint: "this adapter cannot run wgtrain's kernels; choose another with WGTRAIN_ADAPTER".into(),
             });
         }
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = |name: &str, src: &str| {
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            })
-        };
-        let gemm_common = include_str!("../../shaders/gemm_common.wgsl");
-        let stats_common = include_str!("../../shaders/stats_common.wgsl");
-        let gemm = module("gemm.wgsl", &[gemm_common, include_str!("../../shaders/gemm.wgsl")].concat());
-        let transpose = module("transpose.wgsl", include_str!("../../shaders/transpose.wgsl"));
-        let gemm4 = module("gemm_vec4.wgsl", &[gemm_common, include_str!("../../shaders/gemm_vec4.wgsl")].concat());
-        let bias = module("bias_grad.wgsl", include_str!("../../shaders/bias_grad.wgsl"));
-        let relu = module("relu.wgsl", include_str!("../../shaders/relu.wgsl"));
-        let softmax = module("softmax.wgsl", include_str!("../../shaders/softmax.wgsl"));
-        let stats = module("stats.wgsl", &[stats_common, include_str!("../../shaders/stats.wgsl")].concat());
-        let optim = module("optim.wgsl", &[stats_common, include_str!("../../shaders/optim.wgsl")].concat());
-        let gather = module("gather.wgsl", include_str!("../../shaders/gather.wgsl"));
-        let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
-            build(device, m, entry, sig, constants)
-        };
-        let wg = [("WG", f64::from(GEMM_WG))];
-        let kernels = Kernels {
-            gemm: k(&gemm, "gemm", "urrrrw", &wg),
-            gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
-            gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
-            transpose: k(&transpose, "transpose", "urw", &[]),
-            bias_grad: k(&bias, "bias_grad", "urw", &[]),
-            relu_forward: k(&relu, "relu_forward", "urrw", &[]),
-            relu_backward: k(&relu, "relu_backward", "urrw", &[]),
-            softmax: k(&softmax, "softmax", "urrwww", &[]),
-            softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
-            accumulate_stats: k(&stats, "accumulate_stats", "urrw", &[]),
-            sgd: k(&optim, "sgd", "urrwww", &[]),
-            momentum: k(&optim, "momentum", "urrwww", &[]),
-            adam: k(&optim, "adam", "urrwww", &[]),
-            gather_u8: k(&gather, "gather_u8", "urrrww", &[]),
-            gather_u8x4: k(&gather, "gather_u8x4", "urrrww", &[]),
-            gather_f32: k(&gather, "gather_f32", "urrrww", &[]),
-        };
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("compiling the kernels: {e}")));
+        compiled(device, "the kernels", || {
+            let grid = grid_prelude();
+            let gemm = module(device, "gemm.wgsl", &[GEMM_COMMON, include_str!("../../shaders/gemm.wgsl")]);
+            let transpose = module(device, "transpose.wgsl", &[include_str!("../../shaders/transpose.wgsl")]);
+            let gemm4 = module(device, "gemm_vec4.wgsl", &[GEMM_COMMON, include_str!("../../shaders/gemm_vec4.wgsl")]);
+            let bias = module(device, "bias_grad.wgsl", &[include_str!("../../shaders/bias_grad.wgsl")]);
+            let softmax = module(device, "softmax.wgsl", &[include_str!("../../shaders/softmax.wgsl")]);
+            let stats = module(device, "stats.wgsl", &[STATS_COMMON, include_str!("../../shaders/stats.wgsl")]);
+            let optim = module(device, "optim.wgsl", &[&grid, STATS_COMMON, include_str!("../../shaders/optim.wgsl")]);
+            let gather = module(device, "gather.wgsl", &[include_str!("../../shaders/gather.wgsl")]);
+            let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
+                build(device, m, entry, sig, constants)
+            };
+            let wg = [("WG", f64::from(GEMM_WG))];
+            Kernels {
+                gemm: k(&gemm, "gemm", "urrrrw", &wg),
+                gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
+                gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
+                transpose: k(&transpose, "transpose", "urw", &[]),
+                fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
+                softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
+                accumulate_stats: k(&stats, "accumulate_stats", "urrw", &[]),
+                optimizer_update_sgd: k(&optim, "optimizer_update_sgd", "urrwww", &[]),
+                optimizer_update_momentum: k(&optim, "optimizer_update_momentum", "urrwww", &[]),
+                optimizer_update_adam: k(&optim, "optimizer_update_adam", "urrwww", &[]),
+                gather_u8: k(&gather, "gather_u8", "urrrww", &[]),
+                gather_u8_unaligned: k(&gather, "gather_u8_unaligned", "urrrww", &[]),
+                gather_f32: k(&gather, "gather_f32", "urrrww", &[]),
+                device: device.clone(),
+                standalone: OnceLock::new(),
+            }
+        })
+    }
+
+    /// The `optimizer_update` entry for `kind`'s rule.
+    pub fn optimizer_update(&self, kind: OptimKind) -> &Kernel {
+        match kind {
+            OptimKind::Sgd => &self.optimizer_update_sgd,
+            OptimKind::Momentum { .. } => &self.optimizer_update_momentum,
+            OptimKind::Adam { .. } => &self.optimizer_update_adam,
         }
-        Ok(kernels)
+    }
+
+    /// The kernels no training step records, compiled on the first call.
+    pub fn standalone(&self) -> Result<&Standalone> {
+        if let Some(s) = self.standalone.get() {
+            return Ok(s);
+        }
+        let device = &self.device;
+        let made = compiled(device, "the stand-alone kernels", || {
+            let relu = module(device, "relu.wgsl", &[&grid_prelude(), include_str!("../../shaders/relu.wgsl")]);
+            let softmax = module(device, "softmax.wgsl", &[include_str!("../../shaders/softmax.wgsl")]);
+            Standalone {
+                relu_forward: build(device, &relu, "relu_forward", "urrw", &[]),
+                relu_backward: build(device, &relu, "relu_backward", "urrw", &[]),
+                softmax: build(device, &softmax, "softmax", "urrwww", &[]),
+            }
+        })?;
+        Ok(self.standalone.get_or_init(|| made))
     }
 }
 

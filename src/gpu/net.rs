@@ -4,9 +4,11 @@
 //! once per logging interval.
 //!
 //! A training step, in one compute pass:
-//! gather/normalise → (FC forward, bias and ReLU fused) × K → softmax + cross-entropy +
-//! `dZ` → metrics → per layer, last first: `dW`, `db`, `dX` with the ReLU mask fused →
-//! optimizer update over the flat parameter buffer.
+//! `gather_u8`/`gather_f32` → per layer `transpose` → `fc_forward` (bias and ReLU fused)
+//! × K → `softmax_xent` (loss and `dZ`) → `accumulate_stats` → per layer, last first:
+//! `fc_backward_weights`, `fc_backward_bias`, `fc_backward_input` with the ReLU mask
+//! fused → `optimizer_update` over the flat parameter buffer. (The op names of the table
+//! in [`crate::gpu::kernels`].)
 
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{map_read, read, storage, storage_init, uniform};
@@ -16,7 +18,8 @@ use crate::model::Mlp;
 use crate::optim::{OptimKind, OptimStep};
 use std::collections::{HashMap, VecDeque};
 
-/// Packs bytes little-endian, four to a `u32`, zero padded (how `gather_u8` reads them).
+/// Packs bytes little-endian, four to a `u32`, zero padded (how `gather_u8` and
+/// `gather_u8_unaligned` read them).
 pub fn pack_bytes(src: &[u8]) -> Vec<u32> {
     src.chunks(4)
         .map(|c| {
@@ -147,16 +150,10 @@ impl<'g> GpuNet<'g> {
         });
         let unused = storage(gpu, "unused", 16)?;
         let optim_u = uniform(gpu, "optimizer", &OptimParams::default());
-        let k = &gpu.kernels;
-        let kernel = match kind {
-            OptimKind::Sgd => &k.sgd,
-            OptimKind::Momentum { .. } => &k.momentum,
-            OptimKind::Adam { .. } => &k.adam,
-        };
-        let optimizer = kernel.dispatch(
+        let optimizer = gpu.kernels.optimizer_update(kind).dispatch(
             &gpu.device,
             &[&optim_u, &grads, &stats, &params_buf, &s1, &s2],
-            linear_groups(m.div_ceil(4), 256),
+            linear_groups(m.div_ceil(4), LINEAR_WG as usize),
         );
         gpu.check_errors()?;
         Ok(GpuNet {
@@ -418,9 +415,9 @@ impl<'g> GpuNet<'g> {
                 db_off: l.b_off as u32,
                 accumulate: u32::from(accumulate),
             };
-            let u = uniform(gpu, "bias_grad", &pb);
-            let d = k.bias_grad.dispatch(dev, &[&u, dz, &self.grads], linear_groups(l.out, 64));
-            seg.push(d.named(format!("layer {} bias_grad", l.index)));
+            let u = uniform(gpu, "fc_backward_bias", &pb);
+            let d = k.fc_backward_bias.dispatch(dev, &[&u, dz, &self.grads], linear_groups(l.out, 64));
+            seg.push(d.named(format!("layer {} fc_backward_bias", l.index)));
             if l.index > 0 {
                 let prev = &self.acts[l.index - 1];
                 let g = GemmParams::fc_backward_input(batch, l.inp, l.out, l.w_off, true);

@@ -66,44 +66,53 @@ pub fn transpose(gpu: &Gpu, w: &[f32], rows: usize, cols: usize) -> Result<Vec<f
     read(gpu, &dst, w.len())
 }
 
-/// GPU `fc_backward_weights`: `dW = dZᵀ·X`, `db = Σ_rows dZ`, added to `dw`, `db` when
-/// `accumulate`. Returns the new `(dw, db)`.
+/// GPU `fc_backward_weights`: `dW = dZᵀ·X`, added to `dw` when `accumulate`. Returns
+/// the new `dw`.
 #[allow(clippy::too_many_arguments)]
 pub fn fc_backward_weights(
     gpu: &Gpu,
     dz: &[f32],
     x: &[f32],
     dw: &[f32],
-    db: &[f32],
     batch: usize,
     inp: usize,
     out: usize,
     accumulate: bool,
-) -> Result<(Vec<f32>, Vec<f32>)> {
-    let grads = storage_init(gpu, "grads", &[dw, db].concat())?;
+) -> Result<Vec<f32>> {
+    let grads = storage_init(gpu, "grads", dw)?;
     let dzb = storage_init(gpu, "dz", dz)?;
     let xb = storage_init(gpu, "x", x)?;
     let g = GemmParams::fc_backward_weights(batch, inp, out, 0, accumulate);
     let u = uniform(gpu, "gemm", &g.params);
-    let pb = BiasGradParams {
+    let d = dummy(gpu)?;
+    run(gpu, &[g.dispatch(gpu, &u, [&dzb, &xb, &d, &d, &grads])]);
+    read(gpu, &grads, out * inp)
+}
+
+/// GPU `fc_backward_bias`: `db = Σ_rows dZ`, added to `db` when `accumulate`. Returns
+/// the new `db`. (`db` sits after a dummy `dW` in the gradient buffer, at an offset as in
+/// training.)
+pub fn fc_backward_bias(
+    gpu: &Gpu,
+    dz: &[f32],
+    db: &[f32],
+    batch: usize,
+    out: usize,
+    accumulate: bool,
+) -> Result<Vec<f32>> {
+    let db_off = 3;
+    let grads = storage_init(gpu, "grads", &[&[0.0; 3][..], db].concat())?;
+    let dzb = storage_init(gpu, "dz", dz)?;
+    let p = BiasGradParams {
         batch: batch as u32,
         out: out as u32,
-        db_off: (out * inp) as u32,
+        db_off: db_off as u32,
         accumulate: u32::from(accumulate),
     };
-    let ub = uniform(gpu, "bias_grad", &pb);
-    let d = dummy(gpu)?;
-    let k = &gpu.kernels;
-    run(
-        gpu,
-        &[
-            g.dispatch(gpu, &u, [&dzb, &xb, &d, &d, &grads]),
-            k.bias_grad.dispatch(&gpu.device, &[&ub, &dzb, &grads], linear_groups(out, 64)),
-        ],
-    );
-    let mut all = read(gpu, &grads, out * inp + out)?;
-    let db = all.split_off(out * inp);
-    Ok((all, db))
+    let u = uniform(gpu, "fc_backward_bias", &p);
+    run(gpu, &[gpu.kernels.fc_backward_bias.dispatch(&gpu.device, &[&u, &dzb, &grads], linear_groups(out, 64))]);
+    let mut all = read(gpu, &grads, db_off + out)?;
+    Ok(all.split_off(db_off))
 }
 
 /// GPU `fc_backward_input`: `dX = dZ·W`, optionally `⊙ [a_prev > 0]`.
@@ -133,12 +142,12 @@ pub fn fc_backward_input(
 
 /// GPU `relu_forward`: `a = max(z, 0)`.
 pub fn relu_forward(gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
-    elementwise(gpu, &gpu.kernels.relu_forward, z, z)
+    elementwise(gpu, &gpu.kernels.standalone()?.relu_forward, z, z)
 }
 
 /// GPU `relu_backward`: `dz = da ⊙ [z > 0]`.
 pub fn relu_backward(gpu: &Gpu, da: &[f32], z: &[f32]) -> Result<Vec<f32>> {
-    elementwise(gpu, &gpu.kernels.relu_backward, z, da)
+    elementwise(gpu, &gpu.kernels.standalone()?.relu_backward, z, da)
 }
 
 fn elementwise(gpu: &Gpu, k: &Kernel, z: &[f32], da: &[f32]) -> Result<Vec<f32>> {
@@ -146,13 +155,13 @@ fn elementwise(gpu: &Gpu, k: &Kernel, z: &[f32], da: &[f32]) -> Result<Vec<f32>>
     let dab = storage_init(gpu, "da", da)?;
     let out = storage(gpu, "out", (z.len() * 4) as u64)?;
     let u = uniform(gpu, "len", &LenParams { len: z.len() as u32, _pad: [0; 3] });
-    run(gpu, &[k.dispatch(&gpu.device, &[&u, &zb, &dab, &out], linear_groups(z.len(), 256))]);
+    run(gpu, &[k.dispatch(&gpu.device, &[&u, &zb, &dab, &out], linear_groups(z.len(), LINEAR_WG as usize))]);
     read(gpu, &out, z.len())
 }
 
 /// GPU `softmax`: row softmax of `z: [B, C]`.
 pub fn softmax(gpu: &Gpu, z: &[f32], batch: usize, classes: usize) -> Result<Vec<f32>> {
-    let (_, _, p) = softmax_run(gpu, &gpu.kernels.softmax, z, &vec![0; batch], 1.0, batch, classes)?;
+    let (_, _, p) = softmax_run(gpu, &gpu.kernels.standalone()?.softmax, z, &vec![0; batch], 1.0, batch, classes)?;
     Ok(p)
 }
 
@@ -214,20 +223,14 @@ pub fn optimizer_update(
     let s2b = storage_init(gpu, "s2", s2)?;
     let stats = storage_init(gpu, "stats", &[Stats { step_bad: u32::from(step_bad), ..Default::default() }])?;
     let u = uniform(gpu, "optim", &OptimParams::new(w.len(), st));
-    let k = &gpu.kernels;
-    let kernel = match st.kind {
-        crate::optim::OptimKind::Sgd => &k.sgd,
-        crate::optim::OptimKind::Momentum { .. } => &k.momentum,
-        crate::optim::OptimKind::Adam { .. } => &k.adam,
-    };
-    run(
-        gpu,
-        &[kernel.dispatch(&gpu.device, &[&u, &gb, &stats, &wb, &s1b, &s2b], linear_groups(w.len().div_ceil(4), 256))],
-    );
+    let kernel = gpu.kernels.optimizer_update(st.kind);
+    let groups = linear_groups(w.len().div_ceil(4), LINEAR_WG as usize);
+    run(gpu, &[kernel.dispatch(&gpu.device, &[&u, &gb, &stats, &wb, &s1b, &s2b], groups)]);
     Ok((read(gpu, &wb, w.len())?, read(gpu, &s1b, s1.len())?, read(gpu, &s2b, s2.len())?))
 }
 
-/// GPU `gather_u8`: rows `idx` of the byte table `src: [N, D]` as f32 in [0, 1], and labels.
+/// GPU `gather_u8`: rows `idx` of the byte table `src: [N, D]` as f32 in [0, 1], and labels
+/// (entry `gather_u8` when `D ≡ 0 (mod 4)`, else `gather_u8_unaligned`, as in training).
 pub fn gather_u8(gpu: &Gpu, src: &[u8], labels: &[u32], idx: &[u32], width: usize) -> Result<(Vec<f32>, Vec<u32>)> {
     let packed = crate::gpu::net::pack_bytes(src);
     gather(gpu, true, &storage_init(gpu, "src", &packed)?, labels, idx, width)
