@@ -152,7 +152,7 @@ pub struct GemmTiming {
 
 /// Times every kernel variant of the three products of each layer of `sizes` at batch
 /// `batch`, after checking each against the CPU twin (a variant that fails is reported,
-/// with its error, and never enters `shaders/` — see STYLE.md).
+/// with its error, and never enters `shaders/`).
 pub fn gemm_variants(gpu: &crate::gpu::Gpu, sizes: &[usize], batch: usize, reps: usize) -> Result<Vec<GemmTiming>> {
     use crate::cpu::ops;
     use crate::gpu::kernels::GemmParams;

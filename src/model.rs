@@ -82,7 +82,7 @@ impl Mlp {
         *self.sizes.iter().max().unwrap()
     }
 
-    /// FLOPs of one training sample, as BENCHMARKS.md counts them: forward `2·in·out`
+    /// FLOPs of one training sample, as docs/benchmarks.md counts them: forward `2·in·out`
     /// per layer, backward `2·in·out` for `dW`, plus `2·in·out` for `dX` of every layer
     /// but the first.
     pub fn train_flops_per_sample(&self) -> u64 {

@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which update rule (see `cpu::ops::optimizer_update` for the math).
+/// Which update rule (see `cpu::ops::optimizer_update` for the math). Recorded as the
+/// CLI spells it (`"adam"`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum OptimKind {
     Sgd,
     /// Heavy-ball momentum with PyTorch's semantics (dampening 0), optionally Nesterov.
@@ -122,8 +124,10 @@ impl OptimStep {
 }
 
 /// Learning-rate schedules. Epoch-based rules change the rate at epoch boundaries;
-/// cosine and warmup move it every step.
+/// cosine and warmup move it every step. Shown and recorded as the CLI spells them
+/// (`cosine`, `step:10:0.5`), arguments that keep their defaults left off.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Schedule {
     Constant,
     /// `α · γ^⌊epoch / every⌋`.
@@ -267,5 +271,59 @@ impl clap::ValueEnum for OptimKind {
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
+impl From<OptimKind> for String {
+    fn from(k: OptimKind) -> String {
+        k.name().to_string()
+    }
+}
+
+impl TryFrom<String> for OptimKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        OptimKind::parse(&s).ok_or_else(|| format!("unknown optimizer `{s}`"))
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    /// The schedule as `--schedule` takes it; trailing arguments equal to their defaults
+    /// are left off.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, args, defaults): (&str, Vec<String>, Vec<String>) = match *self {
+            Schedule::Constant => ("constant", vec![], vec![]),
+            Schedule::Step { every, gamma } => ("step", vec![every.to_string(), gamma.to_string()], vec![]),
+            Schedule::Exponential { gamma } => ("exp", vec![gamma.to_string()], vec![]),
+            Schedule::Cosine { warmup, min_lr } => {
+                ("cosine", vec![warmup.to_string(), min_lr.to_string()], vec!["0".into(), "0".into()])
+            }
+            Schedule::Plateau { patience, factor, min_lr } => (
+                "plateau",
+                vec![patience.to_string(), factor.to_string(), min_lr.to_string()],
+                vec!["2".into(), "0.1".into(), 0.000001f32.to_string()],
+            ),
+        };
+        let mut keep = args.len();
+        while keep > 0 && defaults.get(keep - 1) == Some(&args[keep - 1]) {
+            keep -= 1;
+        }
+        write!(f, "{name}")?;
+        args[..keep].iter().try_for_each(|a| write!(f, ":{a}"))
+    }
+}
+
+impl From<Schedule> for String {
+    fn from(s: Schedule) -> String {
+        s.to_string()
+    }
+}
+
+impl TryFrom<String> for Schedule {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Schedule::parse(&s)
     }
 }

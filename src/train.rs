@@ -17,13 +17,38 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// How many samples each step sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How many samples each step sees. Recorded as the CLI spells it: a number, or `"full"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BatchSize {
     /// Mini-batches of this many samples (1 is pure SGD); the tail batch is kept.
     Mini(usize),
     /// The whole training set: one step per epoch on the full-risk gradient.
     Full,
+}
+
+impl Serialize for BatchSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            BatchSize::Mini(b) => s.serialize_u64(*b as u64),
+            BatchSize::Full => s.serialize_str("full"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BatchSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Mini(usize),
+            Name(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Mini(b) if b >= 1 => Ok(BatchSize::Mini(b)),
+            Repr::Name(n) if n == "full" => Ok(BatchSize::Full),
+            _ => Err(serde::de::Error::custom("a batch size ≥ 1 or \"full\"")),
+        }
+    }
 }
 
 /// Rows per chunk when a full-batch gradient is accumulated, and per evaluation batch.
@@ -45,14 +70,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// How it trains, in words: `adam lr 0.001 (Cosine { … }), batch 128, 20 epochs`.
+    /// How it trains, in words: `adam lr 0.001 (cosine), batch 128, 20 epochs`.
     pub fn describe(&self) -> String {
         let b = match self.batch {
             BatchSize::Mini(b) => format!("batch {b}"),
             BatchSize::Full => "full batch".into(),
         };
         let (opt, lr) = (self.optimizer.kind.name(), self.optimizer.lr);
-        format!("{opt} lr {lr} ({:?}), {b}, {} epochs", self.schedule, self.epochs)
+        format!("{opt} lr {lr} ({}), {b}, {} epochs", self.schedule, self.epochs)
     }
 
     /// The rows the engine must hold at once.

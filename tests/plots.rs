@@ -40,7 +40,8 @@ fn epoch(epoch: usize, step: u64, test_loss: f64, test_acc: f64) -> serde_json::
 
 /// A run folder with a config.json (sgd, batch 32, lr 0.01) and the given records.
 fn write_run(dir: &Path, records: &[serde_json::Value]) {
-    let config = json!({"config": {"batch": {"Mini": 32}, "optimizer": {"kind": "Sgd", "lr": 0.009999999776482582}}});
+    // As config.json spells choices since it records them as the CLI does.
+    let config = json!({"config": {"batch": 32, "optimizer": {"kind": "sgd", "lr": 0.01}}});
     std::fs::write(dir.join("config.json"), config.to_string()).expect("config");
     let lines: Vec<String> = records.iter().map(|r| r.to_string()).collect();
     std::fs::write(dir.join("metrics.jsonl"), lines.join("\n") + "\n").expect("metrics");

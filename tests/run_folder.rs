@@ -95,3 +95,25 @@ fn resume_refuses_flags_that_change_the_run_and_data_that_changed() {
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("resuming"), "{out}");
 }
+
+#[test]
+fn config_json_spells_choices_as_the_cli_does() {
+    use wgtrain::optim::Schedule;
+    for s in ["constant", "step:3:0.5", "exp:0.9", "cosine", "cosine:1.5", "cosine:0:0.0001", "plateau", "plateau:4:0.5"] {
+        assert_eq!(Schedule::parse(s).unwrap().to_string(), s, "{s} round-trips");
+    }
+    let dir = scratch("config");
+    let data = csv(&dir, 0.0);
+    let out = dir.join("run");
+    let o = out.to_str().unwrap();
+    let args = ["train", "--device", "cpu", "--data", &data, "--epochs", "1", "--hidden", "4", "--out", o];
+    let (code, stdout, err) = wgtrain(&[&args[..], &["--optimizer", "momentum", "--lr", "0.1"]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(stdout.lines().next().unwrap_or_default().contains("momentum lr 0.1 (cosine), batch 128"), "{stdout}");
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    let c = &cfg["config"];
+    assert_eq!((c["schedule"].as_str(), c["optimizer"]["kind"].as_str()), (Some("cosine"), Some("momentum")));
+    assert_eq!(c["batch"].as_u64(), Some(128));
+    let text = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(text.contains("\"momentum\": 0.9,") && text.contains("\"lr\": 0.1,"), "{text}");
+}
