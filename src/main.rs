@@ -118,7 +118,8 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
     });
     let ctl = Control { checkpoint_every: a.checkpoint_every, stop_after: a.stop_after, interrupt: Some(&INTERRUPTED) };
     let mut ui = Ui::default();
-    let out = train::train(&cfg, &split, engine.as_mut(), Some(&mut run), &mut ui, progress, &ctl);
+    let mut live = plot::LiveFigures::new(&mut ui, &run.path);
+    let out = train::train(&cfg, &split, engine.as_mut(), Some(&mut run), &mut live, progress, &ctl);
     ui.finish();
     let out = out?;
     print!("{}", progress::summary(&out.epochs));

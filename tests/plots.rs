@@ -392,3 +392,20 @@ fn simplex_sheet_and_animation_frames_are_drawn() {
     let err = plot_simplex_sheet(&frames, &names(4), 2, &dir.join("four")).expect_err("4 classes");
     assert!(err.to_string().contains("3 classes"), "{err}");
 }
+
+#[test]
+fn live_figures_are_redrawn_after_an_epoch_but_not_too_often() {
+    use wgtrain::train::{EpochRecord, Observer, Quiet};
+    let dir = temp_dir("live");
+    write_run(&dir, &two_epochs());
+    let record: EpochRecord = serde_json::from_value(epoch(1, 4, 1.2, 0.61)).expect("an epoch record");
+    let mut quiet = Quiet;
+    let mut live = wgtrain::plot::LiveFigures::new(&mut quiet, &dir);
+    live.epoch_end(&record);
+    assert_png(&dir.join("loss.png"));
+    assert_png(&dir.join("accuracy.png"));
+    // Right after a drawing the next epoch does not redraw (at most every few seconds).
+    std::fs::remove_file(dir.join("loss.png")).unwrap();
+    live.epoch_end(&record);
+    assert!(!dir.join("loss.png").exists(), "redrawn within the interval");
+}

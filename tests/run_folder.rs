@@ -99,7 +99,9 @@ fn resume_refuses_flags_that_change_the_run_and_data_that_changed() {
 #[test]
 fn config_json_spells_choices_as_the_cli_does() {
     use wgtrain::optim::Schedule;
-    for s in ["constant", "step:3:0.5", "exp:0.9", "cosine", "cosine:1.5", "cosine:0:0.0001", "plateau", "plateau:4:0.5"] {
+    for s in
+        ["constant", "step:3:0.5", "exp:0.9", "cosine", "cosine:1.5", "cosine:0:0.0001", "plateau", "plateau:4:0.5"]
+    {
         assert_eq!(Schedule::parse(s).unwrap().to_string(), s, "{s} round-trips");
     }
     let dir = scratch("config");

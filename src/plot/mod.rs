@@ -209,3 +209,58 @@ pub fn redraw_run(run_dir: &Path) -> Result<(Option<String>, Vec<PathBuf>)> {
     let (table, files) = test_figures(run_dir, &split, &probs)?;
     Ok((Some(table), files))
 }
+
+/// Redraws a run's loss and accuracy figures after each epoch while it trains, so a
+/// user can watch `loss.png`: at most every [`LiveFigures::EVERY`], and only while the
+/// drawing has cost at most 5 % of the time the run has taken. Everything else goes to
+/// the `inner` observer.
+pub struct LiveFigures<'o> {
+    inner: &'o mut dyn crate::train::Observer,
+    dir: PathBuf,
+    started: std::time::Instant,
+    /// Time spent drawing so far, and when the last drawing ended.
+    spent: std::time::Duration,
+    last: Option<std::time::Instant>,
+}
+
+impl<'o> LiveFigures<'o> {
+    /// The shortest time between two redraws.
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    pub fn new(inner: &'o mut dyn crate::train::Observer, dir: &Path) -> Self {
+        let started = std::time::Instant::now();
+        LiveFigures { inner, dir: dir.to_path_buf(), started, spent: Default::default(), last: None }
+    }
+
+    /// Whether a redraw now keeps within the interval and the 5 % budget (the next
+    /// drawing is assumed to cost what the last ones did on average).
+    fn due(&self) -> bool {
+        let spaced = self.last.is_none_or(|l| l.elapsed() >= Self::EVERY);
+        spaced && self.spent.as_secs_f64() <= 0.05 * self.started.elapsed().as_secs_f64()
+    }
+}
+
+impl crate::train::Observer for LiveFigures<'_> {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
+        self.inner.epoch_start(epoch, epochs, steps);
+    }
+
+    fn step(&mut self, done: usize, running_loss: Option<f64>, samples_per_s: f64) {
+        self.inner.step(done, running_loss, samples_per_s);
+    }
+
+    fn epoch_end(&mut self, r: &crate::train::EpochRecord) {
+        self.inner.epoch_end(r);
+        if self.due() {
+            let t = std::time::Instant::now();
+            // A figure that cannot be drawn must not stop the run; the final drawing reports.
+            let _ = plot_run(&self.dir);
+            self.spent += t.elapsed();
+            self.last = Some(std::time::Instant::now());
+        }
+    }
+
+    fn note(&mut self, msg: &str) {
+        self.inner.note(msg);
+    }
+}
