@@ -152,37 +152,79 @@ pub enum Schedule {
 
 impl Schedule {
     /// Parses `constant`, `step:EVERY:GAMMA`, `exp:GAMMA`, `cosine[:WARMUP[:MIN]]`,
-    /// `plateau[:PATIENCE[:FACTOR[:MIN]]]`.
+    /// `plateau[:PATIENCE[:FACTOR[:MIN]]]`, strictly: exactly those arguments, EVERY a
+    /// whole number ≥ 1, PATIENCE a whole number, GAMMA in (0, 1], FACTOR in (0, 1),
+    /// WARMUP (epochs) and MIN ≥ 0.
     pub fn parse(s: &str) -> Result<Self, String> {
+        const FORMS: &str = "constant, step:EVERY:GAMMA, exp:GAMMA, cosine[:WARMUP_EPOCHS[:MIN_LR]] or \
+                             plateau[:PATIENCE[:FACTOR[:MIN_LR]]]";
         let mut parts = s.split(':');
         let name = parts.next().unwrap_or("");
         let args: Vec<&str> = parts.collect();
-        let num = |i: usize, default: f32| -> Result<f32, String> {
-            match args.get(i) {
-                None => Ok(default),
-                Some(a) => a
-                    .parse::<f32>()
-                    .ok()
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| format!("schedule `{s}`: `{a}` is not a non-negative number")),
-            }
+        let form = match name {
+            "constant" => "constant",
+            "step" => "step:EVERY:GAMMA",
+            "exp" => "exp:GAMMA",
+            "cosine" => "cosine[:WARMUP_EPOCHS[:MIN_LR]]",
+            "plateau" => "plateau[:PATIENCE[:FACTOR[:MIN_LR]]]",
+            _ => return Err(format!("unknown schedule `{name}`: expected {FORMS}")),
         };
+        let (least, most) = match name {
+            "constant" => (0, 0),
+            "step" => (2, 2),
+            "exp" => (1, 1),
+            "cosine" => (0, 2),
+            _ => (0, 3),
+        };
+        if args.len() < least || args.len() > most {
+            return Err(format!("{name} takes {}, given {}: expected {form}", count(least, most), args.len()));
+        }
+        // Argument `i` (named `what`), checked by `ok` (described by `range`), or `default`.
+        let num = |i: usize, what: &str, default: f32, range: &str, ok: &dyn Fn(f32) -> bool| match args.get(i) {
+            None => Ok(default),
+            Some(a) => a
+                .parse::<f32>()
+                .ok()
+                .filter(|&v| v.is_finite() && ok(v))
+                .ok_or_else(|| format!("{what} `{a}` is not {range} (in {form})")),
+        };
+        let whole = |i: usize, what: &str, default: usize, least: usize| match args.get(i) {
+            None => Ok(default),
+            Some(a) => a
+                .parse::<usize>()
+                .ok()
+                .filter(|&v| v >= least)
+                .ok_or_else(|| format!("{what} `{a}` is not a whole number ≥ {least} (in {form})")),
+        };
+        let non_neg = |v: f32| v >= 0.0;
         let sched = match name {
             "constant" => Schedule::Constant,
-            "step" => Schedule::Step { every: num(0, 10.0)?.max(1.0) as usize, gamma: num(1, 0.1)? },
-            "exp" => Schedule::Exponential { gamma: num(0, 0.9)? },
-            "cosine" => Schedule::Cosine { warmup: num(0, 0.0)?, min_lr: num(1, 0.0)? },
-            "plateau" => {
-                Schedule::Plateau { patience: num(0, 2.0)? as usize, factor: num(1, 0.1)?, min_lr: num(2, 1e-6)? }
-            }
-            _ => {
-                return Err(format!(
-                    "unknown schedule `{s}`: expected constant, step:EVERY:GAMMA, exp:GAMMA, \
-                     cosine[:WARMUP_EPOCHS[:MIN_LR]] or plateau[:PATIENCE[:FACTOR[:MIN_LR]]]"
-                ))
-            }
+            "step" => Schedule::Step {
+                every: whole(0, "EVERY", 10, 1)?,
+                gamma: num(1, "GAMMA", 0.1, "in (0, 1]", &|v| v > 0.0 && v <= 1.0)?,
+            },
+            "exp" => Schedule::Exponential { gamma: num(0, "GAMMA", 0.9, "in (0, 1]", &|v| v > 0.0 && v <= 1.0)? },
+            "cosine" => Schedule::Cosine {
+                warmup: num(0, "WARMUP_EPOCHS", 0.0, "a number ≥ 0", &non_neg)?,
+                min_lr: num(1, "MIN_LR", 0.0, "a number ≥ 0", &non_neg)?,
+            },
+            _ => Schedule::Plateau {
+                patience: whole(0, "PATIENCE", 2, 0)?,
+                factor: num(1, "FACTOR", 0.1, "in (0, 1)", &|v| v > 0.0 && v < 1.0)?,
+                min_lr: num(2, "MIN_LR", 1e-6, "a number ≥ 0", &non_neg)?,
+            },
         };
         Ok(sched)
+    }
+}
+
+/// "no arguments", "2 arguments", "0 to 3 arguments".
+fn count(least: usize, most: usize) -> String {
+    match (least, most) {
+        (0, 0) => "no arguments".into(),
+        (1, 1) => "1 argument".into(),
+        (l, m) if l == m => format!("{l} arguments"),
+        (l, m) => format!("{l} to {m} arguments"),
     }
 }
 
