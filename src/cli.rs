@@ -127,9 +127,12 @@ pub struct DataArgs {
     /// A CSV test file (for CSV data; without it 20% of --data is held out).
     #[arg(long)]
     pub test: Option<PathBuf>,
-    /// Number of classes (default: from the labels).
-    #[arg(long, value_parser = at_least_two)]
+    /// Number of classes (default: from the labels; at most 65536).
+    #[arg(long, allow_negative_numbers = true, value_parser = class_count)]
     pub classes: Option<usize>,
+    /// CSV field separator: one ASCII character such as `;`, or `tab` (default: `,`).
+    #[arg(long, value_parser = delimiter)]
+    pub delimiter: Option<char>,
 }
 
 #[derive(Args, Clone)]
@@ -261,6 +264,7 @@ impl DataArgs {
             data: self.data.clone().unwrap_or_else(default_data),
             test: self.test.clone(),
             classes: self.classes,
+            delimiter: self.delimiter,
             limit: None,
             seed,
         }
@@ -311,8 +315,33 @@ fn at_least_one_step(s: &str) -> std::result::Result<u64, String> {
     s.parse::<u64>().ok().filter(|&v| v >= 1).ok_or_else(|| "expected at least 1 step".into())
 }
 
-fn at_least_two(s: &str) -> std::result::Result<usize, String> {
-    s.parse::<usize>().ok().filter(|&v| v >= 2).ok_or_else(|| "expected at least 2".into())
+fn class_count(s: &str) -> std::result::Result<usize, String> {
+    let max = crate::data::MAX_CLASSES;
+    s.parse::<usize>()
+        .ok()
+        .filter(|v| (2..=max).contains(v))
+        .ok_or_else(|| format!("expected a whole number from 2 to {max}"))
+}
+
+/// One ASCII character that cannot occur inside a number or a quoted field (`tab` and
+/// `\t` name the tab).
+fn delimiter(s: &str) -> std::result::Result<char, String> {
+    let c = match s {
+        "tab" | "\\t" => '\t',
+        _ => {
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => c,
+                _ => return Err("expected a single ASCII character such as `;`, or `tab`".into()),
+            }
+        }
+    };
+    if !c.is_ascii() || c.is_ascii_alphanumeric() || "\"\r\n.+-".contains(c) {
+        return Err(
+            "expected a single ASCII character other than a letter, digit, quote, `.`, `+`, `-` or line break".into()
+        );
+    }
+    Ok(c)
 }
 
 fn positive(s: &str) -> std::result::Result<f32, String> {

@@ -28,7 +28,7 @@ fn subset() -> &'static Split {
 /// The data `subset` holds, as a run folder records it.
 fn spec() -> DataSpec {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
-    DataSpec { data, test: None, classes: None, limit: Some(2000), seed: 9 }
+    DataSpec { data, test: None, classes: None, delimiter: None, limit: Some(2000), seed: 9 }
 }
 
 /// A new run folder for `cfg` on `subset` (the run folder's API changed with the `run`
