@@ -73,7 +73,7 @@ pub struct PredictArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Print at most this many predictions per file.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     pub show: usize,
 }
 
@@ -86,9 +86,9 @@ pub struct BenchArgs {
     #[arg(long, default_value = "small,wide", value_delimiter = ',')]
     pub workloads: Vec<String>,
     /// Timed steps per workload (after the warm-up).
-    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = at_least_one)]
     pub steps: usize,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
     pub warmup: usize,
     /// Adapter name substring (default: WGTRAIN_ADAPTER).
     #[arg(long)]
@@ -142,12 +142,12 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub dev: DeviceArgs,
     /// Hidden layer widths, comma separated.
-    #[arg(long, default_value = "256,128", value_delimiter = ',', value_parser = at_least_one)]
+    #[arg(long, default_value = "256,128", value_delimiter = ',', allow_negative_numbers = true, value_parser = at_least_one)]
     pub hidden: Vec<usize>,
-    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true, value_parser = at_least_one)]
     pub epochs: usize,
     /// Samples per step: a number (1 = pure SGD) or `full` (batch gradient descent).
-    #[arg(long, default_value = "128", value_parser = batch_size)]
+    #[arg(long, default_value = "128", allow_negative_numbers = true, value_parser = batch_size)]
     pub batch: BatchSize,
     /// Base learning rate.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true, value_parser = positive)]
@@ -161,31 +161,31 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = non_negative)]
     pub weight_decay: Option<f32>,
     /// constant, step:EVERY:GAMMA, exp:GAMMA, cosine[:WARMUP[:MIN_LR]], plateau[:PATIENCE[:FACTOR[:MIN_LR]]].
-    #[arg(long, default_value = "cosine", value_parser = Schedule::parse)]
+    #[arg(long, default_value = "cosine", allow_negative_numbers = true, value_parser = Schedule::parse)]
     pub schedule: Schedule,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub seed: u64,
     /// Run folder (default: the next free runs/run-NNN).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Steps per logging interval (default: about ten per epoch).
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
     pub log_every: Option<usize>,
     /// Stop when the test loss has not improved for this many epochs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
     pub early_stop: Option<usize>,
     /// Train on only the first N training samples.
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
     pub limit: Option<usize>,
     /// Continue the run in this folder exactly where its last checkpoint left it (its
     /// configuration and data are the run's; --device and --adapter still apply).
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Also checkpoint every N steps (at the next logging boundary); every epoch always.
-    #[arg(long, value_parser = at_least_one_step)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one_step)]
     pub checkpoint_every: Option<u64>,
     /// Stop after N steps in all (with a checkpoint), as Ctrl-C does.
-    #[arg(long, value_parser = at_least_one_step)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one_step)]
     pub stop_after: Option<u64>,
 }
 
@@ -342,6 +342,22 @@ fn delimiter(s: &str) -> std::result::Result<char, String> {
         );
     }
     Ok(c)
+}
+
+/// Checks between flags that clap cannot express; `Err` is the one-line usage error.
+pub fn check(cli: &Cli) -> std::result::Result<(), String> {
+    let (device, adapter) = match &cli.command {
+        Some(Command::Train(a)) => (Some(a.dev.device), a.dev.adapter.as_deref()),
+        Some(Command::Eval(a)) => (Some(a.dev.device), a.dev.adapter.as_deref()),
+        Some(Command::Bench(a)) if !a.gemm && !a.devices.contains(&BenchDevice::Gpu) => (None, a.adapter.as_deref()),
+        _ => return Ok(()),
+    };
+    match (device, adapter) {
+        (Some(DeviceKind::Cpu) | None, Some(name)) => Err(format!(
+            "error: --adapter: {name} is invalid: expected no --adapter when only the CPU runs (drop it, or use --device gpu)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn positive(s: &str) -> std::result::Result<f32, String> {

@@ -31,6 +31,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(line) = cli::check(&cli) {
+        eprintln!("{line}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         None => train_cmd(TrainArgs::defaults()),
         Some(Command::Train(a)) => train_cmd(*a),
