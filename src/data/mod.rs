@@ -284,11 +284,16 @@ fn resolve_classes(
     }
     for (d, path) in [(train, train_labels), (test, test_labels)] {
         if let Some((i, &l)) = d.iter().enumerate().find(|(_, &l)| l as usize >= k) {
-            let never = if given.is_none() && named.is_none() { ", a label that never occurs in training" } else { "" };
-            return Err(Error::format(
-                path,
-                format!("sample {i} has label {l}{never}, but there are {k} classes ({why}: labels 0..={})", k - 1),
-            ));
+            let what = if given.is_none() && named.is_none() {
+                format!(
+                    "sample {i} has label {l}, which never occurs in training: there are {k} classes ({why}, \
+                     labels 0..={}); give --classes to train with more",
+                    k - 1
+                )
+            } else {
+                format!("sample {i} has label {l}, but there are {k} classes ({why}: labels 0..={})", k - 1)
+            };
+            return Err(Error::format(path, what));
         }
     }
     Ok(k)
