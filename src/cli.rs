@@ -75,7 +75,7 @@ pub struct PredictArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Print at most this many predictions per file.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     pub show: usize,
 }
 
@@ -88,9 +88,9 @@ pub struct BenchArgs {
     #[arg(long, default_value = "small,wide", value_delimiter = ',')]
     pub workloads: Vec<String>,
     /// Timed steps per workload (after the warm-up).
-    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = at_least_one)]
     pub steps: usize,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
     pub warmup: usize,
     /// Adapter name substring (default: WGTRAIN_ADAPTER).
     #[arg(long)]
@@ -129,9 +129,12 @@ pub struct DataArgs {
     /// A CSV test file (for CSV data; without it 20% of --data is held out).
     #[arg(long)]
     pub test: Option<PathBuf>,
-    /// Number of classes (default: from the labels).
-    #[arg(long, value_parser = at_least_two)]
+    /// Number of classes (default: from the labels; at most 65536).
+    #[arg(long, allow_negative_numbers = true, value_parser = class_count)]
     pub classes: Option<usize>,
+    /// CSV field separator: one ASCII character such as `;`, or `tab` (default: `,`).
+    #[arg(long, value_parser = delimiter)]
+    pub delimiter: Option<char>,
 }
 
 #[derive(Args, Clone)]
@@ -141,12 +144,12 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub dev: DeviceArgs,
     /// Hidden layer widths, comma separated.
-    #[arg(long, default_value = "256,128", value_delimiter = ',', value_parser = at_least_one)]
+    #[arg(long, default_value = "256,128", value_delimiter = ',', allow_negative_numbers = true, value_parser = at_least_one)]
     pub hidden: Vec<usize>,
-    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true, value_parser = at_least_one)]
     pub epochs: usize,
     /// Samples per step: a number (1 = pure SGD) or `full` (batch gradient descent).
-    #[arg(long, default_value = "128", value_parser = batch_size)]
+    #[arg(long, default_value = "128", allow_negative_numbers = true, value_parser = batch_size)]
     pub batch: BatchSize,
     /// Base learning rate.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true, value_parser = positive)]
@@ -159,10 +162,11 @@ pub struct TrainArgs {
     /// Weight decay λ (default: 0, AdamW 0.01).
     #[arg(long, allow_negative_numbers = true, value_parser = non_negative)]
     pub weight_decay: Option<f32>,
-    /// constant, step:EVERY:GAMMA, exp:GAMMA, cosine[:WARMUP[:MIN_LR]], plateau[:PATIENCE[:FACTOR[:MIN_LR]]].
-    #[arg(long, default_value = "cosine", value_parser = Schedule::parse)]
+    /// constant, step:EVERY:GAMMA, exp:GAMMA, cosine[:WARMUP[:MIN_LR]], plateau[:val][:PATIENCE[:FACTOR[:MIN_LR]]]
+    /// (plateau watches the training risk, plateau:val the validation loss).
+    #[arg(long, default_value = "cosine", allow_negative_numbers = true, value_parser = Schedule::parse)]
     pub schedule: Schedule,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub seed: u64,
     /// Run folder (default: the next free runs/run-NNN). A folder that holds a run is
     /// refused: continue it with --resume, or replace it with --force.
@@ -172,13 +176,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub force: bool,
     /// Steps per logging interval (default: about ten per epoch).
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
     pub log_every: Option<usize>,
     /// Stop when the validation loss has not improved for this many epochs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
     pub early_stop: Option<usize>,
     /// Train on only the first N training samples.
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
     pub limit: Option<usize>,
     /// Hold out N samples (or a FRACTION) of the training set, stratified by class, for
     /// validation: the best checkpoint, --early-stop and plateau:val look only at them.
@@ -196,10 +200,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Also checkpoint every N steps (at the next logging boundary); every epoch always.
-    #[arg(long, value_parser = at_least_one_step)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one_step)]
     pub checkpoint_every: Option<u64>,
     /// Stop after N steps in all (with a checkpoint), as Ctrl-C does.
-    #[arg(long, value_parser = at_least_one_step)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one_step)]
     pub stop_after: Option<u64>,
 }
 
@@ -240,6 +244,10 @@ impl TrainArgs {
         if split.val.rows == 0 {
             if let Some(n) = self.early_stop {
                 return Err(Error::invalid("--early-stop", n, "a validation set to watch (not with --val 0)"));
+            }
+            if self.schedule.watches_val() {
+                let s = self.schedule;
+                return Err(Error::invalid("--schedule", s, "a validation set to watch (not with --val 0)"));
             }
         }
         let (inputs, classes) = (split.train.width, split.train.classes);
@@ -283,6 +291,7 @@ impl DataArgs {
             data: self.data.clone().unwrap_or_else(default_data),
             test: self.test.clone(),
             classes: self.classes,
+            delimiter: self.delimiter,
             limit: None,
             seed,
             val: None,
@@ -366,8 +375,49 @@ fn at_least_one_step(s: &str) -> std::result::Result<u64, String> {
     s.parse::<u64>().ok().filter(|&v| v >= 1).ok_or_else(|| "expected at least 1 step".into())
 }
 
-fn at_least_two(s: &str) -> std::result::Result<usize, String> {
-    s.parse::<usize>().ok().filter(|&v| v >= 2).ok_or_else(|| "expected at least 2".into())
+fn class_count(s: &str) -> std::result::Result<usize, String> {
+    let max = crate::data::MAX_CLASSES;
+    s.parse::<usize>()
+        .ok()
+        .filter(|v| (2..=max).contains(v))
+        .ok_or_else(|| format!("expected a whole number from 2 to {max}"))
+}
+
+/// One ASCII character that cannot occur inside a number or a quoted field (`tab` and
+/// `\t` name the tab).
+fn delimiter(s: &str) -> std::result::Result<char, String> {
+    let c = match s {
+        "tab" | "\\t" => '\t',
+        _ => {
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => c,
+                _ => return Err("expected a single ASCII character such as `;`, or `tab`".into()),
+            }
+        }
+    };
+    if !c.is_ascii() || c.is_ascii_alphanumeric() || "\"\r\n.+-".contains(c) {
+        return Err(
+            "expected a single ASCII character other than a letter, digit, quote, `.`, `+`, `-` or line break".into()
+        );
+    }
+    Ok(c)
+}
+
+/// Checks between flags that clap cannot express; `Err` is the one-line usage error.
+pub fn check(cli: &Cli) -> std::result::Result<(), String> {
+    let (device, adapter) = match &cli.command {
+        Some(Command::Train(a)) => (Some(a.dev.device), a.dev.adapter.as_deref()),
+        Some(Command::Eval(a)) => (Some(a.dev.device), a.dev.adapter.as_deref()),
+        Some(Command::Bench(a)) if !a.gemm && !a.devices.contains(&BenchDevice::Gpu) => (None, a.adapter.as_deref()),
+        _ => return Ok(()),
+    };
+    match (device, adapter) {
+        (Some(DeviceKind::Cpu) | None, Some(name)) => Err(format!(
+            "error: --adapter: {name} is invalid: expected no --adapter when only the CPU runs (drop it, or use --device gpu)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn positive(s: &str) -> std::result::Result<f32, String> {

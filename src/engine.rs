@@ -252,6 +252,7 @@ pub fn open<'g>(
     train: &Dataset,
     mode: DataMode,
 ) -> Result<Box<dyn Engine + 'g>> {
+    check_memory(gpu.is_some(), mlp, kind, max_batch, train)?;
     let Some(g) = gpu else {
         return Ok(Box::new(CpuEngine::new(mlp, params, kind, max_batch)));
     };
@@ -262,6 +263,61 @@ pub fn open<'g>(
     let mode =
         if mode == DataMode::Resident && g.check_binding("data", bytes).is_err() { DataMode::Streaming } else { mode };
     Ok(Box::new(GpuEngine::new(g, mlp, &params, kind, max_batch, train, mode)?))
+}
+
+/// The host memory, in bytes, that training `mlp` with `kind` at up to `max_batch` rows
+/// on `train` needs. On the CPU: the parameters, their gradient and the optimizer's state
+/// vectors (4 bytes each), the activations and their gradients for the rows of a batch
+/// (or an evaluation chunk) across every layer, and the data. On a GPU (whose own limits
+/// `GpuNet::check_fits` checks) the host keeps the parameters, a copy for read-back and
+/// the data.
+pub fn memory_estimate(on_gpu: bool, mlp: &Mlp, kind: OptimKind, max_batch: usize, train: &Dataset) -> u64 {
+    let params = mlp.param_count() as u64;
+    let data = match &train.features {
+        FeatureData::U8(v) => v.len() as u64,
+        FeatureData::F32(v) => 4 * v.len() as u64,
+    } + 4 * train.labels.len() as u64;
+    if on_gpu {
+        return params * 2 * 4 + data;
+    }
+    let rows = max_batch.max(CPU_EVAL_CHUNK) as u64;
+    let widths: u64 = mlp.sizes.iter().map(|&w| w as u64).sum();
+    params * (2 + kind.state_vectors() as u64) * 4 + rows * widths * 4 * 2 + data
+}
+
+/// The memory the kernel says is available for new allocations (`MemAvailable` in
+/// `/proc/meminfo`), in bytes; `None` where that file is absent or unreadable.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses, with the figures, a model whose [`memory_estimate`] exceeds
+/// [`available_memory`] (never refuses where that is unknown). Call it before the
+/// parameters are allocated.
+pub fn check_memory(on_gpu: bool, mlp: &Mlp, kind: OptimKind, max_batch: usize, train: &Dataset) -> Result<()> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    let needed = memory_estimate(on_gpu, mlp, kind, max_batch, train);
+    if needed <= available {
+        return Ok(());
+    }
+    let sizes = mlp.sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-");
+    let place = if on_gpu { "the host side of a GPU run" } else { "the CPU" };
+    Err(Error::OutOfMemory {
+        what: format!(
+            "the network {sizes} ({} parameters, {} optimizer, {} rows at once) on {place}",
+            mlp.param_count(),
+            kind.name(),
+            max_batch.max(CPU_EVAL_CHUNK)
+        ),
+        needed,
+        available,
+        hint: "use a smaller --hidden or --batch".into(),
+    })
 }
 
 /// How the GPU gets its samples (`--data-mode`).

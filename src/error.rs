@@ -36,6 +36,18 @@ pub enum Error {
          and the run stopped; {kept}. Try a lower learning rate."
     )]
     NonFinite { step: u64, lr: f32, kept: String },
+    /// The model would need more host memory than the machine has available.
+    #[error(
+        "{what} needs about {} of memory, but {} is available (MemAvailable in /proc/meminfo): {hint}",
+        gib(*.needed),
+        gib(*.available)
+    )]
+    OutOfMemory { what: String, needed: u64, available: u64, hint: String },
+}
+
+/// `12.3 GiB`.
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

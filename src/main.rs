@@ -32,6 +32,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(line) = cli::check(&cli) {
+        eprintln!("{line}");
+        return ExitCode::from(2);
+    }
     if let Some(Err(e)) = matches.subcommand_matches("train").map(cli::check_resume_flags) {
         eprintln!("{e}");
         return ExitCode::from(2);
@@ -83,8 +87,9 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
     if let Some(why) = why {
         eprintln!("{why}");
     }
-    let params = resume.as_ref().map_or_else(|| mlp.init(cfg.seed), |r| r.params.clone());
     let (kind, rows) = (cfg.optimizer.kind, cfg.max_batch());
+    engine::check_memory(gpu.is_some(), &mlp, kind, rows, &split.train)?;
+    let params = resume.as_ref().map_or_else(|| mlp.init(cfg.seed), |r| r.params.clone());
     let mut engine = engine::open(gpu.as_ref(), &mlp, params, kind, rows, &split.train, a.dev.data_mode)?;
     let device = engine.describe();
     let (mut run, progress) = match resume {

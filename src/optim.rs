@@ -145,48 +145,98 @@ pub enum Schedule {
         warmup: f32,
         min_lr: f32,
     },
-    /// Multiply by `factor` when the training risk has not improved (by a relative
-    /// 1e-4) for `patience` epochs, never below `min_lr`.
+    /// Multiply by `factor` when the training risk (the lecture's rule: "when L_T levels
+    /// off, decrease α"), or with `on_val` the validation loss, has not improved (by a
+    /// relative 1e-4) for `patience` epochs, never below `min_lr`.
     Plateau {
         patience: usize,
         factor: f32,
         min_lr: f32,
+        on_val: bool,
     },
 }
 
 impl Schedule {
     /// Parses `constant`, `step:EVERY:GAMMA`, `exp:GAMMA`, `cosine[:WARMUP[:MIN]]`,
-    /// `plateau[:PATIENCE[:FACTOR[:MIN]]]`.
+    /// `plateau[:PATIENCE[:FACTOR[:MIN]]]`, strictly: exactly those arguments, EVERY a
+    /// whole number ≥ 1, PATIENCE a whole number, GAMMA in (0, 1], FACTOR in (0, 1),
+    /// WARMUP (epochs) and MIN ≥ 0.
     pub fn parse(s: &str) -> Result<Self, String> {
+        const FORMS: &str = "constant, step:EVERY:GAMMA, exp:GAMMA, cosine[:WARMUP_EPOCHS[:MIN_LR]] or \
+                             plateau[:val][:PATIENCE[:FACTOR[:MIN_LR]]]";
         let mut parts = s.split(':');
         let name = parts.next().unwrap_or("");
-        let args: Vec<&str> = parts.collect();
-        let num = |i: usize, default: f32| -> Result<f32, String> {
-            match args.get(i) {
-                None => Ok(default),
-                Some(a) => a
-                    .parse::<f32>()
-                    .ok()
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| format!("schedule `{s}`: `{a}` is not a non-negative number")),
-            }
+        let mut args: Vec<&str> = parts.collect();
+        // `plateau:val…` watches the validation loss instead of the training risk.
+        let on_val = name == "plateau" && args.first() == Some(&"val");
+        if on_val {
+            args.remove(0);
+        }
+        let form = match name {
+            "constant" => "constant",
+            "step" => "step:EVERY:GAMMA",
+            "exp" => "exp:GAMMA",
+            "cosine" => "cosine[:WARMUP_EPOCHS[:MIN_LR]]",
+            "plateau" => "plateau[:val][:PATIENCE[:FACTOR[:MIN_LR]]]",
+            _ => return Err(format!("unknown schedule `{name}`: expected {FORMS}")),
         };
+        let (least, most) = match name {
+            "constant" => (0, 0),
+            "step" => (2, 2),
+            "exp" => (1, 1),
+            "cosine" => (0, 2),
+            _ => (0, 3),
+        };
+        if args.len() < least || args.len() > most {
+            return Err(format!("{name} takes {}, given {}: expected {form}", count(least, most), args.len()));
+        }
+        // Argument `i` (named `what`), checked by `ok` (described by `range`), or `default`.
+        let num = |i: usize, what: &str, default: f32, range: &str, ok: &dyn Fn(f32) -> bool| match args.get(i) {
+            None => Ok(default),
+            Some(a) => a
+                .parse::<f32>()
+                .ok()
+                .filter(|&v| v.is_finite() && ok(v))
+                .ok_or_else(|| format!("{what} `{a}` is not {range} (in {form})")),
+        };
+        let whole = |i: usize, what: &str, default: usize, least: usize| match args.get(i) {
+            None => Ok(default),
+            Some(a) => a
+                .parse::<usize>()
+                .ok()
+                .filter(|&v| v >= least)
+                .ok_or_else(|| format!("{what} `{a}` is not a whole number ≥ {least} (in {form})")),
+        };
+        let non_neg = |v: f32| v >= 0.0;
         let sched = match name {
             "constant" => Schedule::Constant,
-            "step" => Schedule::Step { every: num(0, 10.0)?.max(1.0) as usize, gamma: num(1, 0.1)? },
-            "exp" => Schedule::Exponential { gamma: num(0, 0.9)? },
-            "cosine" => Schedule::Cosine { warmup: num(0, 0.0)?, min_lr: num(1, 0.0)? },
-            "plateau" => {
-                Schedule::Plateau { patience: num(0, 2.0)? as usize, factor: num(1, 0.1)?, min_lr: num(2, 1e-6)? }
-            }
-            _ => {
-                return Err(format!(
-                    "unknown schedule `{s}`: expected constant, step:EVERY:GAMMA, exp:GAMMA, \
-                     cosine[:WARMUP_EPOCHS[:MIN_LR]] or plateau[:PATIENCE[:FACTOR[:MIN_LR]]]"
-                ))
-            }
+            "step" => Schedule::Step {
+                every: whole(0, "EVERY", 10, 1)?,
+                gamma: num(1, "GAMMA", 0.1, "a positive number", &|v| v > 0.0)?,
+            },
+            "exp" => Schedule::Exponential { gamma: num(0, "GAMMA", 0.9, "a positive number", &|v| v > 0.0)? },
+            "cosine" => Schedule::Cosine {
+                warmup: num(0, "WARMUP_EPOCHS", 0.0, "a number ≥ 0", &non_neg)?,
+                min_lr: num(1, "MIN_LR", 0.0, "a number ≥ 0", &non_neg)?,
+            },
+            _ => Schedule::Plateau {
+                patience: whole(0, "PATIENCE", 2, 0)?,
+                factor: num(1, "FACTOR", 0.1, "in (0, 1)", &|v| v > 0.0 && v < 1.0)?,
+                min_lr: num(2, "MIN_LR", 1e-6, "a number ≥ 0", &non_neg)?,
+                on_val,
+            },
         };
         Ok(sched)
+    }
+}
+
+/// "no arguments", "2 arguments", "0 to 3 arguments".
+fn count(least: usize, most: usize) -> String {
+    match (least, most) {
+        (0, 0) => "no arguments".into(),
+        (1, 1) => "1 argument".into(),
+        (l, m) if l == m => format!("{l} arguments"),
+        (l, m) => format!("{l} to {m} arguments"),
     }
 }
 
@@ -245,7 +295,7 @@ impl LrSchedule {
     /// Feeds the epoch's training risk to reduce-on-plateau; returns the new rate when it
     /// was reduced.
     pub fn end_epoch(&mut self, risk: f64) -> Option<f32> {
-        let Schedule::Plateau { patience, factor, min_lr } = self.schedule else {
+        let Schedule::Plateau { patience, factor, min_lr, .. } = self.schedule else {
             return None;
         };
         if self.best.is_none_or(|b| risk < b * (1.0 - 1e-4)) {
@@ -299,8 +349,8 @@ impl std::fmt::Display for Schedule {
             Schedule::Cosine { warmup, min_lr } => {
                 ("cosine", vec![warmup.to_string(), min_lr.to_string()], vec!["0".into(), "0".into()])
             }
-            Schedule::Plateau { patience, factor, min_lr } => (
-                "plateau",
+            Schedule::Plateau { patience, factor, min_lr, on_val } => (
+                if on_val { "plateau:val" } else { "plateau" },
                 vec![patience.to_string(), factor.to_string(), min_lr.to_string()],
                 vec!["2".into(), "0.1".into(), 0.000001f32.to_string()],
             ),
@@ -311,6 +361,13 @@ impl std::fmt::Display for Schedule {
         }
         write!(f, "{name}")?;
         args[..keep].iter().try_for_each(|a| write!(f, ":{a}"))
+    }
+}
+
+impl Schedule {
+    /// Whether the schedule decides on the validation loss (`plateau:val`).
+    pub fn watches_val(&self) -> bool {
+        matches!(self, Schedule::Plateau { on_val: true, .. })
     }
 }
 

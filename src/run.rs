@@ -61,6 +61,9 @@ pub struct DataSpec {
     pub test: Option<PathBuf>,
     /// The class count given with `--classes`.
     pub classes: Option<usize>,
+    /// The CSV field separator given with `--delimiter` (a comma when absent).
+    #[serde(default)]
+    pub delimiter: Option<char>,
     /// Only the first N training samples (`--limit`).
     pub limit: Option<usize>,
     /// The seed of the CSV train/test split and of the validation split.
@@ -112,7 +115,7 @@ impl DataSpec {
         if let Some(c) = self.classes.filter(|&c| c < 2) {
             return Err(Error::invalid("--classes", c, "at least 2"));
         }
-        let mut split = data::load(&self.data, self.test.as_deref(), self.classes, self.seed)?;
+        let mut split = data::load(&self.data, self.test.as_deref(), self.classes, self.seed, self.delimiter)?;
         if let Some(n) = self.limit {
             if n == 0 {
                 return Err(Error::invalid("--limit", 0, "at least 1 sample"));

@@ -430,8 +430,12 @@ impl Trainer<'_, '_> {
             j.epoch(&record)?;
         }
         self.obs.epoch_end(&record);
-        if let Some(new_lr) = self.sched.end_epoch(record.train_loss) {
-            self.obs.note(&format!("training risk levelled off: learning rate now {new_lr:e}"));
+        let (watched, what) = match self.cfg.schedule.watches_val() {
+            true => (record.val_loss, "validation loss"),
+            false => (record.train_loss, "training risk"),
+        };
+        if let Some(new_lr) = self.sched.end_epoch(watched) {
+            self.obs.note(&format!("{what} levelled off: learning rate now {new_lr:e}"));
         }
         let improved = val.is_some_and(|v| p.best_val.is_none_or(|b| v.loss() < b));
         if improved {

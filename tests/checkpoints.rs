@@ -32,6 +32,7 @@ fn spec() -> DataSpec {
         data,
         test: None,
         classes: None,
+        delimiter: None,
         limit: Some(2000),
         seed: 9,
         val: None,

@@ -1,17 +1,30 @@
-//! Images for `wgtrain predict`: PNG files of any size and colour type, turned into the
-//! model's input: grayscale (ITU-R BT.601 luma), resized by area averaging (box filter)
+//! Images for `wgtrain predict`: PNG files of any colour type, up to [`MAX_IMAGE_SIDE`]
+//! pixels a side, turned into the model's input: grayscale (ITU-R BT.601 luma), resized by area averaging (box filter)
 //! to `side × side`, scaled to [0, 1] like the training pixels.
 
 use crate::error::{Error, Result};
 use std::path::Path;
 
+/// The widest and tallest image read: the header's size is checked before anything is
+/// decoded or allocated.
+pub const MAX_IMAGE_SIDE: usize = 8192;
+
 /// Reads a PNG and returns `side × side` grayscale values in [0, 1], row-major.
 pub fn load_png(path: &Path, side: usize) -> Result<Vec<f32>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // The size from the IHDR chunk's first bytes, before the decoder sets anything up.
+    let mut head = [0u8; 24];
+    let n = std::io::Read::read(&mut file, &mut head).map_err(|e| Error::io(path, e))?;
+    if n == head.len() && head[..8] == *b"\x89PNG\r\n\x1a\n" && head[12..16] == *b"IHDR" {
+        let side = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        check_size(path, side(&head[16..20]), side(&head[20..24]))?;
+    }
+    std::io::Seek::rewind(&mut file).map_err(|e| Error::io(path, e))?;
     let fail = |e: png::DecodingError| Error::format(path, format!("not a readable PNG image: {e}"));
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(fail)?;
+    check_size(path, reader.info().width, reader.info().height)?;
     let size = reader.output_buffer_size().ok_or_else(|| Error::format(path, "image too large to decode"))?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(fail)?;
@@ -28,6 +41,16 @@ pub fn load_png(path: &Path, side: usize) -> Result<Vec<f32>> {
         })
         .collect();
     Ok(resize_area(&gray, w, h, side).into_iter().map(|v| v / 255.0).collect())
+}
+
+fn check_size(path: &Path, w: u32, h: u32) -> Result<()> {
+    if w as usize > MAX_IMAGE_SIDE || h as usize > MAX_IMAGE_SIDE {
+        return Err(Error::format(
+            path,
+            format!("a {w}×{h} image, larger than the {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels predict reads"),
+        ));
+    }
+    Ok(())
 }
 
 /// Box-filter resize of a `w × h` image to `side × side`: each output pixel is the

@@ -21,35 +21,44 @@ pub fn read(path: &Path, width: usize) -> Result<Dataset> {
     })
 }
 
+/// The smallest square input a PNG is resized to: a model with fewer inputs (or a
+/// non-square count) did not learn from images, and a picture squeezed to it means nothing.
+pub const MIN_IMAGE_SIDE: usize = 8;
+
 fn rows(path: &Path, width: usize) -> Result<Vec<f32>> {
+    if path.is_dir() {
+        return Err(Error::format(path, "a directory, expected a PNG, CSV or IDX file"));
+    }
     let name = path.to_string_lossy().to_lowercase();
     if name.ends_with(".png") {
         let side = (width as f64).sqrt().round() as usize;
-        if side * side != width {
-            return Err(Error::format(path, format!("the model takes {width} features, not a square image")));
+        if side * side != width || side < MIN_IMAGE_SIDE {
+            return Err(Error::format(
+                path,
+                format!(
+                    "the model takes {width} features, not a square image of at least \
+                     {MIN_IMAGE_SIDE}×{MIN_IMAGE_SIDE} pixels: PNG input needs a model trained on images"
+                ),
+            ));
         }
         return image::load_png(path, side);
     }
     if name.ends_with(".csv") {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        // Rows of features alone are read by giving each a dummy label.
-        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        let cols = first.split(',').count();
-        let d = if cols == width {
-            let labelled: String =
-                text.lines().map(|l| if l.trim().is_empty() { "\n".into() } else { format!("0,{l}\n") }).collect();
-            csv::parse(path, &labelled)?
-        } else {
-            csv::parse(path, &text)?
-        };
-        if d.width != width {
-            return Err(Error::format(path, format!("{} features per row, the model takes {width}", d.width)));
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        // Rows of features alone, or of a label and the features (the label is dropped).
+        let (values, cols) = csv::parse_numbers(path, &bytes, csv::DEFAULT_DELIMITER)?;
+        if cols == width {
+            return Ok(values);
         }
-        let mut x = vec![0.0; d.rows * width];
-        (0..d.rows).for_each(|i| d.row_f32(i, &mut x[i * width..(i + 1) * width]));
-        return Ok(x);
+        if cols == width + 1 {
+            return Ok(values.chunks_exact(cols).flat_map(|r| r[1..].iter().copied()).collect());
+        }
+        return Err(Error::format(
+            path,
+            format!("{cols} features per row, the model takes {width} (optionally after a label)"),
+        ));
     }
-    let a = idx::read(path)?;
+    let a = idx::open(path)?;
     let w: usize = a.dims[1..].iter().product();
     if a.dims.len() < 2 || w != width {
         return Err(Error::format(
@@ -57,5 +66,5 @@ fn rows(path: &Path, width: usize) -> Result<Vec<f32>> {
             format!("IDX dimensions {:?}; the model takes {width} values per sample", a.dims),
         ));
     }
-    Ok(a.data.iter().map(|&b| f32::from(b) * (1.0 / 255.0)).collect())
+    Ok(a.body()?.iter().map(|&b| f32::from(b) * (1.0 / 255.0)).collect())
 }
