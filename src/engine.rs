@@ -266,23 +266,26 @@ pub fn open<'g>(
 }
 
 /// The host memory, in bytes, that training `mlp` with `kind` at up to `max_batch` rows
-/// on `train` needs. On the CPU: the parameters, their gradient and the optimizer's state
-/// vectors (4 bytes each), the activations and their gradients for the rows of a batch
-/// (or an evaluation chunk) across every layer, and the data. On a GPU (whose own limits
-/// `GpuNet::check_fits` checks) the host keeps the parameters, a copy for read-back and
-/// the data.
+/// on `train` needs at its peak. On the CPU: the parameters, their gradient and the
+/// optimizer's state vectors (4 bytes each), the activations and their gradients for the
+/// rows of a batch (or an evaluation chunk) across every layer, and the data. On a GPU
+/// (whose own limits `GpuNet::check_fits` checks) the host keeps the initial parameters
+/// and the data. Both add what a checkpoint holds for a moment: a copy of the parameters
+/// and the optimizer's state, and the same again serialized.
 pub fn memory_estimate(on_gpu: bool, mlp: &Mlp, kind: OptimKind, max_batch: usize, train: &Dataset) -> u64 {
     let params = mlp.param_count() as u64;
     let data = match &train.features {
         FeatureData::U8(v) => v.len() as u64,
         FeatureData::F32(v) => 4 * v.len() as u64,
     } + 4 * train.labels.len() as u64;
+    let state = kind.state_vectors() as u64;
+    let checkpoint = 2 * (1 + state) * params * 4;
     if on_gpu {
-        return params * 2 * 4 + data;
+        return params * 4 + checkpoint + data;
     }
     let rows = max_batch.max(CPU_EVAL_CHUNK) as u64;
     let widths: u64 = mlp.sizes.iter().map(|&w| w as u64).sum();
-    params * (2 + kind.state_vectors() as u64) * 4 + rows * widths * 4 * 2 + data
+    params * (2 + state) * 4 + rows * widths * 4 * 2 + checkpoint + data
 }
 
 /// The memory the kernel says is available for new allocations (`MemAvailable` in
