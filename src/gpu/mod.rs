@@ -5,6 +5,7 @@
 
 pub mod buffers;
 pub mod context;
+pub mod conv_ops;
 pub mod kernels;
 pub mod net;
 pub mod ops;
