@@ -470,11 +470,14 @@ pub fn table(outcomes: &[Outcome]) -> String {
     s
 }
 
+/// One convolution case, `(B, C_in, H, W, C_out, k, stride, pad)`.
+pub type ConvCase = (usize, usize, usize, usize, usize, usize, usize, usize);
+
 /// Convolution shapes the parity suite covers, `(B, C_in, H, W, C_out, k, stride, pad)`:
 /// every value of channels 1, 3, 5, sizes 1, 7, 28, kernel 1, 3, 5, padding 0, 1, 2, stride
 /// 1, 2 and batch 1, 7, 128, ragged channel and position blocks, stride 2 with padding, and
 /// a kernel as large as the padded input.
-pub const CONV_CASES: [(usize, usize, usize, usize, usize, usize, usize, usize); 13] = [
+pub const CONV_CASES: [ConvCase; 13] = [
     (1, 1, 1, 1, 1, 1, 1, 0),
     (7, 3, 7, 7, 5, 3, 1, 1),
     (7, 5, 7, 7, 3, 5, 2, 2),
@@ -492,15 +495,22 @@ pub const CONV_CASES: [(usize, usize, usize, usize, usize, usize, usize, usize);
 
 /// Max-pooling shapes, `(B, C, H, W, k)`: odd sizes (dropped rows and columns), a window
 /// of 1, a window as large as the input, batch 1, 7, 128.
-pub const POOL_CASES: [(usize, usize, usize, usize, usize); 7] =
-    [(1, 1, 1, 1, 1), (7, 3, 7, 7, 2), (128, 5, 28, 28, 2), (7, 5, 28, 7, 3), (1, 3, 7, 28, 5), (7, 1, 7, 7, 7), (1, 5, 1, 7, 1)];
+pub const POOL_CASES: [(usize, usize, usize, usize, usize); 7] = [
+    (1, 1, 1, 1, 1),
+    (7, 3, 7, 7, 2),
+    (128, 5, 28, 28, 2),
+    (7, 5, 28, 7, 3),
+    (1, 3, 7, 28, 5),
+    (7, 1, 7, 7, 7),
+    (1, 5, 1, 7, 1),
+];
 
 /// Dropout cases, `(B, width, p)`, `p = 0` keeping everything.
 pub const DROPOUT_CASES: [(usize, usize, f32); 6] =
     [(1, 1, 0.5), (7, 3, 0.0), (7, 784, 0.5), (128, 980, 0.25), (128, 17, 0.9), (1, 70_001, 0.1)];
 
 /// The checked shape of a [`CONV_CASES`] entry.
-pub fn conv_shape(case: (usize, usize, usize, usize, usize, usize, usize, usize)) -> Result<Conv2dShape> {
+pub fn conv_shape(case: ConvCase) -> Result<Conv2dShape> {
     let (b, ci, h, w, co, k, s, p) = case;
     Conv2dShape::new(b, ci, h, w, co, k, s, p)
 }

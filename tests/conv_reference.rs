@@ -131,7 +131,8 @@ fn conv_jacobian_matrices_reproduce_the_forward() {
         let mut z = vec![0.0; s.out_len()];
         conv::conv2d_forward(&x, &w, &b, &mut z, &s, false);
         let plane = s.h_out * s.w_out;
-        let jx: Vec<f64> = apply(&conv_jacobian_x(&s, &w), &x).iter().enumerate().map(|(i, v)| v + b[i / plane]).collect();
+        let jx: Vec<f64> =
+            apply(&conv_jacobian_x(&s, &w), &x).iter().enumerate().map(|(i, v)| v + b[i / plane]).collect();
         assert!(close(&jx, &z, 1e-14), "{s}: J_x·x + b ≠ conv2d_forward");
         let jw = apply(&conv_jacobian_w(&s, &x), &[w.clone(), b.clone()].concat());
         assert!(close(&jw, &z, 1e-14), "{s}: J_w·[w; b] ≠ conv2d_forward");
@@ -210,7 +211,8 @@ fn fast_conv_matches_reference_loops() {
     let mut rng = Rng::new(4, 44);
     for &case in &verify::CONV_CASES {
         let s = verify::conv_shape(case).unwrap();
-        let (x, w, b) = (values(&mut rng, s.batch * s.in_len()), values(&mut rng, s.weight_len()), values(&mut rng, s.c_out));
+        let (x, w, b) =
+            (values(&mut rng, s.batch * s.in_len()), values(&mut rng, s.weight_len()), values(&mut rng, s.c_out));
         let dz = values(&mut rng, s.batch * s.out_len());
         let a: Vec<f64> = values(&mut rng, x.len()).iter().map(|v| v.max(0.0)).collect();
         let near = |p: &[f64], q: &[f64], what: &str| {
@@ -281,7 +283,10 @@ fn dropout_masks_do_not_depend_on_how_a_batch_is_split() {
     assert_eq!(whole, split);
     let (rev_x, rev_s): (Vec<f64>, Vec<u32>) = {
         let rows: Vec<usize> = (0..samples.len()).rev().collect();
-        (rows.iter().flat_map(|&r| x[r * width..(r + 1) * width].to_vec()).collect(), rows.iter().map(|&r| samples[r]).collect())
+        (
+            rows.iter().flat_map(|&r| x[r * width..(r + 1) * width].to_vec()).collect(),
+            rows.iter().map(|&r| samples[r]).collect(),
+        )
     };
     let rev = run(&rev_x, &rev_s, 42, 1);
     for r in 0..samples.len() {
@@ -305,5 +310,5 @@ fn dropout_backward_equals_vjp_of_its_diagonal_jacobian() {
     let mut dx = vec![0.0; v.len()];
     dropout::dropout_backward(&v, &mut dx, &samples, width, 7, 2, p);
     assert_eq!(dx, want);
-    assert!(want.iter().any(|&g| g == 0.0) && want.iter().any(|&g| g != 0.0), "both kept and dropped");
+    assert!(want.contains(&0.0) && want.iter().any(|&g| g != 0.0), "both kept and dropped");
 }

@@ -12,15 +12,7 @@ use crate::Real;
 ///
 /// `x, y: [B, width]`, `samples: [B]` (each row's index in the dataset), `p` in `[0, 1)`.
 #[allow(clippy::too_many_arguments)]
-pub fn dropout_forward<T: Real>(
-    x: &[T],
-    y: &mut [T],
-    samples: &[u32],
-    width: usize,
-    seed: u64,
-    epoch: u32,
-    p: f32,
-) {
+pub fn dropout_forward<T: Real>(x: &[T], y: &mut [T], samples: &[u32], width: usize, seed: u64, epoch: u32, p: f32) {
     let threshold = dropout_threshold(p);
     let scale = T::c(f64::from(dropout_scale(p)));
     for (n, &sample) in samples.iter().enumerate() {
@@ -37,14 +29,6 @@ pub fn dropout_forward<T: Real>(
 ///
 /// `dy, dx: [B, width]`, `samples: [B]`.
 #[allow(clippy::too_many_arguments)]
-pub fn dropout_backward<T: Real>(
-    dy: &[T],
-    dx: &mut [T],
-    samples: &[u32],
-    width: usize,
-    seed: u64,
-    epoch: u32,
-    p: f32,
-) {
+pub fn dropout_backward<T: Real>(dy: &[T], dx: &mut [T], samples: &[u32], width: usize, seed: u64, epoch: u32, p: f32) {
     dropout_forward(dy, dx, samples, width, seed, epoch, p);
 }

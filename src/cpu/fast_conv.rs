@@ -123,7 +123,8 @@ pub fn conv2d_backward_input<T: Real>(dz: &[T], w: &[T], a_prev: Option<&[T]>, d
     }
     if let Some(a) = a_prev {
         for (d, &a) in dx[..s.batch * s.in_len()].iter_mut().zip(a) {
-            if !(a > T::zero()) {
+            let keep = a > T::zero(); // false for NaN too, as the GPU's `!(a > 0)`
+            if !keep {
                 *d = T::zero();
             }
         }

@@ -146,6 +146,7 @@ pub fn maxpool2d_backward(gpu: &Gpu, dy: &[f32], argmax: &[u32], s: &Pool2dShape
     read(gpu, &dx, len)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn dropout_run(
     gpu: &Gpu,
     k: &Kernel,

@@ -74,9 +74,8 @@ pub fn pool_jacobian(s: &Pool2dShape, x: &[f64]) -> Matrix {
     for c in 0..s.c {
         for oh in 0..s.h_out {
             for ow in 0..s.w_out {
-                let window: Vec<usize> = (0..s.k * s.k)
-                    .map(|t| (c * s.h + oh * s.k + t / s.k) * s.w + ow * s.k + t % s.k)
-                    .collect();
+                let window: Vec<usize> =
+                    (0..s.k * s.k).map(|t| (c * s.h + oh * s.k + t / s.k) * s.w + ow * s.k + t % s.k).collect();
                 let max = window.iter().map(|&i| x[i]).fold(f64::NEG_INFINITY, f64::max);
                 let first = *window.iter().find(|&&i| x[i] == max).unwrap();
                 j[(c * s.h_out + oh) * s.w_out + ow][first] = 1.0;
