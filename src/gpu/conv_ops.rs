@@ -207,3 +207,38 @@ pub fn dropout_backward(
 pub fn dropout_hash_bits(gpu: &Gpu, samples: &[u32], width: usize, seed: u64, epoch: u32) -> Result<Vec<u32>> {
     dropout_run(gpu, &gpu.kernels.conv.dropout_hash_bits, &[], samples, width, seed, epoch, 0.0)
 }
+
+/// Seconds per run of each of the four convolution kernels (forward, backward input,
+/// backward weights, backward bias) on random data of shape `s`: `reps` runs of each
+/// recorded in one pass, after one untimed run (for `conv2d.wgsl`'s header figures).
+pub fn time_conv2d(gpu: &Gpu, s: &Conv2dShape, reps: usize) -> Result<[f64; 4]> {
+    let mut rng = crate::rng::Rng::new(1, 60);
+    let mut data = |n: usize| -> Vec<f32> { (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect() };
+    let x = storage_init(gpu, "x", &data(s.batch * s.in_len()))?;
+    let w = storage_init(gpu, "w", &data(s.weight_len()))?;
+    let b = storage_init(gpu, "b", &data(s.c_out))?;
+    let dz = storage_init(gpu, "dz", &data(s.batch * s.out_len()))?;
+    let z = storage(gpu, "z", (s.batch * s.out_len() * 4) as u64)?;
+    let dx = storage(gpu, "dx", (s.batch * s.in_len() * 4) as u64)?;
+    let dw = storage(gpu, "dw", (s.weight_len() * 4) as u64)?;
+    let db = storage(gpu, "db", (s.c_out * 4) as u64)?;
+    let p = ConvParams::new(s, 0);
+    let u = uniform(gpu, "conv2d", &p);
+    let (k, g) = (&gpu.kernels.conv, p.groups());
+    let dispatches = [
+        k.conv2d_forward.dispatch(&gpu.device, &[&u, &x, &w, &b, &z], g.forward),
+        k.conv2d_backward_input.dispatch(&gpu.device, &[&u, &dz, &w, &b, &dx], g.backward_input),
+        k.conv2d_backward_weights.dispatch(&gpu.device, &[&u, &dz, &x, &b, &dw], g.backward_weights),
+        k.conv2d_backward_bias.dispatch(&gpu.device, &[&u, &dz, &x, &b, &db], g.backward_bias),
+    ];
+    let mut out = [0.0; 4];
+    for (d, t) in dispatches.iter().zip(&mut out) {
+        run(gpu, std::slice::from_ref(d));
+        gpu.wait()?;
+        let start = std::time::Instant::now();
+        run(gpu, &vec![d.clone(); reps]);
+        gpu.wait()?;
+        *t = start.elapsed().as_secs_f64() / reps as f64;
+    }
+    Ok(out)
+}
