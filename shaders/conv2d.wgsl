@@ -68,89 +68,103 @@ fn x_at1(base: u32, ih: i32, iw: i32) -> f32 {
     return src1[base + u32(ih) * p.w + u32(iw)];
 }
 
-// One output position of the forward: the input sample's base and the window's corner.
-struct Out {
-    xbase: u32,
-    ih0: i32,
-    iw0: i32,
-    zoff: u32,  // z index of channel 0: n·C_out·H_out·W_out + oh·W_out + ow
+// x[row + iw] of one input row, zero when iw lies in the padding (the load clamps).
+fn x_row(row: u32, iw: i32) -> f32 {
+    let ok = iw >= 0 && iw < i32(p.w);
+    return select(0.0, src0[row + u32(clamp(iw, 0, i32(p.w) - 1))], ok);
 }
 
-fn out_pos(q: u32) -> Out {
-    let plane = p.h_out * p.w_out;
-    let n = q / plane;
-    let r = q % plane;
-    let oh = r / p.w_out;
-    let ow = r % p.w_out;
-    var o: Out;
-    o.xbase = n * p.c_in * p.h * p.w;
-    o.ih0 = i32(oh * p.stride) - i32(p.pad);
-    o.iw0 = i32(ow * p.stride) - i32(p.pad);
-    o.zoff = n * p.c_out * plane + r;
-    return o;
+// The 4×8 block of the forward: four positions of one output row × eight channels, each
+// position's channels in a (lo, hi) pair of vec4.
+struct Acc {
+    l0: vec4<f32>, h0: vec4<f32>,
+    l1: vec4<f32>, h1: vec4<f32>,
+    l2: vec4<f32>, h2: vec4<f32>,
+    l3: vec4<f32>, h3: vec4<f32>,
 }
 
 @compute @workgroup_size(64)
 fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x + gid.y * (65535u * 64u);
-    let positions = p.batch * p.h_out * p.w_out;
-    let pblocks = (positions + 3u) / 4u;
-    let cblocks = (p.c_out + 3u) / 4u;
+    let wblocks = (p.w_out + 3u) / 4u;
+    let pblocks = p.batch * p.h_out * wblocks;
+    let cblocks = (p.c_out + 7u) / 8u;
     if (i >= pblocks * cblocks) {
         return;
     }
-    let q0 = (i % pblocks) * 4u;
-    let co0 = (i / pblocks) * 4u;
-    let last = positions - 1u;
-    let o0 = out_pos(q0);
-    let o1 = out_pos(min(q0 + 1u, last));
-    let o2 = out_pos(min(q0 + 2u, last));
-    let o3 = out_pos(min(q0 + 3u, last));
-    let kk = p.k * p.k;
-    let wstride = p.c_in * kk;
+    let pb = i % pblocks;
+    let co0 = (i / pblocks) * 8u;
+    let ow0 = (pb % wblocks) * 4u;
+    let n = (pb / wblocks) / p.h_out;
+    let oh = (pb / wblocks) % p.h_out;
+    let xn = n * p.c_in * p.h * p.w;
+    let ih0 = i32(oh * p.stride) - i32(p.pad);
+    let iw0 = i32(ow0 * p.stride) - i32(p.pad);
+    let s = i32(p.stride);
+    let wstride = p.c_in * p.k * p.k;
+    let last = p.c_out - 1u;
     let w0 = co0 * wstride;
-    let w1 = min(co0 + 1u, p.c_out - 1u) * wstride;
-    let w2 = min(co0 + 2u, p.c_out - 1u) * wstride;
-    let w3 = min(co0 + 3u, p.c_out - 1u) * wstride;
+    let w1 = min(co0 + 1u, last) * wstride;
+    let w2 = min(co0 + 2u, last) * wstride;
+    let w3 = min(co0 + 3u, last) * wstride;
+    let w4 = min(co0 + 4u, last) * wstride;
+    let w5 = min(co0 + 5u, last) * wstride;
+    let w6 = min(co0 + 6u, last) * wstride;
+    let w7 = min(co0 + 7u, last) * wstride;
     let k = i32(p.k);
-    var a0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0);
-    var a2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0);
+    var a: Acc;
     var t = 0u;  // (ci·k + kh)·k + kw, the weight's offset within its output channel
     for (var ci = 0u; ci < p.c_in; ci++) {
-        let xc = ci * p.h * p.w;
+        let xc = xn + ci * p.h * p.w;
         for (var kh = 0; kh < k; kh++) {
+            let ih = ih0 + kh;
+            if (ih < 0 || ih >= i32(p.h)) {
+                t += p.k;  // a padding row: every term is zero
+                continue;
+            }
+            let row = xc + u32(ih) * p.w;
             for (var kw = 0; kw < k; kw++) {
-                let wv = vec4<f32>(src1[w0 + t], src1[w1 + t], src1[w2 + t], src1[w3 + t]);
-                a0 = fma(vec4<f32>(x_at0(o0.xbase + xc, o0.ih0 + kh, o0.iw0 + kw)), wv, a0);
-                a1 = fma(vec4<f32>(x_at0(o1.xbase + xc, o1.ih0 + kh, o1.iw0 + kw)), wv, a1);
-                a2 = fma(vec4<f32>(x_at0(o2.xbase + xc, o2.ih0 + kh, o2.iw0 + kw)), wv, a2);
-                a3 = fma(vec4<f32>(x_at0(o3.xbase + xc, o3.ih0 + kh, o3.iw0 + kw)), wv, a3);
+                let iw = iw0 + kw;
+                let x0 = vec4<f32>(x_row(row, iw));
+                let x1 = vec4<f32>(x_row(row, iw + s));
+                let x2 = vec4<f32>(x_row(row, iw + 2 * s));
+                let x3 = vec4<f32>(x_row(row, iw + 3 * s));
+                let lo = vec4<f32>(src1[w0 + t], src1[w1 + t], src1[w2 + t], src1[w3 + t]);
+                let hi = vec4<f32>(src1[w4 + t], src1[w5 + t], src1[w6 + t], src1[w7 + t]);
+                a.l0 = fma(x0, lo, a.l0);
+                a.h0 = fma(x0, hi, a.h0);
+                a.l1 = fma(x1, lo, a.l1);
+                a.h1 = fma(x1, hi, a.h1);
+                a.l2 = fma(x2, lo, a.l2);
+                a.h2 = fma(x2, hi, a.h2);
+                a.l3 = fma(x3, lo, a.l3);
+                a.h3 = fma(x3, hi, a.h3);
                 t++;
             }
         }
     }
     let plane = p.h_out * p.w_out;
-    for (var c = 0u; c < 4u; c++) {
+    let zrow = n * p.c_out * plane + oh * p.w_out + ow0;
+    for (var c = 0u; c < 8u; c++) {
         let co = co0 + c;
         if (co >= p.c_out) {
             break;
         }
-        let bias = src2[co];
-        var v = vec4<f32>(a0[c], a1[c], a2[c], a3[c]) + vec4<f32>(bias);
+        var v: vec4<f32>;
+        if (c < 4u) {
+            v = vec4<f32>(a.l0[c], a.l1[c], a.l2[c], a.l3[c]);
+        } else {
+            v = vec4<f32>(a.h0[c - 4u], a.h1[c - 4u], a.h2[c - 4u], a.h3[c - 4u]);
+        }
+        v += vec4<f32>(src2[co]);
         if ((p.flags & RELU) != 0u) {
             v = max(v, vec4<f32>(0.0));
         }
-        dst[o0.zoff + co * plane] = v.x;
-        if (q0 + 1u <= last) {
-            dst[o1.zoff + co * plane] = v.y;
-        }
-        if (q0 + 2u <= last) {
-            dst[o2.zoff + co * plane] = v.z;
-        }
-        if (q0 + 3u <= last) {
-            dst[o3.zoff + co * plane] = v.w;
+        let at = zrow + co * plane;
+        for (var j = 0u; j < 4u; j++) {
+            if (ow0 + j < p.w_out) {
+                dst[at + j] = v[j];
+            }
         }
     }
 }

@@ -182,7 +182,7 @@ fn conv_kernels_are_deterministic() {
 /// the im2col alternative's matrix product alone — `gemm_vec4`'s `gemm_nn`, as a fully
 /// connected layer over the `B·H_out·W_out` patches: `[B·P, C_in·k·k]·[C_in·k·k, C_out]` —
 /// which is a lower bound on that path's time (it leaves out building the patches, and
-/// gives NHWC, not NCHW). Run with
+/// gives NHWC, not NCHW). Each figure is the best of 5 runs (the machine is shared). Run with
 /// `cargo test --release --test conv_parity -- --ignored --nocapture conv2d_timing`.
 #[test]
 #[ignore]
@@ -210,8 +210,8 @@ fn conv2d_timing() {
         let b = f32s(&values(&mut rng, r * s.c_out));
         for (name, kernel, groups) in g.variants(&gpu.kernels) {
             let bias = vec![0.0f32; s.c_out];
-            let (_, secs) =
-                wgtrain::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &bias, rows * s.c_out, reps).unwrap();
+            let time = || wgtrain::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &bias, rows * s.c_out, 1);
+            let secs = (0..reps).map(|_| time().unwrap().1).fold(f64::INFINITY, f64::min);
             eprintln!("  im2col GEMM only ({name:<11}) {:8.2} ms  {:6.2} GFLOP/s", secs * 1e3, gf(2.0 * macs, secs));
         }
     }

@@ -530,7 +530,7 @@ impl ConvParams {
         let u = |v: u32| v as usize;
         let (b, ci, co) = (u(self.batch), u(self.c_in), u(self.c_out));
         ConvGroups {
-            forward: linear_groups(q(b * u(self.h_out) * u(self.w_out)) * q(co), 64),
+            forward: linear_groups(b * u(self.h_out) * q(u(self.w_out)) * co.div_ceil(8), 64),
             backward_input: linear_groups(q(b * u(self.h) * u(self.w)) * q(ci), 64),
             backward_weights: linear_groups(q(ci * u(self.k) * u(self.k)) * q(co), 16),
             backward_bias: linear_groups(co, 16),
