@@ -17,16 +17,32 @@
 //   backward_weights: dz, x → dw      backward_bias: dz → db
 //
 // Implicit GEMM, no workgroup memory and no barriers: on llvmpipe the CPU's caches do the
-// tiling, and register blocking is what pays (see gemm_vec4.wgsl). Each invocation of the
-// first three kernels holds a 4×4 block of outputs in four vec4 accumulators — four
-// positions (one vec4 each) × four channels (its lanes) — and for each term of its sum
-// loads four values of one operand straight from storage, four of the other, and adds
-// their outer product (four vec4 fma):
-//   forward           4 output channels × 4 consecutive output positions (n, oh, ow)
+// tiling, and register blocking is what pays (see gemm_vec4.wgsl). Each invocation holds a
+// block of outputs in vec4 accumulators (positions × channels, a channel per lane) and, for
+// each term of its sum, loads one value per position and one per channel straight from
+// storage and adds their outer product:
+//   forward           8 output channels × 4 output positions of one output row (ow0..ow0+3):
+//                     the row's padding test once per kernel row, 12 loads per 32 fma
 //   backward_input    4 input channels × 4 consecutive input positions (n, ih, iw)
 //   backward_weights  4 output channels × 4 consecutive weight columns (ci, kh, kw)
 // backward_bias: one invocation per output channel. Ragged edges: loads clamp to the last
 // valid channel / position / column and the stores skip what lies outside.
+//
+// Measured (cnn model's shapes, batch 128, k 3, pad 1; llvmpipe, Mesa 25.0.7, LLVM 15,
+// 2 cores shared with other builds, so best of 5 runs, and ±30% between sessions):
+//                                   1→32 on 28×28 (57.8 MFLOP)   32→64 on 14×14 (925 MFLOP)
+//   conv2d_forward (this, 4×8)        29 ms   2.0 GFLOP/s           256 ms   3.6 GFLOP/s
+//   conv2d_forward (first 4×4 block)  109 ms  0.5 GFLOP/s           620 ms   1.5 GFLOP/s
+//   im2col GEMM alone, gemm_vec4      42 ms   1.4 GFLOP/s           121 ms   7.7 GFLOP/s
+//   conv2d_backward_input            126 ms   0.5 GFLOP/s           320 ms   2.9 GFLOP/s
+//   conv2d_backward_weights           33 ms   1.7 GFLOP/s           354 ms   2.6 GFLOP/s
+// "im2col GEMM alone" is gemm_nn on host-built patches, [B·P, C_in·k·k]·[C_in·k·k, C_out]:
+// a lower bound on that path, which must also write and read the patches (7.2 M values for
+// the second layer) and turn its NHWC result into NCHW. So implicit GEMM wins the first
+// layer (K = 9 starves the product) and im2col + gemm_vec4 may win the second by up to 2×
+// (to measure once an im2col kernel exists). An 8-position × 8-channel forward block
+// measured the same as 4×8 within the noise. Command:
+//   WGTRAIN_REQUIRE_GPU=1 cargo test --release --test conv_parity -- --ignored --nocapture conv2d_timing
 //
 // Grid: 1-D over the blocks, position (or column) blocks fastest, workgroup 64 (16 for the
 // two reductions over the batch, so that a few hundred blocks still spread over several
