@@ -69,15 +69,8 @@ const ACCUMULATE: u32 = 4u;
 @group(0) @binding(3) var<storage, read> src2: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
-// x[base + ih·W + iw] with ih, iw possibly in the padding, read from `src` binding 1 or 2.
-fn x_at0(base: u32, ih: i32, iw: i32) -> f32 {
-    if (ih < 0 || iw < 0 || ih >= i32(p.h) || iw >= i32(p.w)) {
-        return 0.0;
-    }
-    return src0[base + u32(ih) * p.w + u32(iw)];
-}
-
-fn x_at1(base: u32, ih: i32, iw: i32) -> f32 {
+// x[base + ih·W + iw] of backward_weights (x is binding 2), zero in the padding.
+fn x_at(base: u32, ih: i32, iw: i32) -> f32 {
     if (ih < 0 || iw < 0 || ih >= i32(p.h) || iw >= i32(p.w)) {
         return 0.0;
     }
@@ -358,10 +351,10 @@ fn conv2d_backward_weights(@builtin(global_invocation_id) gid: vec3<u32>) {
                 let iw = i32(ow) * s - pad;
                 let zo = zn + oh * p.w_out + ow;
                 let g = vec4<f32>(src0[zo + z0], src0[zo + z1], src0[zo + z2], src0[zo + z3]);
-                a0 = fma(vec4<f32>(x_at1(xn + c0.xc, ih + c0.kh, iw + c0.kw)), g, a0);
-                a1 = fma(vec4<f32>(x_at1(xn + c1.xc, ih + c1.kh, iw + c1.kw)), g, a1);
-                a2 = fma(vec4<f32>(x_at1(xn + c2.xc, ih + c2.kh, iw + c2.kw)), g, a2);
-                a3 = fma(vec4<f32>(x_at1(xn + c3.xc, ih + c3.kh, iw + c3.kw)), g, a3);
+                a0 = fma(vec4<f32>(x_at(xn + c0.xc, ih + c0.kh, iw + c0.kw)), g, a0);
+                a1 = fma(vec4<f32>(x_at(xn + c1.xc, ih + c1.kh, iw + c1.kw)), g, a1);
+                a2 = fma(vec4<f32>(x_at(xn + c2.xc, ih + c2.kh, iw + c2.kw)), g, a2);
+                a3 = fma(vec4<f32>(x_at(xn + c3.xc, ih + c3.kh, iw + c3.kw)), g, a3);
             }
         }
     }
