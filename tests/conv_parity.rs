@@ -216,3 +216,14 @@ fn conv2d_timing() {
         }
     }
 }
+
+/// A grid past 65,535 workgroups folds into y: `maxpool2d_backward` over 4.3 M inputs
+/// (65,535·64 = 4,194,240 invocations fit in x).
+#[test]
+fn maxpool2d_backward_grid_folds_into_y() {
+    let Some(gpu) = gpu() else { return };
+    let s = Pool2dShape::new(1, 1, 2048, 2100, 2).unwrap();
+    assert!(s.in_len() > 65_535 * 64);
+    let out = [verify::maxpool2d_backward(gpu, &s, false, 50).unwrap()];
+    assert_pass(&out);
+}
