@@ -54,3 +54,46 @@ impl Rng {
         }
     }
 }
+
+/// Chris Wellons' `lowbias32` integer hash (from his "hash prospector", bias ≈ 0.17): a
+/// bijection on `u32` whose output bits each flip with probability close to ½ when any
+/// input bit flips. `shaders/hash_common.wgsl` holds the same function.
+pub fn lowbias32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
+/// The dropout hash of one element: `lowbias32` chained over the five words
+/// (seed low, seed high, epoch, sample, element), `h ← lowbias32(h ⊕ word)` from
+/// `h = 0x9e3779b9`. A counter-based draw (no stream), so the CPU and the GPU draw the
+/// same bits and a draw does not depend on how a batch is split.
+pub fn dropout_hash(seed: u64, epoch: u32, sample: u32, element: u32) -> u32 {
+    let mut h = 0x9e37_79b9u32;
+    for word in [seed as u32, (seed >> 32) as u32, epoch, sample, element] {
+        h = lowbias32(h ^ word);
+    }
+    h
+}
+
+/// The keep threshold for dropout probability `p` in `[0, 1)`: `round(p·2³²)`, clamped
+/// to `u32::MAX` (only for `p` within `2⁻³³` of 1). An element is kept iff its hash is
+/// `≥` the threshold, so `p = 0` keeps every element and `P(keep) = 1 − p` to within `2⁻³²`.
+pub fn dropout_threshold(p: f32) -> u32 {
+    assert!((0.0..1.0).contains(&p), "dropout probability {p} is not in [0, 1)");
+    (f64::from(p) * 4_294_967_296.0).round().min(f64::from(u32::MAX)) as u32
+}
+
+/// The inverted-dropout scale `1/(1 − p)`, computed in `f32` (the GPU receives this value).
+pub fn dropout_scale(p: f32) -> f32 {
+    1.0 / (1.0 - p)
+}
+
+/// Whether dropout keeps `element` of dataset sample `sample` in `epoch`:
+/// `dropout_hash(…) ≥ dropout_threshold(p)`.
+pub fn dropout_keep(seed: u64, epoch: u32, sample: u32, element: u32, p: f32) -> bool {
+    dropout_hash(seed, epoch, sample, element) >= dropout_threshold(p)
+}

@@ -5,6 +5,8 @@
 
 pub mod buffers;
 pub mod context;
+/// One-shot runners of the convolution, pooling and dropout kernels.
+pub mod conv_ops;
 pub mod kernels;
 pub mod net;
 pub mod ops;
