@@ -146,8 +146,10 @@ pub struct TrainArgs {
     /// Hidden layer widths, comma separated.
     #[arg(long, default_value = "256,128", value_delimiter = ',', allow_negative_numbers = true, value_parser = at_least_one)]
     pub hidden: Vec<usize>,
-    #[arg(long, default_value_t = 20, allow_negative_numbers = true, value_parser = at_least_one)]
-    pub epochs: usize,
+    /// Passes over the training set. Default: 20, or more on a small data set, so that a
+    /// run takes at least 500 steps (iris's 120 rows at batch 128: 500 epochs).
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
+    pub epochs: Option<usize>,
     /// Samples per step: a number (1 = pure SGD) or `full` (batch gradient descent).
     #[arg(long, default_value = "128", allow_negative_numbers = true, value_parser = batch_size)]
     pub batch: BatchSize,
@@ -217,6 +219,12 @@ pub struct EvalArgs {
     pub dev: DeviceArgs,
 }
 
+/// Epochs when `--epochs` is not given, unless a run would then take fewer than
+/// [`MIN_STEPS`] steps.
+const DEFAULT_EPOCHS: usize = 20;
+/// The fewest steps a run takes by default: small data sets get more epochs.
+const MIN_STEPS: usize = 500;
+
 /// The largest mini-batch (one workgroup row per sample in the input gather).
 const MAX_BATCH: usize = 65535;
 /// The most parameters a network may have on the host (4 GiB of f32; ×4 with gradients
@@ -273,7 +281,7 @@ impl TrainArgs {
         };
         Ok(Config {
             sizes,
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or_else(|| DEFAULT_EPOCHS.max(MIN_STEPS.div_ceil(steps))),
             batch: self.batch,
             optimizer,
             schedule: self.schedule,
