@@ -155,7 +155,7 @@ pub struct GemmTiming {
 /// with its error, and never enters `shaders/`).
 pub fn gemm_variants(gpu: &crate::gpu::Gpu, sizes: &[usize], batch: usize, reps: usize) -> Result<Vec<GemmTiming>> {
     use crate::cpu::ops;
-    use crate::gpu::kernels::GemmParams;
+    use crate::gpu::gemm::GemmParams;
     use crate::rng::Rng;
     use crate::verify::{abs, compare, dot_bound, uniform, wide};
     let mut out = Vec::new();

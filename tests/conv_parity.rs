@@ -1,5 +1,5 @@
 //! The convolution, max-pooling and dropout kernels against their CPU twins (f64) over a
-//! covering set of ragged shapes (`verify::CONV_CASES`, `POOL_CASES`, `DROPOUT_CASES`),
+//! covering set of ragged shapes (`verify::conv::CONV_CASES`, `POOL_CASES`, `DROPOUT_CASES`),
 //! edge cases, the explicit Jacobians on the GPU runners, and the WGSL hash against the
 //! Rust one. Bounds and why they hold: `src/verify.rs`.
 
@@ -10,17 +10,20 @@ use conv_common::*;
 use wgtrain::cpu::conv::{Conv2dShape, Pool2dShape};
 use wgtrain::gpu::conv_ops as gops;
 use wgtrain::rng::{self, Rng};
-use wgtrain::verify::{self, CONV_CASES, DROPOUT_CASES, POOL_CASES};
+use wgtrain::verify::conv::{CONV_CASES, DROPOUT_CASES, POOL_CASES};
+use wgtrain::verify;
 
 fn conv_shapes() -> impl Iterator<Item = (usize, Conv2dShape)> {
-    CONV_CASES.iter().enumerate().map(|(i, &c)| (i, verify::conv_shape(c).unwrap()))
+    CONV_CASES.iter().enumerate().map(|(i, &c)| (i, verify::conv::conv_shape(c).unwrap()))
 }
 
 #[test]
 fn conv2d_forward_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let out: Vec<_> = conv_shapes()
-        .flat_map(|(i, s)| [false, true].map(|relu| verify::conv2d_forward(gpu, &s, relu, 30 + i as u64).unwrap()))
+        .flat_map(|(i, s)| {
+            [false, true].map(|relu| verify::conv::conv2d_forward(gpu, &s, relu, 30 + i as u64).unwrap())
+        })
         .collect();
     assert_pass(&out);
 }
@@ -29,7 +32,9 @@ fn conv2d_forward_matches_cpu() {
 fn conv2d_backward_input_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let out: Vec<_> = conv_shapes()
-        .flat_map(|(i, s)| [false, true].map(|m| verify::conv2d_backward_input(gpu, &s, m, 31 + i as u64).unwrap()))
+        .flat_map(|(i, s)| {
+            [false, true].map(|m| verify::conv::conv2d_backward_input(gpu, &s, m, 31 + i as u64).unwrap())
+        })
         .collect();
     assert_pass(&out);
 }
@@ -38,7 +43,9 @@ fn conv2d_backward_input_matches_cpu() {
 fn conv2d_backward_weights_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let out: Vec<_> = conv_shapes()
-        .flat_map(|(i, s)| [false, true].map(|a| verify::conv2d_backward_weights(gpu, &s, a, 32 + i as u64).unwrap()))
+        .flat_map(|(i, s)| {
+            [false, true].map(|a| verify::conv::conv2d_backward_weights(gpu, &s, a, 32 + i as u64).unwrap())
+        })
         .collect();
     assert_pass(&out);
 }
@@ -47,7 +54,9 @@ fn conv2d_backward_weights_matches_cpu() {
 fn conv2d_backward_bias_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let out: Vec<_> = conv_shapes()
-        .flat_map(|(i, s)| [false, true].map(|a| verify::conv2d_backward_bias(gpu, &s, a, 33 + i as u64).unwrap()))
+        .flat_map(|(i, s)| {
+            [false, true].map(|a| verify::conv::conv2d_backward_bias(gpu, &s, a, 33 + i as u64).unwrap())
+        })
         .collect();
     assert_pass(&out);
 }
@@ -59,10 +68,10 @@ fn maxpool2d_matches_cpu_with_and_without_ties() {
     let Some(gpu) = gpu() else { return };
     let mut out = Vec::new();
     for (i, &case) in POOL_CASES.iter().enumerate() {
-        let s = verify::pool_shape(case).unwrap();
+        let s = verify::conv::pool_shape(case).unwrap();
         for ties in [false, true] {
-            out.extend(verify::maxpool2d_forward(gpu, &s, ties, 34 + i as u64).unwrap());
-            out.push(verify::maxpool2d_backward(gpu, &s, ties, 35 + i as u64).unwrap());
+            out.extend(verify::conv::maxpool2d_forward(gpu, &s, ties, 34 + i as u64).unwrap());
+            out.push(verify::conv::maxpool2d_backward(gpu, &s, ties, 35 + i as u64).unwrap());
         }
     }
     assert_pass(&out);
@@ -87,8 +96,8 @@ fn dropout_matches_cpu_exactly() {
     let Some(gpu) = gpu() else { return };
     let mut out = Vec::new();
     for (i, &(b, w, p)) in DROPOUT_CASES.iter().enumerate() {
-        out.push(verify::dropout_forward(gpu, b, w, p, 36 + i as u64).unwrap());
-        out.push(verify::dropout_backward(gpu, b, w, p, 37 + i as u64).unwrap());
+        out.push(verify::conv::dropout_forward(gpu, b, w, p, 36 + i as u64).unwrap());
+        out.push(verify::conv::dropout_backward(gpu, b, w, p, 37 + i as u64).unwrap());
     }
     assert_pass(&out);
 }
@@ -162,7 +171,7 @@ fn oversized_kernels_and_wrong_lengths_are_shape_errors() {
 #[test]
 fn conv_kernels_are_deterministic() {
     let Some(gpu) = gpu() else { return };
-    let s = verify::conv_shape(CONV_CASES[11]).unwrap();
+    let s = verify::conv::conv_shape(CONV_CASES[11]).unwrap();
     let mut rng = Rng::new(8, 48);
     let x = f32s(&values(&mut rng, s.batch * s.in_len()));
     let w = f32s(&values(&mut rng, s.weight_len()));
@@ -204,7 +213,7 @@ fn conv2d_timing() {
             eprintln!("  {name:<26} {:8.2} ms  {:6.2} GFLOP/s", secs * 1e3, gf(2.0 * macs, secs));
         }
         eprintln!("  {:<26} {:8.2} ms", "conv2d_backward_bias", t[3] * 1e3);
-        let g = wgtrain::gpu::kernels::GemmParams::fc_forward(rows, r, s.c_out, 0, 0, false);
+        let g = wgtrain::gpu::gemm::GemmParams::fc_forward(rows, r, s.c_out, 0, 0, false);
         let mut rng = Rng::new(9, 49);
         let a = f32s(&values(&mut rng, rows * r));
         let b = f32s(&values(&mut rng, r * s.c_out));
@@ -224,6 +233,6 @@ fn maxpool2d_backward_grid_folds_into_y() {
     let Some(gpu) = gpu() else { return };
     let s = Pool2dShape::new(1, 1, 2048, 2100, 2).unwrap();
     assert!(s.in_len() > 65_535 * 64);
-    let out = [verify::maxpool2d_backward(gpu, &s, false, 50).unwrap()];
+    let out = [verify::conv::maxpool2d_backward(gpu, &s, false, 50).unwrap()];
     assert_pass(&out);
 }

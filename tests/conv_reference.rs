@@ -79,7 +79,7 @@ fn tiny_cnn_backprop_matches_finite_differences() {
         ((1, 3, 5, 5, 2, 2, 1, 0), 3, 4),
     ];
     for (seed, &(cs, pk, classes)) in cases.iter().enumerate() {
-        let conv = verify::conv_shape(cs).unwrap();
+        let conv = verify::conv::conv_shape(cs).unwrap();
         let pool = Pool2dShape::new(conv.batch, conv.c_out, conv.h_out, conv.w_out, pk).unwrap();
         let net = Cnn { conv, pool, classes };
         let mut rng = Rng::new(seed as u64, 40);
@@ -210,8 +210,8 @@ fn shapes_follow_pytorch_and_reject_oversized_kernels() {
 #[test]
 fn fast_conv_matches_reference_loops() {
     let mut rng = Rng::new(4, 44);
-    for &case in &verify::CONV_CASES {
-        let s = verify::conv_shape(case).unwrap();
+    for &case in &verify::conv::CONV_CASES {
+        let s = verify::conv::conv_shape(case).unwrap();
         let (x, w, b) =
             (values(&mut rng, s.batch * s.in_len()), values(&mut rng, s.weight_len()), values(&mut rng, s.c_out));
         let dz = values(&mut rng, s.batch * s.out_len());

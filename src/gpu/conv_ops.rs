@@ -6,6 +6,7 @@
 use crate::cpu::conv::{Conv2dShape, Pool2dShape};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{read, storage, storage_init, uniform};
+use crate::gpu::conv_kernels::*;
 use crate::gpu::kernels::*;
 use crate::gpu::Gpu;
 

@@ -36,6 +36,8 @@
 //! (training fuses ReLU into the products and softmax into `softmax_xent`): they are
 //! compiled on first use ([`Kernels::standalone`]).
 
+use super::conv_kernels::ConvKernels;
+use super::gemm::GEMM_WG;
 use crate::error::{Error, Result};
 use crate::optim::OptimKind;
 use bytemuck::{Pod, Zeroable};
@@ -118,168 +120,6 @@ pub fn grid_prelude() -> String {
          const LINEAR_WG: u32 = {LINEAR_WG}u;\n\
          fn linear_index(gid: vec3<u32>) -> u32 {{\n    return gid.x + gid.y * (GRID_X * LINEAR_WG);\n}}\n\n"
     )
-}
-
-/// `gemm.wgsl`'s parameters; see the constructors for the three uses.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct GemmParams {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub flags: u32,
-    pub a_off: u32,
-    pub a_sm: u32,
-    pub a_sk: u32,
-    pub bias_off: u32,
-    pub b_off: u32,
-    pub b_sk: u32,
-    pub b_sn: u32,
-    pub mask_off: u32,
-    pub c_off: u32,
-    pub c_sm: u32,
-    pub _pad: [u32; 2],
-}
-
-/// Invocations per workgroup side in `gemm.wgsl`, and the C tile one group covers.
-pub const GEMM_WG: u32 = 8;
-pub const GEMM_TILE: u32 = 4 * GEMM_WG;
-/// Rows of C each invocation of `gemm_vec4.wgsl` holds (8 columns each).
-pub const VEC4_ROWS: u32 = 8;
-
-impl GemmParams {
-    pub const BIAS: u32 = 1;
-    pub const RELU: u32 = 2;
-    pub const ACCUMULATE: u32 = 4;
-    pub const MASK: u32 = 8;
-
-    /// `Z = X·Wᵀ + b` (ReLU): `a = X [B, IN]`, `b = Wᵀ [IN, OUT]` at `wt_off` (see
-    /// `transpose.wgsl`), the bias at `bias_off` of the parameter buffer, `c = Z [B, OUT]`.
-    pub fn fc_forward(batch: usize, inp: usize, out: usize, wt_off: usize, bias_off: usize, relu: bool) -> Gemm {
-        Gemm::new(
-            Layout::Nn,
-            GemmParams {
-                m: batch as u32,
-                n: out as u32,
-                k: inp as u32,
-                flags: Self::BIAS | if relu { Self::RELU } else { 0 },
-                a_sm: inp as u32,
-                a_sk: 1,
-                b_off: wt_off as u32,
-                b_sk: out as u32,
-                b_sn: 1,
-                bias_off: bias_off as u32,
-                c_sm: out as u32,
-                ..Default::default()
-            },
-        )
-    }
-
-    /// `dW = dZᵀ·X` (accumulated): `a = dZ [B, OUT]`, `b = X [B, IN]`, `c = dW [OUT, IN]` at
-    /// `dw_off` of the gradient buffer.
-    pub fn fc_backward_weights(batch: usize, inp: usize, out: usize, dw_off: usize, accumulate: bool) -> Gemm {
-        Gemm::new(
-            Layout::Tn,
-            GemmParams {
-                m: out as u32,
-                n: inp as u32,
-                k: batch as u32,
-                flags: if accumulate { Self::ACCUMULATE } else { 0 },
-                a_sm: 1,
-                a_sk: out as u32,
-                b_sk: inp as u32,
-                b_sn: 1,
-                c_off: dw_off as u32,
-                c_sm: inp as u32,
-                ..Default::default()
-            },
-        )
-    }
-
-    /// `dX = dZ·W` (⊙ `[A_prev > 0]`): `a = dZ [B, OUT]`, `b = W [OUT, IN]` at `w_off`,
-    /// `mask = A_prev [B, IN]`, `c = dX [B, IN]`.
-    pub fn fc_backward_input(batch: usize, inp: usize, out: usize, w_off: usize, mask: bool) -> Gemm {
-        Gemm::new(
-            Layout::Nn,
-            GemmParams {
-                m: batch as u32,
-                n: inp as u32,
-                k: out as u32,
-                flags: if mask { Self::MASK } else { 0 },
-                a_sm: out as u32,
-                a_sk: 1,
-                b_off: w_off as u32,
-                b_sk: inp as u32,
-                b_sn: 1,
-                c_sm: inp as u32,
-                ..Default::default()
-            },
-        )
-    }
-}
-
-/// Which operand is transposed, as `gemm_vec4.wgsl`'s entry points name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// `Aᵀ·B`, both row-contiguous (weight gradient).
-    Tn,
-    /// `A·B` (input gradient).
-    Nn,
-}
-
-/// One matrix product: its parameters and its layout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Gemm {
-    pub params: GemmParams,
-    pub layout: Layout,
-}
-
-impl Gemm {
-    fn new(layout: Layout, params: GemmParams) -> Self {
-        Gemm { params, layout }
-    }
-
-    /// Whether every stride, offset and contiguous extent the vec4 kernel loads along is
-    /// a multiple of 4.
-    pub fn aligned(&self) -> bool {
-        let p = &self.params;
-        let all4 = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
-        all4(&[p.b_off])
-            && match self.layout {
-                Layout::Tn => all4(&[p.a_off, p.m, p.n, p.a_sk, p.b_sk]),
-                Layout::Nn => all4(&[p.n, p.b_sk]),
-            }
-    }
-
-    /// The kernel for this product (vec4 when aligned) and its workgroup grid.
-    pub fn kernel<'k>(&self, k: &'k Kernels) -> (&'k Kernel, [u32; 3]) {
-        let v = self.variants(k);
-        let (_, kernel, groups) = if self.aligned() { v[1] } else { v[0] };
-        (kernel, groups)
-    }
-
-    /// Every kernel that can compute this product, with its grid: the generic one first,
-    /// then the vec4 one when aligned (for `bench --gemm`).
-    pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
-        let p = &self.params;
-        let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
-        let mut v = vec![("generic 4x4", &k.gemm, grid(GEMM_TILE, GEMM_TILE))];
-        if self.aligned() {
-            let kernel = match self.layout {
-                Layout::Tn => &k.gemm_tn,
-                Layout::Nn => &k.gemm_nn,
-            };
-            v.push(("vec4 8x8", kernel, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
-        }
-        v
-    }
-
-    /// The dispatch of this product with `buffers` (a, b, bias, mask, c) bound after the uniform.
-    pub fn dispatch(&self, gpu: &crate::gpu::Gpu, uniform: &wgpu::Buffer, buffers: [&wgpu::Buffer; 5]) -> Dispatch {
-        let (kernel, groups) = self.kernel(&gpu.kernels);
-        let [a, b, bias, mask, c] = buffers;
-        kernel.dispatch(&gpu.device, &[uniform, a, b, bias, mask, c], groups)
-    }
 }
 
 /// `transpose.wgsl`'s parameters.
@@ -436,7 +276,7 @@ pub struct Standalone {
     pub relu_forward: Kernel,
     pub relu_backward: Kernel,
     pub softmax: Kernel,
-    /// Convolution, max-pooling and dropout (see [`ConvKernels`]).
+    /// Convolution, max-pooling and dropout (see [`super::conv_kernels::ConvKernels`]).
     pub conv: ConvKernels,
 }
 
@@ -539,7 +379,7 @@ impl Kernels {
 
 /// A pipeline for `entry` with an explicit layout from `sig`: one letter per binding,
 /// `u` uniform, `r` read-only storage, `w` read-write storage.
-fn build(
+pub(crate) fn build(
     device: &wgpu::Device,
     module: &wgpu::ShaderModule,
     entry: &'static str,
@@ -580,173 +420,4 @@ fn build(
         cache: None,
     });
     Kernel { name: entry, pipeline, layout }
-}
-
-/// `conv2d.wgsl`'s parameters: the shape of [`crate::cpu::conv::Conv2dShape`] and flags.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct ConvParams {
-    pub batch: u32,
-    pub c_in: u32,
-    pub h: u32,
-    pub w: u32,
-    pub c_out: u32,
-    pub k: u32,
-    pub stride: u32,
-    pub pad: u32,
-    pub h_out: u32,
-    pub w_out: u32,
-    pub flags: u32,
-    pub _pad: u32,
-}
-
-impl ConvParams {
-    pub const RELU: u32 = 1;
-    pub const MASK: u32 = 2;
-    pub const ACCUMULATE: u32 = 4;
-
-    /// The block for one convolution of shape `s` with `flags`.
-    pub fn new(s: &crate::cpu::conv::Conv2dShape, flags: u32) -> Self {
-        ConvParams {
-            batch: s.batch as u32,
-            c_in: s.c_in as u32,
-            h: s.h as u32,
-            w: s.w as u32,
-            c_out: s.c_out as u32,
-            k: s.k as u32,
-            stride: s.stride as u32,
-            pad: s.pad as u32,
-            h_out: s.h_out as u32,
-            w_out: s.w_out as u32,
-            flags,
-            _pad: 0,
-        }
-    }
-
-    /// The grids of `conv2d_forward`, `conv2d_backward_input`, `conv2d_backward_weights`
-    /// and `conv2d_backward_bias`: one invocation per 4×4 block (see the shader's header).
-    pub fn groups(&self) -> ConvGroups {
-        let q = |v: usize| v.div_ceil(4);
-        let u = |v: u32| v as usize;
-        let (b, ci, co) = (u(self.batch), u(self.c_in), u(self.c_out));
-        ConvGroups {
-            forward: linear_groups(b * u(self.h_out) * q(u(self.w_out)) * co.div_ceil(8), 64),
-            backward_input: linear_groups(q(b * u(self.h) * u(self.w)) * q(ci), 64),
-            backward_weights: linear_groups(q(ci * u(self.k) * u(self.k)) * q(co), 16),
-            backward_bias: linear_groups(co, 16),
-        }
-    }
-}
-
-/// The workgroup grids of the four convolution kernels for one shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvGroups {
-    pub forward: [u32; 3],
-    pub backward_input: [u32; 3],
-    pub backward_weights: [u32; 3],
-    pub backward_bias: [u32; 3],
-}
-
-/// `maxpool2d.wgsl`'s parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct PoolParams {
-    pub batch: u32,
-    pub c: u32,
-    pub h: u32,
-    pub w: u32,
-    pub k: u32,
-    pub h_out: u32,
-    pub w_out: u32,
-    pub _pad: u32,
-}
-
-impl PoolParams {
-    pub fn new(s: &crate::cpu::conv::Pool2dShape) -> Self {
-        PoolParams {
-            batch: s.batch as u32,
-            c: s.c as u32,
-            h: s.h as u32,
-            w: s.w as u32,
-            k: s.k as u32,
-            h_out: s.h_out as u32,
-            w_out: s.w_out as u32,
-            _pad: 0,
-        }
-    }
-}
-
-/// `dropout.wgsl`'s parameters; `threshold` and `scale` from `rng::dropout_threshold` and
-/// `rng::dropout_scale`, so both sides keep and scale alike.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct DropoutParams {
-    pub len: u32,
-    pub width: u32,
-    pub seed_lo: u32,
-    pub seed_hi: u32,
-    pub epoch: u32,
-    pub threshold: u32,
-    pub scale: f32,
-    pub _pad: u32,
-}
-
-impl DropoutParams {
-    /// The block for `batch` rows of `width` values, dropout probability `p` in `[0, 1)`.
-    pub fn new(batch: usize, width: usize, seed: u64, epoch: u32, p: f32) -> Self {
-        DropoutParams {
-            len: (batch * width) as u32,
-            width: width as u32,
-            seed_lo: seed as u32,
-            seed_hi: (seed >> 32) as u32,
-            epoch,
-            threshold: crate::rng::dropout_threshold(p),
-            scale: crate::rng::dropout_scale(p),
-            _pad: 0,
-        }
-    }
-}
-
-/// The convolution, max-pooling and dropout kernels (`conv2d.wgsl`, `maxpool2d.wgsl`,
-/// `dropout.wgsl` with `hash_common.wgsl`); CPU twins in `cpu::conv` and `cpu::dropout`.
-pub struct ConvKernels {
-    pub conv2d_forward: Kernel,
-    pub conv2d_backward_input: Kernel,
-    pub conv2d_backward_weights: Kernel,
-    pub conv2d_backward_bias: Kernel,
-    pub maxpool2d_forward: Kernel,
-    pub maxpool2d_backward: Kernel,
-    pub dropout_forward: Kernel,
-    pub dropout_backward: Kernel,
-    /// The raw hash, for the test that WGSL and Rust agree.
-    pub dropout_hash_bits: Kernel,
-}
-
-impl ConvKernels {
-    /// Compiles them (inside the caller's validation error scope).
-    fn new(device: &wgpu::Device) -> Self {
-        let module = |name: &str, src: &str| {
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            })
-        };
-        let conv = module("conv2d.wgsl", include_str!("../../shaders/conv2d.wgsl"));
-        let pool = module("maxpool2d.wgsl", include_str!("../../shaders/maxpool2d.wgsl"));
-        let dropout = module(
-            "dropout.wgsl",
-            &[include_str!("../../shaders/hash_common.wgsl"), include_str!("../../shaders/dropout.wgsl")].concat(),
-        );
-        ConvKernels {
-            conv2d_forward: build(device, &conv, "conv2d_forward", "urrrw", &[]),
-            conv2d_backward_input: build(device, &conv, "conv2d_backward_input", "urrrw", &[]),
-            conv2d_backward_weights: build(device, &conv, "conv2d_backward_weights", "urrrw", &[]),
-            conv2d_backward_bias: build(device, &conv, "conv2d_backward_bias", "urrrw", &[]),
-            maxpool2d_forward: build(device, &pool, "maxpool2d_forward", "urww", &[]),
-            maxpool2d_backward: build(device, &pool, "maxpool2d_backward", "urww", &[]),
-            dropout_forward: build(device, &dropout, "dropout_forward", "urrw", &[]),
-            dropout_backward: build(device, &dropout, "dropout_backward", "urrw", &[]),
-            dropout_hash_bits: build(device, &dropout, "dropout_hash_bits", "urrw", &[]),
-        }
-    }
 }

@@ -5,8 +5,10 @@
 
 pub mod buffers;
 pub mod context;
+pub mod conv_kernels;
 /// One-shot runners of the convolution, pooling and dropout kernels.
 pub mod conv_ops;
+pub mod gemm;
 pub mod kernels;
 pub mod net;
 pub mod ops;

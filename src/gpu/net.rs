@@ -12,6 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{map_read, read, storage, storage_init, uniform};
+use crate::gpu::gemm::*;
 use crate::gpu::kernels::*;
 use crate::gpu::Gpu;
 use crate::model::Mlp;

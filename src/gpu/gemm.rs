@@ -1,0 +1,168 @@
+//! The matrix products of the fully connected layer: `gemm.wgsl`'s parameter block, the
+//! three uses of it (forward, weight gradient, input gradient) and the choice between
+//! the generic kernel and the `vec4` register-blocked ones (`gemm_vec4.wgsl`).
+
+use super::kernels::{Dispatch, Kernel, Kernels};
+use bytemuck::{Pod, Zeroable};
+
+/// `gemm.wgsl`'s parameters; see the constructors for the three uses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct GemmParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub flags: u32,
+    pub a_off: u32,
+    pub a_sm: u32,
+    pub a_sk: u32,
+    pub bias_off: u32,
+    pub b_off: u32,
+    pub b_sk: u32,
+    pub b_sn: u32,
+    pub mask_off: u32,
+    pub c_off: u32,
+    pub c_sm: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Invocations per workgroup side in `gemm.wgsl`, and the C tile one group covers.
+pub const GEMM_WG: u32 = 8;
+pub const GEMM_TILE: u32 = 4 * GEMM_WG;
+/// Rows of C each invocation of `gemm_vec4.wgsl` holds (8 columns each).
+pub const VEC4_ROWS: u32 = 8;
+
+impl GemmParams {
+    pub const BIAS: u32 = 1;
+    pub const RELU: u32 = 2;
+    pub const ACCUMULATE: u32 = 4;
+    pub const MASK: u32 = 8;
+
+    /// `Z = X·Wᵀ + b` (ReLU): `a = X [B, IN]`, `b = Wᵀ [IN, OUT]` at `wt_off` (see
+    /// `transpose.wgsl`), the bias at `bias_off` of the parameter buffer, `c = Z [B, OUT]`.
+    pub fn fc_forward(batch: usize, inp: usize, out: usize, wt_off: usize, bias_off: usize, relu: bool) -> Gemm {
+        Gemm::new(
+            Layout::Nn,
+            GemmParams {
+                m: batch as u32,
+                n: out as u32,
+                k: inp as u32,
+                flags: Self::BIAS | if relu { Self::RELU } else { 0 },
+                a_sm: inp as u32,
+                a_sk: 1,
+                b_off: wt_off as u32,
+                b_sk: out as u32,
+                b_sn: 1,
+                bias_off: bias_off as u32,
+                c_sm: out as u32,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// `dW = dZᵀ·X` (accumulated): `a = dZ [B, OUT]`, `b = X [B, IN]`, `c = dW [OUT, IN]` at
+    /// `dw_off` of the gradient buffer.
+    pub fn fc_backward_weights(batch: usize, inp: usize, out: usize, dw_off: usize, accumulate: bool) -> Gemm {
+        Gemm::new(
+            Layout::Tn,
+            GemmParams {
+                m: out as u32,
+                n: inp as u32,
+                k: batch as u32,
+                flags: if accumulate { Self::ACCUMULATE } else { 0 },
+                a_sm: 1,
+                a_sk: out as u32,
+                b_sk: inp as u32,
+                b_sn: 1,
+                c_off: dw_off as u32,
+                c_sm: inp as u32,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// `dX = dZ·W` (⊙ `[A_prev > 0]`): `a = dZ [B, OUT]`, `b = W [OUT, IN]` at `w_off`,
+    /// `mask = A_prev [B, IN]`, `c = dX [B, IN]`.
+    pub fn fc_backward_input(batch: usize, inp: usize, out: usize, w_off: usize, mask: bool) -> Gemm {
+        Gemm::new(
+            Layout::Nn,
+            GemmParams {
+                m: batch as u32,
+                n: inp as u32,
+                k: out as u32,
+                flags: if mask { Self::MASK } else { 0 },
+                a_sm: out as u32,
+                a_sk: 1,
+                b_off: w_off as u32,
+                b_sk: inp as u32,
+                b_sn: 1,
+                c_sm: inp as u32,
+                ..Default::default()
+            },
+        )
+    }
+}
+
+/// Which operand is transposed, as `gemm_vec4.wgsl`'s entry points name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `Aᵀ·B`, both row-contiguous (weight gradient).
+    Tn,
+    /// `A·B` (input gradient).
+    Nn,
+}
+
+/// One matrix product: its parameters and its layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gemm {
+    pub params: GemmParams,
+    pub layout: Layout,
+}
+
+impl Gemm {
+    fn new(layout: Layout, params: GemmParams) -> Self {
+        Gemm { params, layout }
+    }
+
+    /// Whether every stride, offset and contiguous extent the vec4 kernel loads along is
+    /// a multiple of 4.
+    pub fn aligned(&self) -> bool {
+        let p = &self.params;
+        let all4 = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
+        all4(&[p.b_off])
+            && match self.layout {
+                Layout::Tn => all4(&[p.a_off, p.m, p.n, p.a_sk, p.b_sk]),
+                Layout::Nn => all4(&[p.n, p.b_sk]),
+            }
+    }
+
+    /// The kernel for this product (vec4 when aligned) and its workgroup grid.
+    pub fn kernel<'k>(&self, k: &'k Kernels) -> (&'k Kernel, [u32; 3]) {
+        let v = self.variants(k);
+        let (_, kernel, groups) = if self.aligned() { v[1] } else { v[0] };
+        (kernel, groups)
+    }
+
+    /// Every kernel that can compute this product, with its grid: the generic one first,
+    /// then the vec4 one when aligned (for `bench --gemm`).
+    pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
+        let p = &self.params;
+        let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
+        let mut v = vec![("generic 4x4", &k.gemm, grid(GEMM_TILE, GEMM_TILE))];
+        if self.aligned() {
+            let kernel = match self.layout {
+                Layout::Tn => &k.gemm_tn,
+                Layout::Nn => &k.gemm_nn,
+            };
+            v.push(("vec4 8x8", kernel, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
+        }
+        v
+    }
+
+    /// The dispatch of this product with `buffers` (a, b, bias, mask, c) bound after the uniform.
+    pub fn dispatch(&self, gpu: &crate::gpu::Gpu, uniform: &wgpu::Buffer, buffers: [&wgpu::Buffer; 5]) -> Dispatch {
+        let (kernel, groups) = self.kernel(&gpu.kernels);
+        let [a, b, bias, mask, c] = buffers;
+        kernel.dispatch(&gpu.device, &[uniform, a, b, bias, mask, c], groups)
+    }
+}
