@@ -6,7 +6,9 @@
 //! 1 GB). Beside it, the CSV reader's good surprises: a byte-order mark, quotes, CRLF and
 //! other delimiters.
 
-use std::io::Write;
+mod common;
+
+use common::{gz, idx_bytes};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -22,23 +24,9 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    idx_typed(0x08, dims, data)
-}
-
-fn idx_typed(ty: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut v = vec![0, 0, ty, dims.len() as u8];
-    for d in dims {
-        v.extend(d.to_be_bytes());
-    }
-    v.extend(data);
-    v
-}
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
+/// An IDX file of bytes (`common::idx_bytes` with type 0x08).
+fn idx_u8(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    idx_bytes(0x08, dims, data)
 }
 
 /// `n` bytes that do not compress (a xorshift stream).
@@ -65,12 +53,12 @@ fn idx_dir(dir: &Path, shape: &[u32], train: &[u8], test: &[u8], test_shape: Opt
     let images = |labels: &[u8], shape: &[u32]| {
         let dims: Vec<u32> = [labels.len() as u32].iter().chain(shape).copied().collect();
         let values = labels.len() * shape.iter().product::<u32>() as usize;
-        gz(&idx_bytes(&dims, &noise(values, 7)))
+        gz(&idx_u8(&dims, &noise(values, 7)))
     };
     write(&dir.join("train-images-idx3-ubyte.gz"), images(train, shape));
-    write(&dir.join("train-labels-idx1-ubyte.gz"), gz(&idx_bytes(&[train.len() as u32], train)));
+    write(&dir.join("train-labels-idx1-ubyte.gz"), gz(&idx_u8(&[train.len() as u32], train)));
     write(&dir.join("t10k-images-idx3-ubyte.gz"), images(test, test_shape.unwrap_or(shape)));
-    write(&dir.join("t10k-labels-idx1-ubyte.gz"), gz(&idx_bytes(&[test.len() as u32], test)));
+    write(&dir.join("t10k-labels-idx1-ubyte.gz"), gz(&idx_u8(&[test.len() as u32], test)));
     dir.to_str().unwrap().to_string()
 }
 
@@ -208,32 +196,32 @@ fn every_bad_input_is_refused_with_one_clear_line() {
     let idx_one = idx_dir(&d.join("idx-one"), &[4, 4], &[1, 1, 1], &[1], None);
     let idx_shape = idx_dir(&d.join("idx-shape"), &[28, 28], &[0, 1, 0], &[1], Some(&[14, 56]));
     let idx_count = idx_dir(&d.join("idx-count"), &[4, 4], &[0, 1, 0], &[1], None);
-    write(&d.join("idx-count/train-labels-idx1-ubyte.gz"), gz(&idx_bytes(&[2], &[0, 1])));
+    write(&d.join("idx-count/train-labels-idx1-ubyte.gz"), gz(&idx_u8(&[2], &[0, 1])));
     // A 1 MB gzip whose header claims 10^9 values, beside 60000 labels.
     let idx_lie = idx_dir(&d.join("idx-lie"), &[4, 4], &[0, 1, 0], &[1], None);
-    let lying = gz(&idx_bytes(&[1_000_000, 1000], &noise(1 << 20, 3)));
+    let lying = gz(&idx_u8(&[1_000_000, 1000], &noise(1 << 20, 3)));
     write(&d.join("idx-lie/train-images-idx3-ubyte.gz"), &lying);
-    write(&d.join("idx-lie/train-labels-idx1-ubyte.gz"), gz(&idx_bytes(&[60_000], &noise(60_000, 5))));
+    write(&d.join("idx-lie/train-labels-idx1-ubyte.gz"), gz(&idx_u8(&[60_000], &noise(60_000, 5))));
     // The same claim with as many labels: the stream runs dry after 1 MB.
     let idx_lie2 = idx_dir(&d.join("idx-lie2"), &[1000], &[0, 1, 0], &[1], None);
     write(&d.join("idx-lie2/train-images-idx3-ubyte.gz"), &lying);
     let labels: Vec<u8> = noise(1_000_000, 9).iter().map(|b| b % 10).collect();
-    write(&d.join("idx-lie2/train-labels-idx1-ubyte.gz"), gz(&idx_bytes(&[1_000_000], &labels)));
+    write(&d.join("idx-lie2/train-labels-idx1-ubyte.gz"), gz(&idx_u8(&[1_000_000], &labels)));
     let idx_trunc = idx_dir(&d.join("idx-trunc"), &[4, 4], &[0, 1, 0], &[1], None);
-    let full = gz(&idx_bytes(&[3, 4, 4], &noise(48, 1)));
+    let full = gz(&idx_u8(&[3, 4, 4], &noise(48, 1)));
     write(&d.join("idx-trunc/train-images-idx3-ubyte.gz"), &full[..full.len() / 2]);
     let idx_corrupt = idx_dir(&d.join("idx-corrupt"), &[4, 4], &[0, 1, 0], &[1], None);
-    let mut bad = gz(&idx_bytes(&[3, 4, 4], &noise(48, 1)));
+    let mut bad = gz(&idx_u8(&[3, 4, 4], &noise(48, 1)));
     let mid = bad.len() / 2;
     bad[mid..mid + 8].copy_from_slice(&[0xff; 8]);
     write(&d.join("idx-corrupt/train-images-idx3-ubyte.gz"), &bad);
     let idx_magic = idx_dir(&d.join("idx-magic"), &[4, 4], &[0, 1, 0], &[1], None);
     write(&d.join("idx-magic/train-images-idx3-ubyte.gz"), gz(b"\x12\x34\x08\x03hello"));
     let idx_type = idx_dir(&d.join("idx-type"), &[4, 4], &[0, 1, 0], &[1], None);
-    write(&d.join("idx-type/train-images-idx3-ubyte.gz"), gz(&idx_typed(0x0D, &[3, 2], &[0; 24])));
+    write(&d.join("idx-type/train-images-idx3-ubyte.gz"), gz(&idx_bytes(0x0D, &[3, 2], &[0; 24])));
     let idx_raw = idx_dir(&d.join("idx-raw"), &[4, 4], &[0, 1, 0], &[1], None);
     std::fs::remove_file(d.join("idx-raw/train-images-idx3-ubyte.gz")).unwrap();
-    write(&d.join("idx-raw/train-images-idx3-ubyte"), idx_bytes(&[3, 1000, 1000], &[1; 100]));
+    write(&d.join("idx-raw/train-images-idx3-ubyte"), idx_u8(&[3, 1000, 1000], &[1; 100]));
     let idx_empty = idx_dir(&d.join("idx-empty"), &[4, 4], &[0, 1, 0], &[1], None);
     write(&d.join("idx-empty/t10k-labels-idx1-ubyte.gz"), b"");
     let idx_missing = scratch("idx-missing");
@@ -241,7 +229,7 @@ fn every_bad_input_is_refused_with_one_clear_line() {
     let idx_names = idx_dir(&d.join("idx-names"), &[4, 4], &[0, 1, 0], &[1], None);
     write(&d.join("idx-names/classes.txt"), b"a\n\xff\xfe\n".as_slice());
     let idx_zero = idx_dir(&d.join("idx-zero"), &[4, 4], &[0, 1, 0], &[1], None);
-    write(&d.join("idx-zero/train-images-idx3-ubyte.gz"), gz(&idx_bytes(&[3, 0], &[])));
+    write(&d.join("idx-zero/train-images-idx3-ubyte.gz"), gz(&idx_u8(&[3, 0], &[])));
 
     // Predict inputs.
     let img = write(&d.join("img.png"), png_image(16, 16));
@@ -250,7 +238,7 @@ fn every_bad_input_is_refused_with_one_clear_line() {
     let cut_png = write(&d.join("cut.png"), &png_image(16, 16)[..40]);
     let wide_csv = write(&d.join("wide.csv"), "0.5,0.3,0.2\n0.1,0.2,0.3\n");
     let lie_idx = write(&d.join("lie.idx"), &lying);
-    let wrong_idx = write(&d.join("wrong.idx"), idx_bytes(&[2, 3, 3], &[0; 18]));
+    let wrong_idx = write(&d.join("wrong.idx"), idx_u8(&[2, 3, 3], &[0; 18]));
     let csv_model = write(&d.join("model.safetensors"), "0,1,2\n");
     let out = p("out");
 

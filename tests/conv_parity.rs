@@ -10,8 +10,8 @@ use conv_common::*;
 use wgtrain::cpu::conv::{Conv2dShape, Pool2dShape};
 use wgtrain::gpu::conv_ops as gops;
 use wgtrain::rng::{self, Rng};
-use wgtrain::verify::conv::{CONV_CASES, DROPOUT_CASES, POOL_CASES};
 use wgtrain::verify;
+use wgtrain::verify::conv::{CONV_CASES, DROPOUT_CASES, POOL_CASES};
 
 fn conv_shapes() -> impl Iterator<Item = (usize, Conv2dShape)> {
     CONV_CASES.iter().enumerate().map(|(i, &c)| (i, verify::conv::conv_shape(c).unwrap()))

@@ -1,6 +1,8 @@
 //! IDX and CSV readers on valid and corrupt input, and the epoch order.
 
-use std::io::Write;
+mod common;
+
+use common::{gz, idx_bytes};
 use std::path::{Path, PathBuf};
 use wgtrain::data::batches::{batch_count, epoch_order};
 use wgtrain::data::{csv, idx, load_idx_dir, FeatureData};
@@ -11,21 +13,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn idx_bytes(ty: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut v = vec![0, 0, ty, dims.len() as u8];
-    for d in dims {
-        v.extend(d.to_be_bytes());
-    }
-    v.extend(data);
-    v
-}
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
 }
 
 fn write(path: &Path, bytes: &[u8]) {

@@ -9,9 +9,9 @@ fn fits(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
     rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
 }
 
-/// `C ← A·B + β·C` for row/column strides, bounds checked.
+/// `C ← A·B + β·C` for row/column strides, bounds checked (also used by `fast_conv`).
 #[allow(clippy::too_many_arguments)]
-fn gemm<T: Real>(
+pub(super) fn gemm<T: Real>(
     m: usize,
     k: usize,
     n: usize,

@@ -8,46 +8,8 @@
 //! - input: `dcols_n = Wᵀ·dz_n`, then scattered back (col2im) into `dx_n`.
 
 use super::conv::Conv2dShape;
+use super::fast::gemm;
 use crate::Real;
-
-/// Checks that a strided `rows × cols` view starting at 0 stays inside `len`.
-fn fits(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
-    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
-}
-
-/// `C ← A·B + β·C` for row/column strides, bounds checked (as in `cpu::fast`).
-#[allow(clippy::too_many_arguments)]
-fn gemm<T: Real>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: (&[T], usize, usize),
-    b: (&[T], usize, usize),
-    beta: T,
-    c: (&mut [T], usize, usize),
-) {
-    assert!(fits(a.0.len(), m, k, a.1, a.2), "gemm: A out of bounds");
-    assert!(fits(b.0.len(), k, n, b.1, b.2), "gemm: B out of bounds");
-    assert!(fits(c.0.len(), m, n, c.1, c.2), "gemm: C out of bounds");
-    // SAFETY: the asserts above keep every strided access inside the slices.
-    unsafe {
-        T::gemm(
-            m,
-            k,
-            n,
-            a.0,
-            a.1 as isize,
-            a.2 as isize,
-            b.0,
-            b.1 as isize,
-            b.2 as isize,
-            beta,
-            c.0,
-            c.1 as isize,
-            c.2 as isize,
-        )
-    }
-}
 
 /// Sample `n`'s patches: `cols: [C_in·k·k, H_out·W_out]`.
 fn im2col<T: Real>(x: &[T], n: usize, s: &Conv2dShape, cols: &mut [T]) {

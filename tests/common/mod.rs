@@ -35,3 +35,22 @@ pub fn assert_pass(outcomes: &[wgtrain::verify::Outcome]) {
     let failed: Vec<String> = outcomes.iter().filter(|o| !o.pass).map(|o| o.report()).collect();
     assert!(failed.is_empty(), "{} of {} comparisons failed:\n{}", failed.len(), outcomes.len(), failed.join(""));
 }
+
+/// An IDX file's bytes: magic (element type `ty`, `dims.len()` dimensions), the big-endian
+/// dimensions, then `data`.
+pub fn idx_bytes(ty: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, 0, ty, dims.len() as u8];
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend(data);
+    v
+}
+
+/// `bytes` gzip'd.
+pub fn gz(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
