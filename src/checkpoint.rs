@@ -13,6 +13,9 @@ use std::path::Path;
 
 /// The metadata key of the layer sizes (JSON), in every file written here.
 pub const SIZES_KEY: &str = "wgtrain.sizes";
+/// The metadata key of the layer list in PyTorch's terms ([`Mlp::torch_layers`]), in every
+/// weights file.
+pub const MODEL_KEY: &str = "wgtrain.model";
 
 /// Serialises `tensors` (name, shape, values) with `metadata` to safetensors bytes.
 pub fn to_bytes(tensors: &[(String, Vec<usize>, &[f32])], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
@@ -34,6 +37,7 @@ pub fn save_weights(path: &Path, mlp: &Mlp, params: &[f32], mut metadata: HashMa
         return Err(Error::shape("save_weights", format!("{} parameters", mlp.param_count()), params.len()));
     }
     metadata.insert(SIZES_KEY.into(), serde_json::to_string(&mlp.sizes).expect("sizes serialise"));
+    metadata.insert(MODEL_KEY.into(), mlp.torch_layers().to_string());
     metadata.insert("format".into(), "pt".into());
     let tensors: Vec<(String, Vec<usize>, &[f32])> =
         mlp.tensors().into_iter().map(|(n, s, r)| (n, s, &params[r])).collect();

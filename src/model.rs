@@ -127,4 +127,19 @@ impl Mlp {
             })
             .collect()
     }
+
+    /// The layer list in PyTorch's own terms, as `wgtrain.model` stores it: one object per
+    /// `nn.Sequential` module, `{"layer": <torch.nn class>, <constructor arguments>…}`, so
+    /// `nn.Sequential(*[getattr(nn, l.pop("layer"))(**l) for l in layers])` rebuilds the
+    /// network and `load_state_dict(…, strict=True)` loads its weights.
+    pub fn torch_layers(&self) -> serde_json::Value {
+        let mut layers = Vec::new();
+        for l in self.layers() {
+            if l.index > 0 {
+                layers.push(serde_json::json!({"layer": "ReLU"}));
+            }
+            layers.push(serde_json::json!({"layer": "Linear", "in_features": l.inp, "out_features": l.out}));
+        }
+        serde_json::Value::Array(layers)
+    }
 }

@@ -256,3 +256,29 @@ fn a_nan_stops_the_run_with_the_last_good_weights_on_the_gpu() {
     let Some(gpu) = common::gpu() else { return };
     nan_stops_the_run(Some(gpu), "gpu");
 }
+
+#[test]
+fn weights_carry_the_layer_list_in_pytorchs_terms() {
+    let dir = scratch("torch-layers");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mlp = Mlp::new(vec![6, 5, 4, 3]).unwrap();
+    let path = dir.join("m.safetensors");
+    checkpoint::save_weights(&path, &mlp, &mlp.init(1), HashMap::new()).unwrap();
+    let w = checkpoint::load_weights(&path).unwrap();
+    let layers: serde_json::Value = serde_json::from_str(&w.metadata[checkpoint::MODEL_KEY]).unwrap();
+    assert_eq!(
+        layers,
+        serde_json::json!([
+            {"layer": "Linear", "in_features": 6, "out_features": 5}, {"layer": "ReLU"},
+            {"layer": "Linear", "in_features": 5, "out_features": 4}, {"layer": "ReLU"},
+            {"layer": "Linear", "in_features": 4, "out_features": 3}
+        ])
+    );
+    // The n-th module of that list owns the tensors named `n.weight`, `n.bias`.
+    let names: Vec<String> = mlp.tensors().into_iter().map(|t| t.0).collect();
+    assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]);
+    for (i, l) in layers.as_array().unwrap().iter().enumerate() {
+        let has_weights = names.contains(&format!("{i}.weight"));
+        assert_eq!(has_weights, l["layer"] == "Linear", "module {i}");
+    }
+}
