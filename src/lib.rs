@@ -10,6 +10,7 @@
 //! - [`gpu`]: adapter choice, limits, pipelines, buffers, the recorded training step.
 //! - [`checkpoint`]: weights and training state in safetensors.
 //! - [`engine`]: the CPU and the GPU behind one training interface.
+//! - [`jacobian`]: the lecture's explicit local Jacobians as matrices, and `vᵀJ`.
 //! - [`verify`]: CPU-vs-GPU comparison of every op, shared by `wgtrain verify` and the tests.
 //! - [`train`]: the training loop; [`run`]: the run folder it records into.
 //! - [`bench`], [`plot`], [`progress`]: benchmarks, figures, the terminal display.
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod files;
 pub mod gpu;
+pub mod jacobian;
 pub mod model;
 pub mod optim;
 pub mod plot;
