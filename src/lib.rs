@@ -15,6 +15,8 @@
 //! - [`train`]: the training loop; [`run`]: the run folder it records into.
 //! - [`bench`], [`plot`], [`progress`]: benchmarks, figures, the terminal display.
 //! - [`cli`]: the command line's arguments and their checks (the binary only dispatches).
+//! - [`sweep`]: one model at several learning rates; [`lrfind`]: the learning-rate range test
+//!   (both take the command line's `train` arguments).
 
 pub mod bench;
 pub mod checkpoint;
@@ -26,12 +28,14 @@ pub mod error;
 pub mod files;
 pub mod gpu;
 pub mod jacobian;
+pub mod lrfind;
 pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod progress;
 pub mod rng;
 pub mod run;
+pub mod sweep;
 pub mod train;
 pub mod verify;
 
