@@ -331,8 +331,15 @@ fn lr_find_cmd(a: LrFindArgs) -> Result<()> {
     let t = std::time::Instant::now();
     let setup = sweep::Setup::new(&a.train, &mut |line| eprintln!("{line}"))?;
     let range = lrfind::Range { start: a.start, end: a.end, steps: a.steps };
-    let (opt, batch) = (setup.cfg.optimizer.kind.name(), setup.cfg.describe());
-    println!("range test: {opt} from α = {:e} to {:e} over at most {} steps ({batch})", a.start, a.end, a.steps);
+    let (opt, net) = (setup.cfg.optimizer.kind.name(), cli::sizes_str(&setup.cfg.sizes));
+    let batch = match setup.cfg.batch {
+        train::BatchSize::Mini(b) => format!("batch {b}"),
+        train::BatchSize::Full => "full batch".into(),
+    };
+    println!(
+        "range test: {net} with {opt}, {batch}, from α = {:e} to {:e} over at most {} steps",
+        a.start, a.end, a.steps
+    );
     let r = lrfind::lr_find(&setup, &a.train, range)?;
     let out = a.train.out.clone().unwrap_or_else(|| {
         (1..).map(|i| PathBuf::from(format!("runs/lr-find-{i:03}"))).find(|p| !p.exists()).expect("a free name")

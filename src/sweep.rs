@@ -1,8 +1,10 @@
 //! `wgtrain sweep`: the same model, from the same initial weights and in the same data
 //! order, trained at several learning rates one after another, each in its own run folder
 //! (`<out>/lr-<α>`), then compared: a summary table (`sweep.csv`) and the training risks
-//! on one chart (`sweep.svg/png`). A run that diverges — a non-finite loss, or a final
-//! training risk above the starting one — is kept and marked, not an error for the sweep.
+//! on one chart (`sweep.svg/png`). A run that diverges — a non-finite loss, a final
+//! training risk above the starting one (the initial weights' risk on the training set),
+//! or a logged risk above [`BLOW_UP`]× the starting one — is kept and marked, not an error
+//! for the sweep.
 //!
 //! The learning rates ([`cli::LrList`]) are a comma list (`0.001,0.01,0.1,1`) or a log range `A..B:N`:
 //! `N ≥ 2` rates from `A` to `B` evenly spaced in `log α`, each rounded to three
@@ -155,6 +157,10 @@ pub fn sweep(a: &TrainArgs, lrs: &[f32], obs: &mut dyn Observer, say: &mut dyn F
     Ok(sweep)
 }
 
+/// A logged training risk above this many times the starting one marks a run as diverged,
+/// even if it comes back down (it then typically sits at chance level, its ReLUs dead).
+pub const BLOW_UP: f64 = 2.0;
+
 /// A run's row from its folder's records; `stopped` is the step a non-finite loss stopped
 /// it at.
 pub fn summarize(lr: f32, dir: &Path, start_risk: f64, stopped: Option<u64>) -> Result<SweepRun> {
@@ -164,11 +170,13 @@ pub fn summarize(lr: f32, dir: &Path, start_risk: f64, stopped: Option<u64>) -> 
     let best_risk = risks.iter().copied().filter(|v| v.is_finite()).fold(f64::NAN, f64::min);
     let last_epoch = log.epochs.last();
     let steps = stopped.unwrap_or_else(|| log.intervals.last().map_or(0, |r| r.step));
+    let peak = risks.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let diverged = match stopped {
         Some(step) => Some(format!("non-finite loss at step {step}")),
         None if !final_risk.is_finite() || final_risk > start_risk => {
             Some(format!("training risk {final_risk:.3} above its start {start_risk:.3}"))
         }
+        None if peak > BLOW_UP * start_risk => Some(format!("training risk blew up to {}", num(peak))),
         None => None,
     };
     Ok(SweepRun {

@@ -107,6 +107,21 @@ fn a_diverging_rate_is_kept_and_marked_not_an_error() {
     // A finite run whose risk ends above where it started counts as diverged too.
     let r = sweep::summarize(0.1, &ok.dir, ok.final_risk * 0.5, None).unwrap();
     assert!(r.diverged.as_deref().is_some_and(|d| d.contains("above its start")), "{r:?}");
+    // So does one whose risk blew up and came back down (to chance level: dead ReLUs), as
+    // α = 1 does on Fashion-MNIST with plain SGD.
+    let dead = tmp.join("dead");
+    std::fs::create_dir_all(&dead).unwrap();
+    let line = |step: u64, loss: f64| {
+        format!(
+            "{{\"kind\":\"interval\",\"epoch\":1,\"step\":{step},\"samples_seen\":{},\"train_loss\":{loss},\
+             \"train_acc\":0.1,\"lr\":1.0,\"elapsed_s\":0.1}}\n",
+            step * 128
+        )
+    };
+    std::fs::write(dead.join(METRICS_FILE), [line(43, 16102.25), line(86, 2.305), line(129, 2.304)].concat()).unwrap();
+    let r = sweep::summarize(1.0, &dead, 2.58, None).unwrap();
+    assert!(r.diverged.as_deref().is_some_and(|d| d.contains("blew up")), "{r:?}");
+    assert_eq!(sweep::summarize(1.0, &dead, 9000.0, None).unwrap().diverged, None);
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
