@@ -36,6 +36,8 @@ pub struct SweepRun {
     pub test_acc: f64,
     /// The steps trained.
     pub steps: u64,
+    /// The step a non-finite loss stopped the run at, if it did.
+    pub stopped: Option<u64>,
     /// Why the run counts as diverged, if it does.
     pub diverged: Option<String>,
 }
@@ -188,6 +190,7 @@ pub fn summarize(lr: f32, dir: &Path, start_risk: f64, stopped: Option<u64>) -> 
         val_loss: last_epoch.map_or(f64::NAN, |e| e.val_loss),
         test_acc: last_epoch.map_or(f64::NAN, |e| e.test_acc),
         steps,
+        stopped,
         diverged,
     })
 }
@@ -199,9 +202,10 @@ pub fn chart_lines(runs: &[SweepRun]) -> Result<Vec<crate::plot::SweepLine>> {
         .map(|r| {
             let log = RunLog::read(&r.dir)?;
             Ok(crate::plot::SweepLine {
-                label: match r.diverged {
-                    Some(_) => format!("α = {} (diverged, step {})", r.lr, r.steps),
-                    None => format!("α = {}", r.lr),
+                label: match (&r.diverged, r.stopped) {
+                    (Some(_), Some(step)) => format!("α = {} (diverged: stopped at step {step})", r.lr),
+                    (Some(_), None) => format!("α = {} (diverged)", r.lr),
+                    (None, _) => format!("α = {}", r.lr),
                 },
                 points: crate::plot::overlay_series(&log, crate::plot::XAxis::Step),
                 diverged: r.diverged.is_some(),

@@ -483,7 +483,7 @@ pub struct SweepLine {
 }
 
 /// Draws a learning-rate sweep: each run's training risk against the step, one line and
-/// legend entry per rate, a diverged run ending in an ×. The vertical axis runs from 0 to a
+/// legend entry per rate, a diverged run dashed and ending in an ×. The vertical axis runs from 0 to a
 /// little above the highest risk of the runs that did not diverge; a diverged run's values
 /// above it are drawn on the top edge (so a blow-up to 10³⁰ does not flatten the rest).
 /// Writes `<out>.svg` and `<out>.png`; returns the files written.
@@ -530,18 +530,24 @@ impl Figure for SweepFigure {
             .draw()?;
         let mut drawn = Vec::new();
         for (i, line) in self.lines.iter().enumerate() {
-            let c = color(i);
+            // The palette without its yellow, which is hard to see on white.
+            let c = color(if i >= 7 { i + 1 } else { i });
             let points: Vec<(f64, f64)> = line.points.iter().map(|&(x, y)| (x, y.min(y_top))).collect();
             drawn.push(pixels(&chart, &points));
             let diverged = line.diverged;
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?
-                .label(line.label.as_str())
-                .legend(move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (22, 0)], c.stroke_width(3))
-                        + Cross::new((11, 0), if diverged { 6 } else { 0 }, c.stroke_width(2))
-                });
+            let style = c.stroke_width(2);
+            let series = if diverged {
+                // Dashed, so diverged runs stuck at the same risk still show one another.
+                let dash = 6 + 2 * i as u32;
+                chart.draw_series(DashedLineSeries::new(points.iter().copied(), dash, 4, style))?
+            } else {
+                chart.draw_series(LineSeries::new(points.iter().copied(), style))?
+            };
+            series.label(line.label.as_str()).legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (22, 0)], c.stroke_width(3))
+                    + Cross::new((11, 0), if diverged { 6 } else { 0 }, c.stroke_width(2))
+            });
             if diverged {
                 if let Some(&last) = points.last() {
                     chart.draw_series(std::iter::once(Cross::new(last, 9, c.stroke_width(3))))?;
