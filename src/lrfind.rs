@@ -88,7 +88,7 @@ pub fn lr_find(setup: &Setup, a: &crate::cli::TrainArgs, range: Range) -> Result
         let tally = engine.take_tally()?;
         let loss = tally.loss();
         if tally.bad_steps > 0 || !loss.is_finite() {
-            stopped = Some(format!("the loss became non-finite at α = {lr:e} (step {t})"));
+            stopped = Some(format!("the loss became non-finite at α = {lr:.2e} (step {t})"));
             return Ok(ControlFlow::Break(()));
         }
         avg = BETA * avg + (1.0 - BETA) * loss;
@@ -96,7 +96,7 @@ pub fn lr_find(setup: &Setup, a: &crate::cli::TrainArgs, range: Range) -> Result
         points.push(Point { lr, loss, smoothed });
         best = best.min(smoothed);
         if smoothed > DIVERGE_FACTOR * best {
-            stopped = Some(format!("the smoothed loss exceeded {DIVERGE_FACTOR}× its minimum at α = {lr:e}"));
+            stopped = Some(format!("the smoothed loss exceeded {DIVERGE_FACTOR}× its minimum at α = {lr:.2e}"));
             return Ok(ControlFlow::Break(()));
         }
         Ok(ControlFlow::Continue(()))
