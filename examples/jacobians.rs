@@ -56,7 +56,7 @@ fn main() {
     let gpu = match Gpu::new(&AdapterChoice::any()) {
         Ok(g) => Some(g),
         Err(e) => {
-            println!("no GPU adapter ({e}): showing the CPU only\n");
+            println!("{e}\nshowing the CPU only\n");
             None
         }
     };
