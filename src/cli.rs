@@ -48,6 +48,12 @@ pub enum Command {
     /// Classify samples with saved weights: PNG images (any size, resized to the model's
     /// input), CSV rows, or IDX image files.
     Predict(PredictArgs),
+    /// Train the same model from the same initial weights at several learning rates, one
+    /// run folder each (<out>/lr-<α>), and compare them: sweep.csv and sweep.svg/png.
+    Sweep(Box<SweepArgs>),
+    /// The learning-rate range test: one short run with the rate growing every step;
+    /// draws the smoothed loss against the rate and suggests a rate.
+    LrFind(Box<LrFindArgs>),
     /// Draw a run's figures from its folder (loss and accuracy; with its weights and data
     /// also the confusion matrix and the most confident mistakes), or overlay the training
     /// risk of several runs.
@@ -207,6 +213,37 @@ pub struct TrainArgs {
     /// Stop after N steps in all (with a checkpoint), as Ctrl-C does.
     #[arg(long, allow_negative_numbers = true, value_parser = at_least_one_step)]
     pub stop_after: Option<u64>,
+}
+
+/// `wgtrain sweep`: every `train` flag, with `--lr` a list of rates.
+#[derive(Args, Clone)]
+#[command(mut_arg("lr", |a| a.long("base-lr").hide(true)))]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// The learning rates: a comma list (0.001,0.01,0.1,1) or a log range A..B:N, N rates
+    /// from A to B evenly spaced in log α, rounded to 3 significant digits (1e-3..1:7).
+    /// Every other flag applies to every run; --out is the sweep's folder (default: the
+    /// next free runs/sweep-NNN), each run in <out>/lr-<α>.
+    #[arg(long = "lr", id = "lrs", value_name = "RATES", required = true, value_parser = parse_lrs)]
+    pub lrs: LrList,
+}
+
+/// `wgtrain lr-find`: the model, data and optimizer flags of `train`, and the range.
+#[derive(Args, Clone)]
+#[command(mut_arg("lr", |a| a.long("base-lr").hide(true)))]
+pub struct LrFindArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// The first learning rate.
+    #[arg(long, default_value_t = 1e-7, allow_negative_numbers = true, value_parser = positive)]
+    pub start: f32,
+    /// The last learning rate (reached at --steps unless the loss blows up first).
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true, value_parser = positive)]
+    pub end: f32,
+    /// Mini-batches in the scan (at most).
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = at_least_three)]
+    pub steps: usize,
 }
 
 #[derive(Args, Clone)]
@@ -379,6 +416,10 @@ fn at_least_one(s: &str) -> std::result::Result<usize, String> {
     s.parse::<usize>().ok().filter(|&v| v >= 1).ok_or_else(|| "expected a whole number ≥ 1".into())
 }
 
+fn at_least_three(s: &str) -> std::result::Result<usize, String> {
+    s.parse::<usize>().ok().filter(|&v| v >= 3).ok_or_else(|| "expected a whole number ≥ 3".into())
+}
+
 fn at_least_one_step(s: &str) -> std::result::Result<u64, String> {
     s.parse::<u64>().ok().filter(|&v| v >= 1).ok_or_else(|| "expected at least 1 step".into())
 }
@@ -417,6 +458,8 @@ pub fn check(cli: &Cli) -> std::result::Result<(), String> {
     let (device, adapter) = match &cli.command {
         Some(Command::Train(a)) => (Some(a.dev.device), a.dev.adapter.as_deref()),
         Some(Command::Eval(a)) => (Some(a.dev.device), a.dev.adapter.as_deref()),
+        Some(Command::Sweep(a)) => (Some(a.train.dev.device), a.train.dev.adapter.as_deref()),
+        Some(Command::LrFind(a)) => (Some(a.train.dev.device), a.train.dev.adapter.as_deref()),
         Some(Command::Bench(a)) if !a.gemm && !a.devices.contains(&BenchDevice::Gpu) => (None, a.adapter.as_deref()),
         _ => return Ok(()),
     };
@@ -451,4 +494,48 @@ fn batch_size(s: &str) -> std::result::Result<BatchSize, String> {
             _ => Err("expected a whole number ≥ 1, or `full`".into()),
         },
     }
+}
+
+/// The learning rates of `wgtrain sweep --lr`, increasing, without repeats.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LrList(pub Vec<f32>);
+
+/// Parses the learning rates of `sweep --lr`: a comma list of positive numbers, or
+/// `A..B:N`: `N ≥ 2` rates from `A` to `B` evenly spaced in `log α`, each rounded to three
+/// significant digits (`1e-3..1:7` is 0.001, 0.00316, 0.01, 0.0316, 0.1, 0.316, 1).
+/// Returns them in increasing order, without repeats.
+pub fn parse_lrs(s: &str) -> std::result::Result<LrList, String> {
+    let positive = |t: &str| {
+        t.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0 && (*v as f32).is_normal())
+            .ok_or_else(|| format!("{t:?} is not a positive number"))
+    };
+    let mut lrs: Vec<f32> = if let Some((range, n)) = s.split_once(':') {
+        let (a, b) = range.split_once("..").ok_or("expected A..B:N (a log range) or a comma list")?;
+        let (a, b) = (positive(a)?, positive(b)?);
+        let n: usize = n.trim().parse().ok().filter(|&n| (2..=100).contains(&n)).ok_or("N must be 2 to 100")?;
+        if a >= b {
+            return Err("a range A..B:N needs A < B".into());
+        }
+        (0..n).map(|i| round3(a * (b / a).powf(i as f64 / (n - 1) as f64)) as f32).collect()
+    } else {
+        s.split(',').map(|t| positive(t).map(|v| v as f32)).collect::<std::result::Result<_, _>>()?
+    };
+    lrs.sort_by(f32::total_cmp);
+    lrs.dedup();
+    if lrs.is_empty() {
+        return Err("expected at least one learning rate".into());
+    }
+    Ok(LrList(lrs))
+}
+
+/// `v` rounded to three significant digits.
+fn round3(v: f64) -> f64 {
+    let e = v.log10().floor() - 2.0;
+    let scale = 10f64.powf(e);
+    let r = (v / scale).round() * scale;
+    // Print-stable: go through the shortest decimal.
+    format!("{r:.3e}").parse().unwrap_or(r)
 }

@@ -10,10 +10,13 @@
 //! - [`gpu`]: adapter choice, limits, pipelines, buffers, the recorded training step.
 //! - [`checkpoint`]: weights and training state in safetensors.
 //! - [`engine`]: the CPU and the GPU behind one training interface.
+//! - [`jacobian`]: the lecture's explicit local Jacobians as matrices, and `vᵀJ`.
 //! - [`verify`]: CPU-vs-GPU comparison of every op, shared by `wgtrain verify` and the tests.
 //! - [`train`]: the training loop; [`run`]: the run folder it records into.
 //! - [`bench`], [`plot`], [`progress`]: benchmarks, figures, the terminal display.
 //! - [`cli`]: the command line's arguments and their checks (the binary only dispatches).
+//! - [`sweep`]: one model at several learning rates; [`lrfind`]: the learning-rate range test
+//!   (both take the command line's `train` arguments).
 
 pub mod bench;
 pub mod checkpoint;
@@ -24,12 +27,15 @@ pub mod engine;
 pub mod error;
 pub mod files;
 pub mod gpu;
+pub mod jacobian;
+pub mod lrfind;
 pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod progress;
 pub mod rng;
 pub mod run;
+pub mod sweep;
 pub mod train;
 pub mod verify;
 

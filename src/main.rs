@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wgtrain::bench::{self, BenchDevice};
-use wgtrain::cli::{self, BenchArgs, Cli, Command, EvalArgs, PlotArgs, PredictArgs, TrainArgs};
+use wgtrain::cli::{self, BenchArgs, Cli, Command, EvalArgs, LrFindArgs, PlotArgs, PredictArgs, SweepArgs, TrainArgs};
 use wgtrain::data::{predict, FeatureData};
 use wgtrain::engine::{self, DataMode};
 use wgtrain::error::{Error, Result};
@@ -17,7 +17,7 @@ use wgtrain::optim::OptimKind;
 use wgtrain::progress::{self, Ui};
 use wgtrain::run::{self, RunDir};
 use wgtrain::train::{self, Control, Finish};
-use wgtrain::{checkpoint, plot, verify};
+use wgtrain::{checkpoint, lrfind, plot, sweep, verify};
 
 fn main() -> ExitCode {
     let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
@@ -52,6 +52,8 @@ fn main() -> ExitCode {
         Some(Command::Bench(a)) => bench_cmd(a).map(|_| true),
         Some(Command::Predict(a)) => predict_cmd(a).map(|_| true),
         Some(Command::Plot(a)) => plot_cmd(a).map(|_| true),
+        Some(Command::Sweep(a)) => sweep_cmd(*a).map(|_| true),
+        Some(Command::LrFind(a)) => lr_find_cmd(*a).map(|_| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -312,5 +314,44 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
             println!("{}: … {} more (use --show)", input.display(), samples.rows - a.show);
         }
     }
+    Ok(())
+}
+
+fn sweep_cmd(a: SweepArgs) -> Result<()> {
+    let mut ui = Ui::default();
+    let out = sweep::sweep(&a.train, &a.lrs.0, &mut ui, &mut |line| println!("{line}"));
+    ui.finish();
+    let s = out?;
+    print!("\n{}", sweep::table(&s));
+    println!("figures and table: {}", files_str(&s.files));
+    Ok(())
+}
+
+fn lr_find_cmd(a: LrFindArgs) -> Result<()> {
+    let t = std::time::Instant::now();
+    let setup = sweep::Setup::new(&a.train, &mut |line| eprintln!("{line}"))?;
+    let range = lrfind::Range { start: a.start, end: a.end, steps: a.steps };
+    let (opt, net) = (setup.cfg.optimizer.kind.name(), cli::sizes_str(&setup.cfg.sizes));
+    let batch = match setup.cfg.batch {
+        train::BatchSize::Mini(b) => format!("batch {b}"),
+        train::BatchSize::Full => "full batch".into(),
+    };
+    println!(
+        "range test: {net} with {opt}, {batch}, from α = {:e} to {:e} over at most {} steps",
+        a.start, a.end, a.steps
+    );
+    let r = lrfind::lr_find(&setup, &a.train, range)?;
+    let out = a.train.out.clone().unwrap_or_else(|| {
+        (1..).map(|i| PathBuf::from(format!("runs/lr-find-{i:03}"))).find(|p| !p.exists()).expect("a free name")
+    });
+    let files = lrfind::write(&r, &out)?;
+    let last = r.points.last().map_or(f32::NAN, |p| p.lr);
+    match &r.stopped {
+        Some(why) => println!("{} steps, stopped: {why}", r.points.len()),
+        None => println!("{} steps, up to α = {last:e}", r.points.len()),
+    }
+    println!("suggested learning rate: {:.2e} (steepest descent of the smoothed loss)", r.steepest);
+    println!("                         {:.2e} (minimum of the smoothed loss / 10)", r.min_div10);
+    println!("figure and table: {} ({:.1} s)", files_str(&files), t.elapsed().as_secs_f64());
     Ok(())
 }

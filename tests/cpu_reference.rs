@@ -28,23 +28,27 @@ mod jacobians {
     const W: [f64; 6] = [0.3, -0.7, 0.2, 1.1, 0.4, -0.6]; // [e=2, d=3], row-major
     const V: [f64; 2] = [0.75, -1.5];
 
+    use wgtrain::jacobian::{close, fc_jacobian_w, fc_jacobian_x};
+
     /// `∂z/∂x = W`: `[e, d]`.
     fn jac_x() -> Vec<Vec<f64>> {
-        vec![W[0..3].to_vec(), W[3..6].to_vec()]
+        fc_jacobian_x(&W, 2, 3)
     }
 
     /// `∂z/∂w` for `w = [W₁₁ W₁₂ W₁₃ W₂₁ W₂₂ W₂₃ b₁ b₂]`: `xᵀ` staggered `e` times, then `I_e`.
     fn jac_w() -> Vec<Vec<f64>> {
-        vec![vec![X[0], X[1], X[2], 0.0, 0.0, 0.0, 1.0, 0.0], vec![0.0, 0.0, 0.0, X[0], X[1], X[2], 0.0, 1.0]]
+        let j = fc_jacobian_w(&X, 2);
+        assert_eq!(
+            j,
+            [[X[0], X[1], X[2], 0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, X[0], X[1], X[2], 0.0, 1.0]],
+            "the library's ∂z/∂w is the lecture's"
+        );
+        j
     }
 
     /// `vᵀJ`.
     fn vjp(j: &[Vec<f64>]) -> Vec<f64> {
-        (0..j[0].len()).map(|c| (0..j.len()).map(|r| V[r] * j[r][c]).sum()).collect()
-    }
-
-    fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+        wgtrain::jacobian::vjp(&V, j)
     }
 
     #[test]

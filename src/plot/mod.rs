@@ -20,7 +20,10 @@ mod pixels;
 pub mod simplex;
 
 pub use confusion::{confusion, confusion_table, per_class_accuracy};
-pub use curves::{accuracy_series, loss_series, overlay_series, plot_overlay, plot_run, XAxis};
+pub use curves::{
+    accuracy_series, loss_series, overlay_series, plot_lr_find, plot_overlay, plot_run, plot_sweep, LrFindSeries,
+    SweepLine, XAxis,
+};
 pub use images::confident_mistakes;
 
 use crate::data::Dataset;
