@@ -2,6 +2,9 @@
 //! [`Config`], a [`DataSpec`]. Values that can be checked alone are checked while parsing
 //! (a bad one is a usage error that names the flag, see [`usage_error`]); the checks that
 //! need the data run in [`TrainArgs::config`].
+//!
+//! Longer than most files here for a reason: every flag's doc comment is its `--help`
+//! text, and each command's arguments are one struct in this file.
 
 use crate::bench::BenchDevice;
 use crate::data::holdout::ValSize;

@@ -32,6 +32,7 @@ pub mod lrfind;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod predict;
 pub mod progress;
 pub mod rng;
 pub mod run;

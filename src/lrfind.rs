@@ -150,3 +150,33 @@ pub fn write(r: &LrFind, out: &Path) -> Result<Vec<PathBuf>> {
     files.extend(crate::plot::plot_lr_find(&chart_series(r), &out.join("lr-find"))?);
     Ok(files)
 }
+
+/// The run about to start, in a line: `range test: 784-256-128-10 with sgd, batch 128, …`.
+pub fn describe(cfg: &crate::train::Config, range: &Range) -> String {
+    let batch = match cfg.batch {
+        crate::train::BatchSize::Mini(b) => format!("batch {b}"),
+        crate::train::BatchSize::Full => "full batch".into(),
+    };
+    let net = cfg.sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-");
+    format!(
+        "range test: {net} with {}, {batch}, from α = {:e} to {:e} over at most {} steps",
+        cfg.optimizer.kind.name(),
+        range.start,
+        range.end,
+        range.steps
+    )
+}
+
+/// How the test ended and the two suggestions, a line each.
+pub fn report(r: &LrFind) -> String {
+    let last = r.points.last().map_or(f32::NAN, |p| p.lr);
+    let ended = match &r.stopped {
+        Some(why) => format!("{} steps, stopped: {why}", r.points.len()),
+        None => format!("{} steps, up to α = {last:e}", r.points.len()),
+    };
+    format!(
+        "{ended}\nsuggested learning rate: {:.2e} (steepest descent of the smoothed loss)\n                         \
+         {:.2e} (minimum of the smoothed loss / 10)\n",
+        r.steepest, r.min_div10
+    )
+}

@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wgtrain::bench::{self, BenchDevice};
 use wgtrain::cli::{self, BenchArgs, Cli, Command, EvalArgs, LrFindArgs, PlotArgs, PredictArgs, SweepArgs, TrainArgs};
-use wgtrain::data::{predict, FeatureData};
 use wgtrain::engine::{self, DataMode};
 use wgtrain::error::{Error, Result};
 use wgtrain::gpu::{context, Gpu};
 use wgtrain::model::Mlp;
 use wgtrain::optim::OptimKind;
+use wgtrain::predict::Predictor;
 use wgtrain::progress::{self, Ui};
 use wgtrain::run::{self, RunDir};
 use wgtrain::train::{self, Control, Finish};
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         Some(Command::Eval(a)) => eval_cmd(a),
         Some(Command::Verify { adapter }) => verify_cmd(adapter.as_deref()),
         Some(Command::Devices) => {
-            devices();
+            print!("{}", context::adapters_report());
             Ok(true)
         }
         Some(Command::Bench(a)) => bench_cmd(a).map(|_| true),
@@ -211,27 +211,6 @@ fn eval_cmd(a: EvalArgs) -> Result<bool> {
     Ok(true)
 }
 
-fn devices() {
-    let all = context::list_adapters();
-    if all.is_empty() {
-        println!("no adapters found (on Linux: apt-get install mesa-vulkan-drivers libvulkan1)");
-    }
-    for a in all {
-        let l = a.limits();
-        println!("{}", context::describe(&a.get_info()));
-        println!(
-            "    max binding {} MiB, max buffer {} MiB, {} storage buffers/stage, {} KiB workgroup memory, \
-             {} invocations/workgroup, timestamps: {}",
-            l.max_storage_buffer_binding_size >> 20,
-            l.max_buffer_size >> 20,
-            l.max_storage_buffers_per_shader_stage,
-            l.max_compute_workgroup_storage_size >> 10,
-            l.max_compute_invocations_per_workgroup,
-            a.features().contains(wgpu::Features::TIMESTAMP_QUERY)
-        );
-    }
-}
-
 /// Runs every parity check; returns whether all passed.
 fn verify_cmd(adapter: Option<&str>) -> Result<bool> {
     let gpu = Gpu::named(adapter)?;
@@ -287,31 +266,15 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
-    let path = weights_path(&a.weights);
-    let w = checkpoint::load_weights(&path)?;
-    let names: Vec<String> = w
-        .metadata
-        .get(run::META_CLASSES)
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or_else(|| (0..w.mlp.classes()).map(|c| format!("class {c}")).collect());
-    let (width, c) = (w.mlp.inputs(), w.mlp.classes());
-    let mut engine = engine::CpuEngine::new(&w.mlp, w.params, OptimKind::Sgd, train::CHUNK);
+    let mut p = Predictor::open(&weights_path(&a.weights))?;
     for input in &a.inputs {
-        let mut samples = predict::read(input, width)?;
-        // Read in the model's scale (pixels in [0, 1]); then standardized as in training.
-        let t = run::input_transform(&w.metadata, &samples);
-        if let FeatureData::F32(x) = &mut samples.features {
-            t.standardize(x);
+        let rows = p.classify(input)?;
+        let at = |i: usize| if rows.len() > 1 { format!("[{i}]") } else { String::new() };
+        for (i, (name, prob)) in rows.iter().enumerate().take(a.show) {
+            println!("{}{}: {name} ({prob:.3})", input.display(), at(i));
         }
-        let p = wgtrain::engine::Engine::predict(&mut engine, &samples)?;
-        for (i, row) in p.chunks(c).enumerate().take(a.show) {
-            let (best, prob) =
-                row.iter().enumerate().fold((0, f32::MIN), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
-            let at = if samples.rows > 1 { format!("[{i}]") } else { String::new() };
-            println!("{}{at}: {} ({prob:.3})", input.display(), names.get(best).map_or("?", String::as_str));
-        }
-        if samples.rows > a.show {
-            println!("{}: … {} more (use --show)", input.display(), samples.rows - a.show);
+        if rows.len() > a.show {
+            println!("{}: … {} more (use --show)", input.display(), rows.len() - a.show);
         }
     }
     Ok(())
@@ -331,27 +294,13 @@ fn lr_find_cmd(a: LrFindArgs) -> Result<()> {
     let t = std::time::Instant::now();
     let setup = sweep::Setup::new(&a.train, &mut |line| eprintln!("{line}"))?;
     let range = lrfind::Range { start: a.start, end: a.end, steps: a.steps };
-    let (opt, net) = (setup.cfg.optimizer.kind.name(), cli::sizes_str(&setup.cfg.sizes));
-    let batch = match setup.cfg.batch {
-        train::BatchSize::Mini(b) => format!("batch {b}"),
-        train::BatchSize::Full => "full batch".into(),
-    };
-    println!(
-        "range test: {net} with {opt}, {batch}, from α = {:e} to {:e} over at most {} steps",
-        a.start, a.end, a.steps
-    );
+    println!("{}", lrfind::describe(&setup.cfg, &range));
     let r = lrfind::lr_find(&setup, &a.train, range)?;
     let out = a.train.out.clone().unwrap_or_else(|| {
         (1..).map(|i| PathBuf::from(format!("runs/lr-find-{i:03}"))).find(|p| !p.exists()).expect("a free name")
     });
     let files = lrfind::write(&r, &out)?;
-    let last = r.points.last().map_or(f32::NAN, |p| p.lr);
-    match &r.stopped {
-        Some(why) => println!("{} steps, stopped: {why}", r.points.len()),
-        None => println!("{} steps, up to α = {last:e}", r.points.len()),
-    }
-    println!("suggested learning rate: {:.2e} (steepest descent of the smoothed loss)", r.steepest);
-    println!("                         {:.2e} (minimum of the smoothed loss / 10)", r.min_div10);
+    print!("{}", lrfind::report(&r));
     println!("figure and table: {} ({:.1} s)", files_str(&files), t.elapsed().as_secs_f64());
     Ok(())
 }

@@ -7,7 +7,6 @@ pub mod holdout;
 pub mod idx;
 pub mod image;
 pub mod normalize;
-pub mod predict;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;

@@ -61,6 +61,30 @@ pub fn list_adapters() -> Vec<wgpu::Adapter> {
     all
 }
 
+/// Every adapter wgpu sees, a line each with its main limits (`wgtrain devices`).
+pub fn adapters_report() -> String {
+    let all = list_adapters();
+    if all.is_empty() {
+        return "no adapters found (on Linux: apt-get install mesa-vulkan-drivers libvulkan1)\n".into();
+    }
+    let mut s = String::new();
+    for a in all {
+        let l = a.limits();
+        s += &format!(
+            "{}\n    max binding {} MiB, max buffer {} MiB, {} storage buffers/stage, {} KiB workgroup memory, \
+             {} invocations/workgroup, timestamps: {}\n",
+            describe(&a.get_info()),
+            l.max_storage_buffer_binding_size >> 20,
+            l.max_buffer_size >> 20,
+            l.max_storage_buffers_per_shader_stage,
+            l.max_compute_workgroup_storage_size >> 10,
+            l.max_compute_invocations_per_workgroup,
+            a.features().contains(wgpu::Features::TIMESTAMP_QUERY)
+        );
+    }
+    s
+}
+
 /// Whether an adapter is a software rasterizer running on the CPU.
 pub fn is_software(info: &wgpu::AdapterInfo) -> bool {
     info.device_type == wgpu::DeviceType::Cpu

@@ -16,15 +16,14 @@
 pub mod confusion;
 pub mod curves;
 pub mod images;
+pub mod lr;
 mod pixels;
 pub mod simplex;
 
 pub use confusion::{confusion, confusion_table, per_class_accuracy};
-pub use curves::{
-    accuracy_series, loss_series, overlay_series, plot_lr_find, plot_overlay, plot_run, plot_sweep, LrFindSeries,
-    SweepLine, XAxis,
-};
+pub use curves::{accuracy_series, loss_series, overlay_series, plot_overlay, plot_run, XAxis};
 pub use images::confident_mistakes;
+pub use lr::{plot_lr_find, plot_sweep, LrFindSeries, SweepLine};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};

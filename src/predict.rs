@@ -1,14 +1,62 @@
-//! Samples to classify (`wgtrain predict`), told apart by their file name: PNG images (any
-//! size and colour, resized to the model's square input), CSV rows of features (with or
-//! without a leading label), or IDX image files.
+//! `wgtrain predict`: saved weights classify the samples of files, told apart by their
+//! name: PNG images (any size and colour, resized to the model's square input), CSV rows
+//! of features (with or without a leading label), or IDX image files. The inputs are
+//! scaled as the model's training data was (`wgtrain.input`).
 
-use super::{csv, idx, image, Dataset, FeatureData};
+use crate::checkpoint;
+use crate::data::{csv, idx, image, Dataset, FeatureData};
+use crate::engine::{CpuEngine, Engine};
 use crate::error::{Error, Result};
+use crate::optim::OptimKind;
+use crate::run;
 use std::path::Path;
+
+/// Saved weights, ready to classify: the network on the CPU, its class names and the
+/// input transform it was trained with.
+pub struct Predictor {
+    engine: CpuEngine,
+    names: Vec<String>,
+    metadata: std::collections::HashMap<String, String>,
+    width: usize,
+    classes: usize,
+}
+
+impl Predictor {
+    /// Loads a weights file.
+    pub fn open(path: &Path) -> Result<Predictor> {
+        let w = checkpoint::load_weights(path)?;
+        let (width, classes) = (w.mlp.inputs(), w.mlp.classes());
+        let names: Vec<String> = w
+            .metadata
+            .get(run::META_CLASSES)
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_else(|| (0..classes).map(|c| format!("class {c}")).collect());
+        let engine = CpuEngine::new(&w.mlp, w.params, OptimKind::Sgd, crate::train::CHUNK);
+        Ok(Predictor { engine, names, metadata: w.metadata, width, classes })
+    }
+
+    /// The most probable class of each sample in `input`, by name, with its probability.
+    pub fn classify(&mut self, input: &Path) -> Result<Vec<(&str, f32)>> {
+        let mut samples = read(input, self.width)?;
+        // Read in the model's scale (pixels in [0, 1]); then standardized as in training.
+        let t = run::input_transform(&self.metadata, &samples);
+        if let FeatureData::F32(x) = &mut samples.features {
+            t.standardize(x);
+        }
+        let p = self.engine.predict(&samples)?;
+        Ok(p.chunks(self.classes)
+            .map(|row| {
+                let (best, prob) =
+                    row.iter().enumerate().fold((0, f32::MIN), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
+                (self.names.get(best).map_or("?", String::as_str), prob)
+            })
+            .collect())
+    }
+}
 
 /// Reads `path` into samples of `width` features in the model's scale (pixels in [0, 1]),
 /// labelled 0 (their labels are unknown).
-pub fn read(path: &Path, width: usize) -> Result<Dataset> {
+fn read(path: &Path, width: usize) -> Result<Dataset> {
     let x = rows(path, width)?;
     let n = x.len() / width;
     Ok(Dataset {
