@@ -60,10 +60,25 @@ pub struct Dispatch {
 impl Kernel {
     /// A dispatch of this kernel over `groups`, binding `buffers` to 0, 1, 2, … in order.
     pub fn dispatch(&self, device: &wgpu::Device, buffers: &[&wgpu::Buffer], groups: [u32; 3]) -> Dispatch {
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
+        let whole: Vec<wgpu::BufferBinding> =
+            buffers.iter().map(|b| wgpu::BufferBinding { buffer: b, offset: 0, size: None }).collect();
+        self.dispatch_ranges(device, &whole, groups)
+    }
+
+    /// As [`Self::dispatch`], with each binding a range of its buffer (a slot of a ring).
+    pub fn dispatch_ranges(
+        &self,
+        device: &wgpu::Device,
+        bindings: &[wgpu::BufferBinding],
+        groups: [u32; 3],
+    ) -> Dispatch {
+        let entries: Vec<wgpu::BindGroupEntry> = bindings
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(b.clone()),
+            })
             .collect();
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(self.name),
