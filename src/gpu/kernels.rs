@@ -308,9 +308,12 @@ pub struct TransposeParams {
 }
 
 impl TransposeParams {
-    /// The grid: one invocation per element.
+    /// Columns each invocation copies (`COLS` in `transpose.wgsl`).
+    pub const COLS: u32 = 16;
+
+    /// The grid: one invocation per row and [`Self::COLS`] columns.
     pub fn groups(&self) -> [u32; 3] {
-        [self.rows.div_ceil(64).max(1), self.cols.max(1), 1]
+        [self.rows.div_ceil(64).max(1), self.cols.div_ceil(Self::COLS).max(1), 1]
     }
 }
 
