@@ -28,7 +28,8 @@
 //! | `gather_f32` (`gather.wgsl`)               | `gather_f32`                  | `gather_f32_matches_cpu`          |
 //!
 //! "(vec4)": the entry in `gemm_vec4.wgsl`, run when the product is [`Gemm::aligned`];
-//! otherwise the generic `gemm` (`gemm.wgsl`). `fc_forward` runs `transpose` first and
+//! otherwise the generic `gemm` (`gemm.wgsl`). For fewer than [`VEC4_ROWS`] rows (a
+//! batch of 1 to 7) `gemm_nn_row` of the same file replaces `gemm_nn`, bit for bit. `fc_forward` runs `transpose` first and
 //! its product reads `Wᵀ`; the GPU runners of `fc_forward` and `fc_backward_input` fuse
 //! the ReLU and the mask as the training step does. † The op has a second CPU twin of
 //! the same name in `cpu::fast` (the CPU trainer's path). `gather_u8_unaligned` runs for
@@ -161,6 +162,8 @@ pub const GEMM_WG: u32 = 8;
 pub const GEMM_TILE: u32 = 4 * GEMM_WG;
 /// Rows of C each invocation of `gemm_vec4.wgsl` holds (8 columns each).
 pub const VEC4_ROWS: u32 = 8;
+/// Invocations per workgroup of `gemm_nn_row` (`ROW_WG` in `gemm_vec4.wgsl`).
+pub const ROW_WG: u32 = 16;
 
 impl GemmParams {
     pub const BIAS: u32 = 1;
@@ -266,15 +269,17 @@ impl Gemm {
             }
     }
 
-    /// The kernel for this product (vec4 when aligned) and its workgroup grid.
+    /// The kernel for this product (vec4 when aligned, one row per invocation for
+    /// `A·B` of fewer than [`VEC4_ROWS`] rows) and its workgroup grid.
     pub fn kernel<'k>(&self, k: &'k Kernels) -> (&'k Kernel, [u32; 3]) {
         let v = self.variants(k);
-        let (_, kernel, groups) = if self.aligned() { v[1] } else { v[0] };
+        let (_, kernel, groups) = *v.last().expect("the generic kernel");
         (kernel, groups)
     }
 
     /// Every kernel that can compute this product, with its grid: the generic one first,
-    /// then the vec4 one when aligned (for `bench --gemm`).
+    /// then the vec4 one when aligned, then `gemm_nn_row` for an aligned `A·B` of fewer
+    /// than [`VEC4_ROWS`] rows (for `bench --gemm`; [`Self::kernel`] takes the last).
     pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
         let p = &self.params;
         let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
@@ -285,6 +290,9 @@ impl Gemm {
                 Layout::Nn => &k.gemm_nn,
             };
             v.push(("vec4 8x8", kernel, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
+            if self.layout == Layout::Nn && p.m < VEC4_ROWS {
+                v.push(("vec4 1x8 rows", &k.gemm_nn_row, grid(8 * ROW_WG, 1)));
+            }
         }
         v
     }
@@ -433,6 +441,7 @@ pub struct Kernels {
     pub gemm: Kernel,
     pub gemm_tn: Kernel,
     pub gemm_nn: Kernel,
+    pub gemm_nn_row: Kernel,
     pub transpose: Kernel,
     pub fc_backward_bias: Kernel,
     pub softmax_xent: Kernel,
@@ -510,6 +519,7 @@ impl Kernels {
                 gemm: k(&gemm, "gemm", "urrrrw", &wg),
                 gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
                 gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
+                gemm_nn_row: k(&gemm4, "gemm_nn_row", "urrrrw", &wg),
                 transpose: k(&transpose, "transpose", "urw", &[]),
                 fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
                 softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
