@@ -80,6 +80,9 @@ enum Mode {
 
 /// Steps one submission carries at most (the slots of a [`Ring`]).
 pub const RUN_SLOTS: usize = 64;
+/// Batches larger than this go one submission per step even in a run: their compute
+/// dwarfs a submission, and a ring of their indices would not be small.
+pub const RUN_MAX_BATCH: usize = 256;
 
 /// Per-step inputs of up to [`RUN_SLOTS`] steps of one (table, batch size): slot `s`
 /// holds step `s`'s batch indices and optimizer block, bound by its own gather and
@@ -435,7 +438,7 @@ impl<'g> GpuNet<'g> {
 
     /// Mini-batch SGD steps, one per entry of `steps` (rows of `table`) and `opts`, as
     /// [`Self::train_step`] would run them one by one, but up to [`RUN_SLOTS`] consecutive
-    /// steps of one batch size in one submission.
+    /// steps of one batch size (up to [`RUN_MAX_BATCH`] rows) in one submission.
     pub fn train_steps(&mut self, table: TableId, steps: &[&[u32]], opts: &[OptimStep]) -> Result<()> {
         if steps.len() != opts.len() {
             return Err(Error::shape("GpuNet::train_steps", format!("{} optimizer steps", steps.len()), opts.len()));
@@ -443,6 +446,11 @@ impl<'g> GpuNet<'g> {
         let mut start = 0;
         while start < steps.len() {
             let batch = steps[start].len();
+            if batch > RUN_MAX_BATCH {
+                self.train_step(table, steps[start], &opts[start])?;
+                start += 1;
+                continue;
+            }
             let same = steps[start..].iter().take(RUN_SLOTS).take_while(|s| s.len() == batch).count();
             self.submit_run(table, &steps[start..start + same], &opts[start..start + same])?;
             start += same;
