@@ -16,10 +16,6 @@
 //            per invocation (8 columns, lo and hi), so no clamped rows are computed; each
 //            element is the same fma chain over k as in gemm_nn, so the same bits.
 //            Workgroup ROW_WG × 1; dispatch (⌈N/(8·ROW_WG)⌉, M, 1).
-//   gemm_tn_col  gemm_tn for K < 8 (the weight gradient of a batch of 1 to 7): one column
-//            n and up to 8 rows of C per invocation, so consecutive invocations load and
-//            store consecutive elements; each element the same fma chain over k as in
-//            gemm_tn, so the same bits. Workgroup COL_WG × 1; dispatch (⌈N/COL_WG⌉, ⌈M/8⌉, 1).
 //
 // Buffers are padded to 16 bytes, so a vec4 never straddles a binding's end. Ragged M
 // and N: loads clamp to the last valid row or vec4 and the epilogue stores only inside
@@ -115,30 +111,6 @@ fn gemm_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 const ROW_WG: u32 = 16u;
-const COL_WG: u32 = 64u;
-
-// B's element i, read through its vec4 binding.
-fn scalar_b(i: u32) -> f32 {
-    return b[i / 4u][i % 4u];
-}
-
-@compute @workgroup_size(COL_WG)
-fn gemm_tn_col(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = gid.x;
-    let m0 = gid.y * 8u;
-    if (n >= p.n || m0 >= p.m) {
-        return;
-    }
-    let rows = min(8u, p.m - m0);
-    for (var r = 0u; r < rows; r++) {
-        let m = m0 + r;
-        var acc = 0.0;
-        for (var k = 0u; k < p.k; k++) {
-            acc = fma(scalar_a(p.a_off + m * p.a_sm + k * p.a_sk), scalar_b(p.b_off + k * p.b_sk + n * p.b_sn), acc);
-        }
-        epilogue(m, n, acc);
-    }
-}
 
 @compute @workgroup_size(ROW_WG)
 fn gemm_nn_row(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -29,8 +29,7 @@
 //!
 //! "(vec4)": the entry in `gemm_vec4.wgsl`, run when the product is [`Gemm::aligned`];
 //! otherwise the generic `gemm` (`gemm.wgsl`). For fewer than [`VEC4_ROWS`] rows (a
-//! batch of 1 to 7) `gemm_nn_row` of the same file replaces `gemm_nn`, and `gemm_tn_col`
-//! replaces `gemm_tn`, bit for bit. `fc_forward` runs `transpose` first and
+//! batch of 1 to 7) `gemm_nn_row` of the same file replaces `gemm_nn`, bit for bit. `fc_forward` runs `transpose` first and
 //! its product reads `Wᵀ`; the GPU runners of `fc_forward` and `fc_backward_input` fuse
 //! the ReLU and the mask as the training step does. † The op has a second CPU twin of
 //! the same name in `cpu::fast` (the CPU trainer's path). `gather_u8_unaligned` runs for
@@ -165,8 +164,6 @@ pub const GEMM_TILE: u32 = 4 * GEMM_WG;
 pub const VEC4_ROWS: u32 = 8;
 /// Invocations per workgroup of `gemm_nn_row` (`ROW_WG` in `gemm_vec4.wgsl`).
 pub const ROW_WG: u32 = 16;
-/// Invocations per workgroup of `gemm_tn_col` (`COL_WG` in `gemm_vec4.wgsl`).
-pub const COL_WG: u32 = 64;
 
 impl GemmParams {
     pub const BIAS: u32 = 1;
@@ -282,8 +279,7 @@ impl Gemm {
 
     /// Every kernel that can compute this product, with its grid: the generic one first,
     /// then the vec4 one when aligned, then `gemm_nn_row` for an aligned `A·B` of fewer
-    /// than [`VEC4_ROWS`] rows or `gemm_tn_col` for an aligned `Aᵀ·B` over fewer than
-    /// [`VEC4_ROWS`] k (for `bench --gemm`; [`Self::kernel`] takes the last).
+    /// than [`VEC4_ROWS`] rows (for `bench --gemm`; [`Self::kernel`] takes the last).
     pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
         let p = &self.params;
         let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
@@ -296,10 +292,6 @@ impl Gemm {
             v.push(("vec4 8x8", kernel, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
             if self.layout == Layout::Nn && p.m < VEC4_ROWS {
                 v.push(("vec4 1x8 rows", &k.gemm_nn_row, grid(8 * ROW_WG, 1)));
-            }
-            let col = grid(COL_WG, 8);
-            if self.layout == Layout::Tn && p.k < VEC4_ROWS && col[0] <= GRID_X && col[1] <= GRID_X {
-                v.push(("8x1 columns", &k.gemm_tn_col, col));
             }
         }
         v
@@ -450,7 +442,6 @@ pub struct Kernels {
     pub gemm_tn: Kernel,
     pub gemm_nn: Kernel,
     pub gemm_nn_row: Kernel,
-    pub gemm_tn_col: Kernel,
     pub transpose: Kernel,
     pub fc_backward_bias: Kernel,
     pub softmax_xent: Kernel,
@@ -529,7 +520,6 @@ impl Kernels {
                 gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
                 gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
                 gemm_nn_row: k(&gemm4, "gemm_nn_row", "urrrrw", &wg),
-                gemm_tn_col: k(&gemm4, "gemm_tn_col", "urrrrw", &wg),
                 transpose: k(&transpose, "transpose", "urw", &[]),
                 fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
                 softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
