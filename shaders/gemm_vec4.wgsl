@@ -12,6 +12,10 @@
 //            needs M, N, a_sk, b_sk, a_off, b_off ≡ 0 (mod 4)
 //   gemm_nn  C = A·B, any A strides, B: [K, N] row-contiguous       (Z = X·(Wᵀ), dX = dZ·W)
 //            needs N, b_sk, b_off ≡ 0 (mod 4)
+//   gemm_nn_row  gemm_nn for M < 8 (a batch of a few rows; pure SGD's is 1): one row of C
+//            per invocation (8 columns, lo and hi), so no clamped rows are computed; each
+//            element is the same fma chain over k as in gemm_nn, so the same bits.
+//            Workgroup ROW_WG × 1; dispatch (⌈N/(8·ROW_WG)⌉, M, 1).
 //
 // Buffers are padded to 16 bytes, so a vec4 never straddles a binding's end. Ragged M
 // and N: loads clamp to the last valid row or vec4 and the epilogue stores only inside
@@ -104,6 +108,32 @@ fn gemm_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
         x = outer(x, al.x, al.y, al.z, al.w, ah.x, ah.y, ah.z, ah.w, b[bl + kk * bsk], b[bh + kk * bsk]);
     }
     store(m0, n0, x);
+}
+
+const ROW_WG: u32 = 16u;
+
+@compute @workgroup_size(ROW_WG)
+fn gemm_nn_row(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m = gid.y;
+    let n0 = gid.x * 8u;
+    if (m >= p.m || n0 >= p.n) {
+        return;
+    }
+    let am = p.a_off + m * p.a_sm;
+    let bl = (p.b_off + n0) / 4u;
+    let bh = (p.b_off + min(n0 + 4u, p.n - 4u)) / 4u;
+    let bsk = p.b_sk / 4u;
+    var lo = vec4<f32>();
+    var hi = vec4<f32>();
+    var ak = 0u;
+    for (var k = 0u; k < p.k; k++) {
+        let row = k * bsk;
+        let av = vec4<f32>(scalar_a(am + ak));
+        lo = fma(av, b[bl + row], lo);
+        hi = fma(av, b[bh + row], hi);
+        ak += p.a_sk;
+    }
+    store_row(m, n0, lo, hi);
 }
 
 @compute @workgroup_size(WG, WG)

@@ -1,9 +1,11 @@
 // Transposes one weight matrix, so the forward product reads Wᵀ row-contiguously:
 //   dst[dst_off + i·rows + o] = src[src_off + o·cols + i],   W: [rows = OUT, cols = IN]
 // Run at the start of every recorded step (after the previous step's update).
-// Bindings: 0 params, 1 src (read), 2 dst (read_write). One invocation per element,
-// consecutive invocations writing consecutive elements; workgroup 64; dispatch
-// (⌈rows/64⌉, cols, 1).
+// Bindings: 0 params, 1 src (read), 2 dst (read_write). One invocation per row o and
+// COLS consecutive columns i (reading them contiguously), consecutive invocations writing
+// consecutive elements; workgroup 64; dispatch (⌈rows/64⌉, ⌈cols/COLS⌉, 1) — COLS
+// columns per invocation so a software adapter runs a sixteenth of the workgroups, each
+// of which it pays for (a copy: any grid gives the same bits).
 
 struct Params { rows: u32, cols: u32, src_off: u32, dst_off: u32 }
 
@@ -11,12 +13,17 @@ struct Params { rows: u32, cols: u32, src_off: u32, dst_off: u32 }
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
+const COLS: u32 = 16u;
+
 @compute @workgroup_size(64)
 fn transpose(@builtin(global_invocation_id) gid: vec3<u32>) {
     let o = gid.x;
-    let i = gid.y;
-    if (o >= p.rows || i >= p.cols) {
+    let i0 = gid.y * COLS;
+    if (o >= p.rows) {
         return;
     }
-    dst[p.dst_off + i * p.rows + o] = src[p.src_off + o * p.cols + i];
+    let end = min(i0 + COLS, p.cols);
+    for (var i = i0; i < end; i++) {
+        dst[p.dst_off + i * p.rows + o] = src[p.src_off + o * p.cols + i];
+    }
 }

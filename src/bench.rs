@@ -3,13 +3,13 @@
 //! the real data path. Throughput includes waiting for the device: the timed span ends
 //! with a read-back of the metrics, which waits for every step.
 
-use crate::data::batches::{epoch_order, stream, Batch};
+use crate::data::batches::{epoch_order, stream, stream_owned, Batch, Gather};
 use crate::data::Dataset;
 use crate::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::Mlp;
-use crate::optim::{OptimKind, Optimizer};
+use crate::optim::{OptimKind, OptimStep, Optimizer};
 use serde::Serialize;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -87,17 +87,11 @@ pub fn measure(
     engine.take_tally()?;
     let first_step_ms = t0.elapsed().as_secs_f64() * 1e3;
     let warm = &batches[1..1 + warmup];
-    stream(data, warm, how, |_, b| engine.train_step(b, &opt.step(2, opt.lr)).map(ControlFlow::Continue))?;
+    runs(engine, data, warm, how, &opt.step(2, opt.lr))?;
     engine.take_tally()?;
     let timed = &batches[1 + warmup..];
     let t = Instant::now();
-    let mut submit = 0.0;
-    stream(data, timed, how, |_, b| {
-        let s = Instant::now();
-        engine.train_step(b, &opt.step(3, opt.lr))?;
-        submit += s.elapsed().as_secs_f64();
-        Ok(ControlFlow::Continue(()))
-    })?;
+    let submit = runs(engine, data, timed, how, &opt.step(3, opt.lr))?;
     let waited = Instant::now();
     engine.take_tally()?;
     let wait = waited.elapsed().as_secs_f64();
@@ -123,6 +117,24 @@ pub fn measure(
         submit_ms: submit * 1e3 / steps as f64,
         wait_ms: wait * 1e3 / steps as f64,
     })
+}
+
+/// Trains on `batches` with `opt`, handing them to the engine in runs of
+/// [`crate::train::MAX_RUN`] as training does; returns the seconds spent handing over.
+fn runs(engine: &mut dyn Engine, data: &Dataset, batches: &[&[u32]], how: Gather, opt: &OptimStep) -> Result<f64> {
+    let mut run = Vec::new();
+    let mut submit = 0.0;
+    stream_owned(data, batches, how, |i, b| {
+        run.push(b);
+        if run.len() == crate::train::MAX_RUN || i + 1 == batches.len() {
+            let s = Instant::now();
+            engine.train_steps(&run, &vec![*opt; run.len()])?;
+            submit += s.elapsed().as_secs_f64();
+            run.clear();
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(submit)
 }
 
 /// Adds a per-dispatch profile of one more step to a GPU measurement.

@@ -59,6 +59,14 @@ pub trait Engine {
     fn gather(&self) -> Gather;
     /// One mini-batch step: the gradient of the batch's mean loss, then the update.
     fn train_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<()>;
+    /// Consecutive mini-batch steps, `batches[i]` with `opts[i]`: exactly what
+    /// `train_step` on each in turn does (the GPU submits a run of them at once).
+    fn train_steps(&mut self, batches: &[Batch], opts: &[OptimStep]) -> Result<()> {
+        if batches.len() != opts.len() {
+            return Err(Error::shape("Engine::train_steps", format!("{} optimizer steps", batches.len()), opts.len()));
+        }
+        batches.iter().zip(opts).try_for_each(|(b, o)| self.train_step(b, o))
+    }
     /// Adds `scale·Σ ∇loss` over the batch to the gradient (overwrites it when `first`).
     fn accumulate(&mut self, b: &Batch, scale: f32, first: bool) -> Result<()>;
     /// Applies the update with the accumulated gradient.
@@ -430,6 +438,20 @@ impl Engine for GpuEngine<'_> {
         self.stream(b)?;
         let idx = Self::device_idx(self.mode, &self.identity, b);
         self.net.train_step(self.train, idx, opt)
+    }
+
+    /// Resident data: one submission per run of up to `RUN_SLOTS` steps. Streamed data
+    /// overwrites one device table per step, so it goes step by step.
+    fn train_steps(&mut self, batches: &[Batch], opts: &[OptimStep]) -> Result<()> {
+        if self.mode == DataMode::Streaming {
+            if batches.len() != opts.len() {
+                let expected = format!("{} optimizer steps", batches.len());
+                return Err(Error::shape("Engine::train_steps", expected, opts.len()));
+            }
+            return batches.iter().zip(opts).try_for_each(|(b, o)| self.train_step(b, o));
+        }
+        let idx: Vec<&[u32]> = batches.iter().map(|b| b.idx.as_slice()).collect();
+        self.net.train_steps(self.train, &idx, opts)
     }
 
     fn accumulate(&mut self, b: &Batch, scale: f32, first: bool) -> Result<()> {

@@ -123,7 +123,12 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
         }
         eprintln!("\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again to quit at once)");
     });
-    let ctl = Control { checkpoint_every: a.checkpoint_every, stop_after: a.stop_after, interrupt: Some(&INTERRUPTED) };
+    let ctl = Control {
+        checkpoint_every: a.checkpoint_every,
+        stop_after: a.stop_after,
+        interrupt: Some(&INTERRUPTED),
+        ..Control::default()
+    };
     let mut ui = Ui::default();
     let mut live = plot::LiveFigures::new(&mut ui, &run.path);
     let out = train::train(&cfg, &split, engine.as_mut(), Some(&mut run), &mut live, progress, &ctl);

@@ -138,7 +138,7 @@ pub fn sweep(a: &TrainArgs, lrs: &[f32], obs: &mut dyn Observer, say: &mut dyn F
         let device = engine.describe();
         let mut run = RunDir::create(Some(&dir), a.force, &cfg, &setup.spec, &setup.split, &device)?;
         say(&format!("α = {lr}: {} ({device})", dir.display()));
-        let ctl = Control { checkpoint_every: a.checkpoint_every, stop_after: a.stop_after, interrupt: None };
+        let ctl = Control { checkpoint_every: a.checkpoint_every, stop_after: a.stop_after, ..Control::default() };
         let result = train::train(&cfg, &setup.split, engine.as_mut(), Some(&mut run), obs, None, &ctl);
         drop(run);
         let stopped = match result {

@@ -6,11 +6,11 @@
 //! The loop knows nothing of files: it hands its records and checkpoints to a
 //! [`Journal`] (the run folder of [`crate::run`] implements it).
 
-use crate::data::batches::{batch_count, epoch_order, stream};
+use crate::data::batches::{batch_count, epoch_order, stream, stream_owned, Batch};
 use crate::data::Split;
 use crate::engine::{Engine, Tally};
 use crate::error::{Error, Result};
-use crate::optim::{LrSchedule, Optimizer, Schedule};
+use crate::optim::{LrSchedule, OptimStep, Optimizer, Schedule};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -53,6 +53,12 @@ impl<'de> Deserialize<'de> for BatchSize {
 
 /// Rows per chunk when a full-batch gradient is accumulated, and per evaluation batch.
 pub const CHUNK: usize = 1024;
+
+/// Mini-batch steps handed to the engine at once at most (the GPU submits them together):
+/// a run ends earlier at every logging, checkpoint and stop boundary. A Ctrl-C seen while
+/// a run is gathered ends it at that step, so the stop lands where it did step by step;
+/// only its latency grows, by at most one run.
+pub const MAX_RUN: usize = 64;
 
 /// Everything that defines a training run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -211,6 +217,9 @@ pub struct Control<'a> {
     pub stop_after: Option<u64>,
     /// Set by a Ctrl-C handler: finish the step, checkpoint, stop.
     pub interrupt: Option<&'a AtomicBool>,
+    /// Steps handed to the engine at once at most ([`MAX_RUN`] when `None`; 1 is step by
+    /// step). The results do not depend on it.
+    pub max_run: Option<usize>,
 }
 
 /// How a run ended.
@@ -332,17 +341,28 @@ impl Trainer<'_, '_> {
         let mut stopped = None;
         let split = self.split;
         let how = self.engine.gather();
-        stream(&split.train, &batches[done.min(batches.len())..], how, |j, batch| {
+        let max_run = self.ctl.max_run.unwrap_or(MAX_RUN).max(1);
+        // The run of steps gathered but not yet handed to the engine.
+        let mut run: (Vec<Batch>, Vec<OptimStep>) = (Vec::new(), Vec::new());
+        stream_owned(&split.train, &batches[done.min(batches.len())..], how, |j, batch| {
             let i = done + j;
             let lr = self.sched.lr(p.step);
             p.step += 1;
-            self.engine.train_step(batch, &self.cfg.optimizer.step(p.step, lr))?;
             p.seen += batch.idx.len() as u64;
             p.batch = i + 1;
-            let rate = (p.batch - done) as f64 * b as f64 / t0.elapsed().as_secs_f64();
+            run.0.push(batch);
+            run.1.push(self.cfg.optimizer.step(p.step, lr));
             let last = i + 1 == batches.len();
             let stop = self.stop_now(p.step);
-            if !((i + 1).is_multiple_of(self.cfg.log_every) || last || stop) {
+            let boundary = (i + 1).is_multiple_of(self.cfg.log_every) || last || stop;
+            if !boundary && run.0.len() < max_run {
+                return Ok(ControlFlow::Continue(()));
+            }
+            self.engine.train_steps(&run.0, &run.1)?;
+            run.0.clear();
+            run.1.clear();
+            let rate = (p.batch - done) as f64 * b as f64 / t0.elapsed().as_secs_f64();
+            if !boundary {
                 self.obs.step(i + 1, None, rate);
                 return Ok(ControlFlow::Continue(()));
             }

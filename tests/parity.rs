@@ -152,3 +152,34 @@ fn gather_f32_matches_cpu() {
     }
     assert_pass(&out);
 }
+
+/// `gemm_nn_row` (taken for A·B of fewer than 8 rows: `--batch 1` to 7) gives the bits of
+/// the 8×8 `gemm_nn` it replaces, with the forward pass's bias and ReLU and the backward
+/// pass's mask.
+#[test]
+fn gemm_nn_row_matches_the_8x8_kernel_bit_for_bit() {
+    use wgtrain::gpu::gemm::GemmParams;
+    let Some(gpu) = gpu() else { return };
+    let mut rng = wgtrain::rng::Rng::new(21, 0);
+    for m in 1..8 {
+        for (inp, out) in [(784, 256), (256, 128), (3, 4), (17, 12)] {
+            let fwd = GemmParams::fc_forward(m, inp, out, 0, 0, true);
+            let bwd = GemmParams::fc_backward_input(m, out, inp, 0, true);
+            for (name, g) in [("fc_forward", fwd), ("fc_backward_input", bwd)] {
+                let p = g.params;
+                let (rows, k, n) = (p.m as usize, p.k as usize, p.n as usize);
+                let a = verify::uniform(&mut rng, rows * k, 1.0);
+                let b = verify::uniform(&mut rng, k * n, 1.0);
+                let extra = verify::uniform(&mut rng, rows * n, 1.0);
+                let v = g.variants(&gpu.kernels);
+                assert_eq!(v.len(), 3, "{name} {m}×{k}·{k}×{n}: the row kernel is not offered");
+                let run = |(_, kernel, groups): (&str, _, [u32; 3])| {
+                    wgtrain::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &extra, rows * n, 1).unwrap().0
+                };
+                let (block, row) = (run(v[1]), run(v[2]));
+                let differ = block.iter().zip(&row).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+                assert_eq!(differ, 0, "{name} {m}×{k}·{k}×{n}: {differ} elements differ");
+            }
+        }
+    }
+}

@@ -208,3 +208,60 @@ fn gpu_and_cpu_predictions_agree() {
     let sums_to_one = pc.chunks(10).all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     assert!(sums_to_one);
 }
+
+/// Keeps the logged interval losses (as bits) and steps; checkpoints nothing.
+#[derive(Default)]
+struct LossLog(Vec<(u64, u64, u64)>);
+
+impl train::Journal for LossLog {
+    fn interval(&mut self, r: &train::IntervalRecord) -> wgtrain::error::Result<()> {
+        self.0.push((r.step, r.train_loss.to_bits(), r.train_acc.to_bits()));
+        Ok(())
+    }
+    fn epoch(&mut self, r: &train::EpochRecord) -> wgtrain::error::Result<()> {
+        self.0.push((r.step, r.train_loss.to_bits(), r.test_loss.to_bits()));
+        Ok(())
+    }
+    fn checkpoint(&mut self, _: &Config, _: &train::Progress, _: &mut dyn Engine) -> wgtrain::error::Result<()> {
+        Ok(())
+    }
+    fn best(&mut self, _: &Config, _: &[f32]) -> wgtrain::error::Result<()> {
+        Ok(())
+    }
+    fn location(&self) -> &Path {
+        Path::new(".")
+    }
+}
+
+/// Runs of steps submitted together (up to `train::MAX_RUN`) give the weights and the
+/// logged losses of one submission per step, bit for bit: pure SGD (B = 1) with Adam for
+/// 300 steps logged every 100 (runs of 64 and 36 steps), and B = 7 with momentum logged
+/// every 30 of an epoch's 43 steps, whose second run ends on the smaller tail batch.
+#[test]
+fn gpu_runs_of_steps_match_step_by_step() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut split = subset().clone();
+    split.train = split.train.head(300);
+    split.test = split.test.head(100);
+    let cases = [(BatchSize::Mini(1), "adam", 1e-3, 1, 100), (BatchSize::Mini(7), "momentum", 0.05, 2, 30)];
+    for (batch, opt, lr, epochs, log_every) in cases {
+        let mut cfg = config(&[24], batch, opt, lr, epochs);
+        cfg.log_every = log_every;
+        let train_with = |max_run: usize| {
+            let mlp = Mlp::new(cfg.sizes.clone()).unwrap();
+            let p = mlp.init(cfg.seed);
+            let kind = cfg.optimizer.kind;
+            let mut e = GpuEngine::new(gpu, &mlp, &p, kind, cfg.max_batch(), &split.train, DataMode::Resident).unwrap();
+            let mut log = LossLog::default();
+            let ctl = train::Control { max_run: Some(max_run), ..train::Control::default() };
+            let out = train::train(&cfg, &split, &mut e, Some(&mut log), &mut Quiet, None, &ctl).unwrap();
+            (out.params, log.0)
+        };
+        let (p1, log1) = train_with(1);
+        let (p64, log64) = train_with(train::MAX_RUN);
+        assert!(log1.len() >= 4, "{opt}: only {} records", log1.len());
+        let differ = p1.iter().zip(&p64).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "{opt}, {batch:?}: {differ} weights differ between runs of 64 steps and single steps");
+        assert_eq!(log1, log64, "{opt}, {batch:?}: the logged losses differ");
+    }
+}

@@ -70,6 +70,16 @@ pub fn stream(
     how: Gather,
     mut f: impl FnMut(usize, &Batch) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
+    stream_owned(data, batches, how, |i, b| f(i, &b))
+}
+
+/// As [`stream`], handing each batch over (to keep a run of them).
+pub fn stream_owned(
+    data: &Dataset,
+    batches: &[&[u32]],
+    how: Gather,
+    mut f: impl FnMut(usize, Batch) -> Result<ControlFlow<()>>,
+) -> Result<()> {
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
         s.spawn(move || {
@@ -80,7 +90,7 @@ pub fn stream(
             }
         });
         for (i, b) in rx.iter().enumerate() {
-            if f(i, &b)?.is_break() {
+            if f(i, b)?.is_break() {
                 break;
             }
         }

@@ -31,6 +31,8 @@ pub const GEMM_WG: u32 = 8;
 pub const GEMM_TILE: u32 = 4 * GEMM_WG;
 /// Rows of C each invocation of `gemm_vec4.wgsl` holds (8 columns each).
 pub const VEC4_ROWS: u32 = 8;
+/// Invocations per workgroup of `gemm_nn_row` (`ROW_WG` in `gemm_vec4.wgsl`).
+pub const ROW_WG: u32 = 16;
 
 impl GemmParams {
     pub const BIAS: u32 = 1;
@@ -136,15 +138,17 @@ impl Gemm {
             }
     }
 
-    /// The kernel for this product (vec4 when aligned) and its workgroup grid.
+    /// The kernel for this product (vec4 when aligned, one row per invocation for
+    /// `A·B` of fewer than [`VEC4_ROWS`] rows) and its workgroup grid.
     pub fn kernel<'k>(&self, k: &'k Kernels) -> (&'k Kernel, [u32; 3]) {
         let v = self.variants(k);
-        let (_, kernel, groups) = if self.aligned() { v[1] } else { v[0] };
+        let (_, kernel, groups) = *v.last().expect("the generic kernel");
         (kernel, groups)
     }
 
     /// Every kernel that can compute this product, with its grid: the generic one first,
-    /// then the vec4 one when aligned (for `bench --gemm`).
+    /// then the vec4 one when aligned, then `gemm_nn_row` for an aligned `A·B` of fewer
+    /// than [`VEC4_ROWS`] rows (for `bench --gemm`; [`Self::kernel`] takes the last).
     pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
         let p = &self.params;
         let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
@@ -155,6 +159,9 @@ impl Gemm {
                 Layout::Nn => &k.gemm_nn,
             };
             v.push(("vec4 8x8", kernel, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
+            if self.layout == Layout::Nn && p.m < VEC4_ROWS {
+                v.push(("vec4 1x8 rows", &k.gemm_nn_row, grid(8 * ROW_WG, 1)));
+            }
         }
         v
     }

@@ -28,7 +28,8 @@
 //! | `gather_f32` (`gather.wgsl`)               | `gather_f32`                  | `gather_f32_matches_cpu`          |
 //!
 //! "(vec4)": the entry in `gemm_vec4.wgsl`, run when the product is [`Gemm::aligned`];
-//! otherwise the generic `gemm` (`gemm.wgsl`). `fc_forward` runs `transpose` first and
+//! otherwise the generic `gemm` (`gemm.wgsl`). For fewer than [`VEC4_ROWS`] rows (a
+//! batch of 1 to 7) `gemm_nn_row` of the same file replaces `gemm_nn`, bit for bit. `fc_forward` runs `transpose` first and
 //! its product reads `Wᵀ`; the GPU runners of `fc_forward` and `fc_backward_input` fuse
 //! the ReLU and the mask as the training step does. † The op has a second CPU twin of
 //! the same name in `cpu::fast` (the CPU trainer's path). `gather_u8_unaligned` runs for
@@ -62,10 +63,25 @@ pub struct Dispatch {
 impl Kernel {
     /// A dispatch of this kernel over `groups`, binding `buffers` to 0, 1, 2, … in order.
     pub fn dispatch(&self, device: &wgpu::Device, buffers: &[&wgpu::Buffer], groups: [u32; 3]) -> Dispatch {
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
+        let whole: Vec<wgpu::BufferBinding> =
+            buffers.iter().map(|b| wgpu::BufferBinding { buffer: b, offset: 0, size: None }).collect();
+        self.dispatch_ranges(device, &whole, groups)
+    }
+
+    /// As [`Self::dispatch`], with each binding a range of its buffer (a slot of a ring).
+    pub fn dispatch_ranges(
+        &self,
+        device: &wgpu::Device,
+        bindings: &[wgpu::BufferBinding],
+        groups: [u32; 3],
+    ) -> Dispatch {
+        let entries: Vec<wgpu::BindGroupEntry> = bindings
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(b.clone()),
+            })
             .collect();
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(self.name),
@@ -133,9 +149,12 @@ pub struct TransposeParams {
 }
 
 impl TransposeParams {
-    /// The grid: one invocation per element.
+    /// Columns each invocation copies (`COLS` in `transpose.wgsl`).
+    pub const COLS: u32 = 16;
+
+    /// The grid: one invocation per row and [`Self::COLS`] columns.
     pub fn groups(&self) -> [u32; 3] {
-        [self.rows.div_ceil(64).max(1), self.cols.max(1), 1]
+        [self.rows.div_ceil(64).max(1), self.cols.div_ceil(Self::COLS).max(1), 1]
     }
 }
 
@@ -255,6 +274,7 @@ pub struct Kernels {
     pub gemm: Kernel,
     pub gemm_tn: Kernel,
     pub gemm_nn: Kernel,
+    pub gemm_nn_row: Kernel,
     pub transpose: Kernel,
     pub fc_backward_bias: Kernel,
     pub softmax_xent: Kernel,
@@ -332,6 +352,7 @@ impl Kernels {
                 gemm: k(&gemm, "gemm", "urrrrw", &wg),
                 gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
                 gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
+                gemm_nn_row: k(&gemm4, "gemm_nn_row", "urrrrw", &wg),
                 transpose: k(&transpose, "transpose", "urw", &[]),
                 fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
                 softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),

@@ -3,6 +3,12 @@
 //! one command encoder and one submit per step, metrics summed on the device and read
 //! once per logging interval.
 //!
+//! Runs of steps ([`GpuNet::train_steps`]) go in one submission: each step of a run
+//! reads its batch indices and optimizer block from its own slot of a ring of
+//! [`RUN_SLOTS`] (a `queue.write_buffer` lands before the whole submission, so steps
+//! cannot share one), and otherwise records the very dispatches of a single step, in the
+//! same order: the results are bit-identical to one submission per step.
+//!
 //! A training step, in one compute pass:
 //! `gather_u8`/`gather_f32` → per layer `transpose` → `fc_forward` (bias and ReLU fused)
 //! × K → `softmax_xent` (loss and `dZ`) → `accumulate_stats` → per layer, last first:
@@ -73,6 +79,24 @@ enum Mode {
     Eval,
 }
 
+/// Steps one submission carries at most (the slots of a [`Ring`]).
+pub const RUN_SLOTS: usize = 64;
+/// Batches larger than this go one submission per step even in a run: their compute
+/// dwarfs a submission, and a ring of their indices would not be small.
+pub const RUN_MAX_BATCH: usize = 256;
+
+/// Per-step inputs of up to [`RUN_SLOTS`] steps of one (table, batch size): slot `s`
+/// holds step `s`'s batch indices and optimizer block, bound by its own gather and
+/// optimizer dispatches (made once).
+struct Ring {
+    idx: wgpu::Buffer,
+    idx_stride: u64,
+    optim: wgpu::Buffer,
+    optim_stride: u64,
+    gathers: Vec<Dispatch>,
+    optimizers: Vec<Dispatch>,
+}
+
 /// The network's device state and its recorded steps.
 pub struct GpuNet<'g> {
     gpu: &'g Gpu,
@@ -100,6 +124,7 @@ pub struct GpuNet<'g> {
     optimizer: Dispatch,
     tables: Vec<Table>,
     segments: HashMap<(TableId, usize, Mode), Vec<Dispatch>>,
+    rings: HashMap<(TableId, usize), Ring>,
     in_flight: VecDeque<wgpu::SubmissionIndex>,
 }
 
@@ -182,6 +207,7 @@ impl<'g> GpuNet<'g> {
             optimizer,
             tables: Vec::new(),
             segments: HashMap::new(),
+            rings: HashMap::new(),
             in_flight: VecDeque::new(),
         })
     }
@@ -288,17 +314,23 @@ impl<'g> GpuNet<'g> {
         read(self.gpu, self.acts.last().expect("layers"), idx.len() * self.mlp.classes())
     }
 
-    fn write_optim(&self, opt: &OptimStep) -> Result<()> {
+    fn check_kind(&self, opt: &OptimStep) -> Result<()> {
         if opt.kind != self.kind {
             let required = format!("the optimizer the network was built for ({:?}, not {:?})", self.kind, opt.kind);
             return Err(Error::precondition("GpuNet::apply_update", required));
         }
+        Ok(())
+    }
+
+    fn write_optim(&self, opt: &OptimStep) -> Result<()> {
+        self.check_kind(opt)?;
         let p = OptimParams::new(self.mlp.param_count(), opt);
         self.gpu.queue.write_buffer(&self.optim_u, 0, bytemuck::bytes_of(&p));
         Ok(())
     }
 
-    fn submit(&mut self, table: TableId, idx: &[u32], mode: Mode, opt: Option<&OptimStep>) -> Result<()> {
+    /// Checks that `table` exists and `idx` is a batch of its rows the buffers hold.
+    fn check_batch(&self, table: TableId, idx: &[u32]) -> Result<()> {
         let batch = idx.len();
         let t = self.tables.get(table.0).ok_or_else(|| Error::precondition("GpuNet", format!("a table {table:?}")))?;
         if batch == 0 || batch > self.max_batch {
@@ -307,6 +339,12 @@ impl<'g> GpuNet<'g> {
         if let Some(&bad) = idx.iter().find(|&&i| i as usize >= t.rows) {
             return Err(Error::shape("GpuNet batch", format!("rows below {}", t.rows), format!("row {bad}")));
         }
+        Ok(())
+    }
+
+    fn submit(&mut self, table: TableId, idx: &[u32], mode: Mode, opt: Option<&OptimStep>) -> Result<()> {
+        let batch = idx.len();
+        self.check_batch(table, idx)?;
         if let Some(opt) = opt {
             self.write_optim(opt)?;
         }
@@ -346,21 +384,138 @@ impl<'g> GpuNet<'g> {
         self.gpu.check_errors()
     }
 
+    /// The input gather of `batch` rows of `table` at the indices `idx`, with its
+    /// parameter block `u` (see [`uniform_gather`]).
+    fn gather_dispatch(&self, table: TableId, batch: usize, u: &wgpu::Buffer, idx: wgpu::BufferBinding) -> Dispatch {
+        let t = &self.tables[table.0];
+        let gp = GatherParams { batch: batch as u32, width: self.mlp.inputs() as u32, _pad: [0; 2] };
+        let (gather, groups) = gp.kernel(&self.gpu.kernels, t.bytes);
+        let whole = |b| wgpu::BufferBinding { buffer: b, offset: 0, size: None };
+        let bindings = [whole(u), whole(&t.src), whole(&t.labels), idx, whole(&self.x), whole(&self.y)];
+        gather.dispatch_ranges(&self.gpu.device, &bindings, groups)
+    }
+
+    /// The ring of `RUN_SLOTS` steps of `batch` rows of `table` (made once).
+    fn make_ring(&self, table: TableId, batch: usize) -> Result<Ring> {
+        let gpu = self.gpu;
+        let slot = |bytes: u64, align: u32| bytes.next_multiple_of(u64::from(align).max(16));
+        let idx_stride = slot(batch as u64 * 4, gpu.limits.min_storage_buffer_offset_alignment);
+        let optim_size = std::mem::size_of::<OptimParams>() as u64;
+        let optim_stride = slot(optim_size, gpu.limits.min_uniform_buffer_offset_alignment);
+        let n = RUN_SLOTS as u64;
+        let idx = storage(gpu, "batch index ring", n * idx_stride)?;
+        let optim = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("optimizer ring"),
+            size: n * optim_stride,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let u = uniform_gather(gpu, batch, self.mlp.inputs());
+        let range =
+            |buffer, offset, size| wgpu::BufferBinding { buffer, offset, size: std::num::NonZeroU64::new(size) };
+        let whole = |b| wgpu::BufferBinding { buffer: b, offset: 0, size: None };
+        let update = gpu.kernels.optimizer_update(self.kind);
+        let m = self.mlp.param_count();
+        let (mut gathers, mut optimizers) = (Vec::new(), Vec::new());
+        for s in 0..n {
+            gathers.push(self.gather_dispatch(table, batch, &u, range(&idx, s * idx_stride, batch as u64 * 4)));
+            let bindings = [
+                range(&optim, s * optim_stride, optim_size),
+                whole(&self.grads),
+                whole(&self.stats),
+                whole(&self.params),
+                whole(&self.s1),
+                whole(&self.s2),
+            ];
+            optimizers.push(update.dispatch_ranges(
+                &gpu.device,
+                &bindings,
+                linear_groups(m.div_ceil(4), LINEAR_WG as usize),
+            ));
+        }
+        gpu.check_errors()?;
+        Ok(Ring { idx, idx_stride, optim, optim_stride, gathers, optimizers })
+    }
+
+    /// Mini-batch SGD steps, one per entry of `steps` (rows of `table`) and `opts`, as
+    /// [`Self::train_step`] would run them one by one, but up to [`RUN_SLOTS`] consecutive
+    /// steps of one batch size (up to [`RUN_MAX_BATCH`] rows) in one submission.
+    pub fn train_steps(&mut self, table: TableId, steps: &[&[u32]], opts: &[OptimStep]) -> Result<()> {
+        if steps.len() != opts.len() {
+            return Err(Error::shape("GpuNet::train_steps", format!("{} optimizer steps", steps.len()), opts.len()));
+        }
+        let mut start = 0;
+        while start < steps.len() {
+            let batch = steps[start].len();
+            if batch > RUN_MAX_BATCH {
+                self.train_step(table, steps[start], &opts[start])?;
+                start += 1;
+                continue;
+            }
+            let same = steps[start..].iter().take(RUN_SLOTS).take_while(|s| s.len() == batch).count();
+            self.submit_run(table, &steps[start..start + same], &opts[start..start + same])?;
+            start += same;
+        }
+        Ok(())
+    }
+
+    /// Submits `steps` (each of the same batch size, at most [`RUN_SLOTS`]) at once.
+    fn submit_run(&mut self, table: TableId, steps: &[&[u32]], opts: &[OptimStep]) -> Result<()> {
+        let batch = steps[0].len();
+        for idx in steps {
+            self.check_batch(table, idx)?;
+        }
+        let mut params = Vec::with_capacity(opts.len());
+        for opt in opts {
+            self.check_kind(opt)?;
+            params.push(OptimParams::new(self.mlp.param_count(), opt));
+        }
+        let mode = Mode::Grad { accumulate: false, scale_bits: (1.0 / batch as f32).to_bits() };
+        if !self.segments.contains_key(&(table, batch, mode)) {
+            let seg = self.record_segment(table, batch, mode);
+            self.segments.insert((table, batch, mode), seg);
+        }
+        if !self.rings.contains_key(&(table, batch)) {
+            let ring = self.make_ring(table, batch)?;
+            self.rings.insert((table, batch), ring);
+        }
+        let ring = &self.rings[&(table, batch)];
+        let mut idx_bytes = vec![0u8; steps.len() * ring.idx_stride as usize];
+        let mut optim_bytes = vec![0u8; steps.len() * ring.optim_stride as usize];
+        for (s, (idx, p)) in steps.iter().zip(&params).enumerate() {
+            let at = s * ring.idx_stride as usize;
+            idx_bytes[at..at + 4 * batch].copy_from_slice(bytemuck::cast_slice(idx));
+            let at = s * ring.optim_stride as usize;
+            optim_bytes[at..at + std::mem::size_of::<OptimParams>()].copy_from_slice(bytemuck::bytes_of(p));
+        }
+        self.gpu.queue.write_buffer(&ring.idx, 0, &idx_bytes);
+        self.gpu.queue.write_buffer(&ring.optim, 0, &optim_bytes);
+        let body = &self.segments[&(table, batch, mode)][1..];
+        let mut enc = self.encoder();
+        {
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
+            for s in 0..steps.len() {
+                record(&mut pass, std::slice::from_ref(&ring.gathers[s]));
+                record(&mut pass, body);
+                record(&mut pass, std::slice::from_ref(&ring.optimizers[s]));
+            }
+        }
+        self.finish(enc)
+    }
+
     /// The dispatches of one step for `batch` rows of `table` (made once, replayed).
     fn record_segment(&self, table: TableId, batch: usize, mode: Mode) -> Vec<Dispatch> {
         let gpu = self.gpu;
         let k = &gpu.kernels;
         let dev = &gpu.device;
-        let t = &self.tables[table.0];
         let d = self.mlp.inputs();
         let layers = self.mlp.layers();
         let last = layers.len() - 1;
         let mut seg = Vec::new();
 
-        let gp = GatherParams { batch: batch as u32, width: d as u32, _pad: [0; 2] };
-        let u = uniform(gpu, "gather", &gp);
-        let (gather, groups) = gp.kernel(k, t.bytes);
-        seg.push(gather.dispatch(dev, &[&u, &t.src, &t.labels, &self.idx, &self.x, &self.y], groups));
+        let idx = wgpu::BufferBinding { buffer: &self.idx, offset: 0, size: None };
+        seg.push(self.gather_dispatch(table, batch, &uniform_gather(gpu, batch, d), idx));
 
         for l in &layers {
             let wt_off = self.wt_offsets[l.index];
@@ -535,4 +690,9 @@ impl<'g> GpuNet<'g> {
         let rest = [&self.loss, &self.correct, &self.stats];
         fixed.into_iter().chain(per_layer).chain(tables).chain(rest).map(wgpu::Buffer::size).sum()
     }
+}
+
+/// The parameter block of a gather of `batch` rows of width `width`.
+fn uniform_gather(gpu: &Gpu, batch: usize, width: usize) -> wgpu::Buffer {
+    uniform(gpu, "gather", &GatherParams { batch: batch as u32, width: width as u32, _pad: [0; 2] })
 }

@@ -1,0 +1,124 @@
+//! What a dispatch and a submission cost on this adapter, by themselves: the floor under
+//! a training step of many tiny kernels (pure SGD, `--batch 1`).
+//!
+//! ```sh
+//! cargo run --release --example dispatch_cost
+//! ```
+//!
+//! Times `N` dispatches of a one-invocation kernel that writes one word of a read-write
+//! storage buffer (so consecutive dispatches are ordered by a barrier, as a training
+//! step's are), recorded in one pass and submitted once; then the same kernel one
+//! dispatch per submission; then an empty pass per submission; then one dispatch of
+//! many 64-invocation workgroups that do nothing (what a workgroup costs).
+
+use std::time::Instant;
+use wgtrain::gpu::{AdapterChoice, Gpu};
+
+const SHADER: &str = "
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(1)
+fn touch() { out[0] = out[0] + 1u; }
+@compute @workgroup_size(64)
+fn wide(@builtin(global_invocation_id) gid: vec3<u32>) { if (gid.x == 0xffffffffu) { out[1] = 1u; } }
+";
+
+fn main() -> wgtrain::error::Result<()> {
+    let gpu = Gpu::new(&AdapterChoice::any())?;
+    println!("{}", gpu.describe());
+    let dev = &gpu.device;
+    let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("touch"),
+        source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+    });
+    let pipeline = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("touch"),
+        layout: None,
+        module: &module,
+        entry_point: Some("touch"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let buf = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("out"),
+        size: 16,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[wgpu::BindGroupEntry { binding: 0, resource: buf.as_entire_binding() }],
+    });
+    let submit = |dispatches: usize| {
+        let mut enc = dev.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for _ in 0..dispatches {
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bg, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+    };
+    submit(10);
+    gpu.wait()?;
+    for &n in &[100usize, 1000, 4000] {
+        let t = Instant::now();
+        submit(n);
+        gpu.wait()?;
+        let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        println!("{n:>5} dispatches in one pass, one submit: {us:>8.1} µs per dispatch");
+    }
+    for &per in &[1usize, 18] {
+        let subs = 200;
+        let t = Instant::now();
+        for _ in 0..subs {
+            submit(per);
+        }
+        gpu.wait()?;
+        let us = t.elapsed().as_secs_f64() * 1e6 / subs as f64;
+        println!("{subs} submits of {per:>2} dispatches: {us:>8.1} µs per submit");
+    }
+    let subs = 200;
+    let t = Instant::now();
+    for _ in 0..subs {
+        submit(0);
+    }
+    gpu.wait()?;
+    println!("{subs} submits of an empty pass: {:>8.1} µs per submit", t.elapsed().as_secs_f64() * 1e6 / subs as f64);
+    let wide = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("wide"),
+        layout: None,
+        module: &module,
+        entry_point: Some("wide"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &wide.get_bind_group_layout(0),
+        entries: &[wgpu::BindGroupEntry { binding: 0, resource: buf.as_entire_binding() }],
+    });
+    for &groups in &[1u32, 256, 4096, 65535] {
+        let reps = 20;
+        let t = Instant::now();
+        let mut enc = dev.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for _ in 0..reps {
+                pass.set_pipeline(&wide);
+                pass.set_bind_group(0, &bg, &[]);
+                pass.dispatch_workgroups(groups, 1, 1);
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        gpu.wait()?;
+        let us = t.elapsed().as_secs_f64() * 1e6 / reps as f64;
+        println!(
+            "one dispatch of {groups:>5} empty 64-wide workgroups: {us:>9.1} µs ({:.3} µs per workgroup)",
+            us / f64::from(groups)
+        );
+    }
+    Ok(())
+}
