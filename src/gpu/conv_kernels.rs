@@ -3,7 +3,7 @@
 //! each is in the header of its file in `shaders/`; the CPU twins are in `cpu::conv` and
 //! `cpu::dropout`.
 
-use super::kernels::{build, linear_groups, Kernel};
+use super::pipeline::{build, linear_groups, Kernel};
 use bytemuck::{Pod, Zeroable};
 
 /// `conv2d.wgsl`'s parameters: the shape of [`crate::cpu::conv::Conv2dShape`] and flags.

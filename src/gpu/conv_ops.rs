@@ -7,7 +7,7 @@ use crate::cpu::conv::{Conv2dShape, Pool2dShape};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{read, storage, storage_init, uniform};
 use crate::gpu::conv_kernels::*;
-use crate::gpu::kernels::*;
+use crate::gpu::pipeline::*;
 use crate::gpu::Gpu;
 
 /// Records `dispatches` in one pass and submits them.

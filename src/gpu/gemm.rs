@@ -2,7 +2,6 @@
 //! three uses of it (forward, weight gradient, input gradient) and the choice between
 //! the generic kernel and the `vec4` register-blocked ones (`gemm_vec4.wgsl`).
 
-use super::kernels::{Dispatch, Kernel, Kernels};
 use bytemuck::{Pod, Zeroable};
 
 /// `gemm.wgsl`'s parameters; see the constructors for the three uses.
@@ -136,40 +135,5 @@ impl Gemm {
                 Layout::Tn => all4(&[p.a_off, p.m, p.n, p.a_sk, p.b_sk]),
                 Layout::Nn => all4(&[p.n, p.b_sk]),
             }
-    }
-
-    /// The kernel for this product (vec4 when aligned, one row per invocation for
-    /// `A·B` of fewer than [`VEC4_ROWS`] rows) and its workgroup grid.
-    pub fn kernel<'k>(&self, k: &'k Kernels) -> (&'k Kernel, [u32; 3]) {
-        let v = self.variants(k);
-        let (_, kernel, groups) = *v.last().expect("the generic kernel");
-        (kernel, groups)
-    }
-
-    /// Every kernel that can compute this product, with its grid: the generic one first,
-    /// then the vec4 one when aligned, then `gemm_nn_row` for an aligned `A·B` of fewer
-    /// than [`VEC4_ROWS`] rows (for `bench --gemm`; [`Self::kernel`] takes the last).
-    pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
-        let p = &self.params;
-        let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
-        let mut v = vec![("generic 4x4", &k.gemm, grid(GEMM_TILE, GEMM_TILE))];
-        if self.aligned() {
-            let kernel = match self.layout {
-                Layout::Tn => &k.gemm_tn,
-                Layout::Nn => &k.gemm_nn,
-            };
-            v.push(("vec4 8x8", kernel, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
-            if self.layout == Layout::Nn && p.m < VEC4_ROWS {
-                v.push(("vec4 1x8 rows", &k.gemm_nn_row, grid(8 * ROW_WG, 1)));
-            }
-        }
-        v
-    }
-
-    /// The dispatch of this product with `buffers` (a, b, bias, mask, c) bound after the uniform.
-    pub fn dispatch(&self, gpu: &crate::gpu::Gpu, uniform: &wgpu::Buffer, buffers: [&wgpu::Buffer; 5]) -> Dispatch {
-        let (kernel, groups) = self.kernel(&gpu.kernels);
-        let [a, b, bias, mask, c] = buffers;
-        kernel.dispatch(&gpu.device, &[uniform, a, b, bias, mask, c], groups)
     }
 }

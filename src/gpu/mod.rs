@@ -12,5 +12,6 @@ pub mod gemm;
 pub mod kernels;
 pub mod net;
 pub mod ops;
+pub mod pipeline;
 
 pub use context::{list_adapters, AdapterChoice, Gpu};

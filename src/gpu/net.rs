@@ -15,11 +15,16 @@
 //! `fc_backward_weights`, `fc_backward_bias`, `fc_backward_input` with the ReLU mask
 //! fused → `optimizer_update` over the flat parameter buffer. (The op names of the table
 //! in [`crate::gpu::kernels`].)
+//!
+//! Longer than ~500 lines for a reason: the buffers, the recorded steps, the rings of
+//! runs, evaluation and read-back are one struct's methods over the same buffers; the
+//! layer sequence (convolution, pooling) will split the per-layer recording out of it.
 
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{map_read, read, storage, storage_init, uniform};
 use crate::gpu::gemm::*;
 use crate::gpu::kernels::*;
+use crate::gpu::pipeline::*;
 use crate::gpu::Gpu;
 use crate::model::Mlp;
 use crate::optim::{OptimKind, OptimStep};

@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::gpu::buffers::{read, storage, storage_init, uniform};
 use crate::gpu::gemm::*;
 use crate::gpu::kernels::*;
+use crate::gpu::pipeline::*;
 use crate::gpu::Gpu;
 use crate::optim::OptimStep;
 
