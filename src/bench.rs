@@ -342,3 +342,53 @@ pub fn gemm_row(workload: &str, t: &GemmTiming) -> String {
         workload, t.product, t.variant, t.m, t.n, t.k, t.gflops, t.ms, t.error_ratio
     )
 }
+
+/// One convolution kernel of the `cnn` preset's shapes, timed; or the matrix product an
+/// im2col path would run instead of the forward (the patch build not included).
+#[derive(Clone, Debug, Serialize)]
+pub struct ConvTiming {
+    pub shape: String,
+    pub kernel: String,
+    pub gflops: f64,
+    pub ms: f64,
+}
+
+/// Times the four convolution kernels on the `cnn` preset's two convolutions (batch 128:
+/// 1→32 on 28×28 and 32→64 on 14×14, k 3, pad 1), the best of `reps` runs each, next to
+/// every GEMM variant on the `[B·H·W, C_in·k²] × [C_in·k², C_out]` product im2col would
+/// run. FLOPs count the convolution as the GEMM it is (`2·B·H_out·W_out·C_out·C_in·k²`;
+/// none for the bias gradient).
+pub fn conv_kernels(gpu: &Gpu, reps: usize) -> Result<Vec<ConvTiming>> {
+    use crate::cpu::conv::Conv2dShape;
+    let mut out = Vec::new();
+    for s in [Conv2dShape::new(128, 1, 28, 28, 32, 3, 1, 1)?, Conv2dShape::new(128, 32, 14, 14, 64, 3, 1, 1)?] {
+        let (rows, r) = (s.batch * s.h_out * s.w_out, s.c_in * s.k * s.k);
+        let flops = 2.0 * (rows * r * s.c_out) as f64;
+        let mut push = |kernel: String, secs: f64, counted: bool| {
+            let gflops = if counted { flops / secs / 1e9 } else { f64::NAN };
+            out.push(ConvTiming { shape: s.to_string(), kernel, gflops, ms: secs * 1e3 });
+        };
+        let t = crate::gpu::conv_ops::time_conv2d(gpu, &s, reps)?;
+        let names = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights", "conv2d_backward_bias"];
+        for (i, (name, secs)) in names.iter().zip(t).enumerate() {
+            push(name.to_string(), secs, i < 3);
+        }
+        let g = crate::gpu::gemm::GemmParams::fc_forward(rows, r, s.c_out, 0, 0, false);
+        let mut rng = crate::rng::Rng::new(9, 49);
+        let a = crate::verify::uniform(&mut rng, rows * r, 1.0);
+        let b = crate::verify::uniform(&mut rng, r * s.c_out, 1.0);
+        let bias = vec![0.0f32; s.c_out];
+        for (name, kernel, groups) in g.variants(&gpu.kernels) {
+            let time = || crate::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &bias, rows * s.c_out, 1);
+            let secs = (0..reps).map(|_| time().map(|t| t.1)).collect::<Result<Vec<f64>>>()?;
+            push(format!("im2col GEMM only ({name})"), secs.iter().copied().fold(f64::INFINITY, f64::min), true);
+        }
+    }
+    Ok(out)
+}
+
+/// A [`ConvTiming`] as one table line.
+pub fn conv_row(t: &ConvTiming) -> String {
+    let gf = if t.gflops.is_nan() { String::from("       -") } else { format!("{:>8.2}", t.gflops) };
+    format!("{:<44} {:<34} {:>8.2} ms {gf} GFLOP/s", t.shape, t.kernel, t.ms)
+}

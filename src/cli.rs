@@ -113,6 +113,10 @@ pub struct BenchArgs {
     /// Instead: time every GPU kernel variant of each layer's matrix products.
     #[arg(long)]
     pub gemm: bool,
+    /// Instead: time the convolution kernels on the `cnn` preset's shapes, next to the
+    /// matrix product an im2col path would run.
+    #[arg(long, conflicts_with = "gemm")]
+    pub conv: bool,
     #[command(flatten)]
     pub data: DataArgs,
 }

@@ -234,6 +234,14 @@ fn verify_cmd(adapter: Option<&str>) -> Result<bool> {
 fn bench_cmd(a: BenchArgs) -> Result<()> {
     let split = a.data.spec(1).load_raw()?;
     let chosen = bench::select(&a.workloads)?;
+    if a.conv {
+        let gpu = Gpu::named(a.adapter.as_deref())?;
+        println!("GPU: {}", gpu.describe());
+        for t in bench::conv_kernels(&gpu, a.steps.min(20))? {
+            println!("{}", if a.json { serde_json::to_string(&t).expect("serialises") } else { bench::conv_row(&t) });
+        }
+        return Ok(());
+    }
     if a.gemm {
         let gpu = Gpu::named(a.adapter.as_deref())?;
         println!("GPU: {}", gpu.describe());

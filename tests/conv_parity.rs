@@ -186,46 +186,6 @@ fn conv_kernels_are_deterministic() {
     assert_eq!(runs(), runs());
 }
 
-/// Not a check: the figures in `conv2d.wgsl`'s header. The `cnn` model's two convolutions
-/// (batch 128: 1→32 on 28×28 and 32→64 on 14×14, k 3, pad 1), each kernel's GFLOP/s, and
-/// the im2col alternative's matrix product alone — `gemm_vec4`'s `gemm_nn`, as a fully
-/// connected layer over the `B·H_out·W_out` patches: `[B·P, C_in·k·k]·[C_in·k·k, C_out]` —
-/// which is a lower bound on that path's time (it leaves out building the patches, and
-/// gives NHWC, not NCHW). Each figure is the best of 5 runs (the machine is shared). Run with
-/// `cargo test --release --test conv_parity -- --ignored --nocapture conv2d_timing`.
-#[test]
-#[ignore]
-fn conv2d_timing() {
-    let Some(gpu) = gpu() else { return };
-    let reps = 5;
-    eprintln!("{}", gpu.describe());
-    for s in [
-        Conv2dShape::new(128, 1, 28, 28, 32, 3, 1, 1).unwrap(),
-        Conv2dShape::new(128, 32, 14, 14, 64, 3, 1, 1).unwrap(),
-    ] {
-        let t = gops::time_conv2d(gpu, &s, reps).unwrap();
-        let (rows, r) = (s.batch * s.h_out * s.w_out, s.c_in * s.k * s.k);
-        let macs = (rows * r * s.c_out) as f64;
-        let gf = |flops: f64, secs: f64| flops / secs / 1e9;
-        eprintln!("{s}: {:.1} MFLOP per product", 2.0 * macs / 1e6);
-        let names = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights"];
-        for (name, secs) in names.iter().zip(t) {
-            eprintln!("  {name:<26} {:8.2} ms  {:6.2} GFLOP/s", secs * 1e3, gf(2.0 * macs, secs));
-        }
-        eprintln!("  {:<26} {:8.2} ms", "conv2d_backward_bias", t[3] * 1e3);
-        let g = wgtrain::gpu::gemm::GemmParams::fc_forward(rows, r, s.c_out, 0, 0, false);
-        let mut rng = Rng::new(9, 49);
-        let a = f32s(&values(&mut rng, rows * r));
-        let b = f32s(&values(&mut rng, r * s.c_out));
-        for (name, kernel, groups) in g.variants(&gpu.kernels) {
-            let bias = vec![0.0f32; s.c_out];
-            let time = || wgtrain::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &bias, rows * s.c_out, 1);
-            let secs = (0..reps).map(|_| time().unwrap().1).fold(f64::INFINITY, f64::min);
-            eprintln!("  im2col GEMM only ({name:<11}) {:8.2} ms  {:6.2} GFLOP/s", secs * 1e3, gf(2.0 * macs, secs));
-        }
-    }
-}
-
 /// A grid past 65,535 workgroups folds into y: `maxpool2d_backward` over 4.3 M inputs
 /// (65,535·64 = 4,194,240 invocations fit in x).
 #[test]

@@ -7,23 +7,9 @@ use crate::cpu::conv::{Conv2dShape, Pool2dShape};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{read, storage, storage_init, uniform};
 use crate::gpu::conv_kernels::*;
+use crate::gpu::ops::{dummy, run};
 use crate::gpu::pipeline::*;
 use crate::gpu::Gpu;
-
-/// Records `dispatches` in one pass and submits them.
-fn run(gpu: &Gpu, dispatches: &[Dispatch]) {
-    let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("op") });
-    {
-        let mut pass =
-            enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("op"), timestamp_writes: None });
-        record(&mut pass, dispatches);
-    }
-    gpu.queue.submit([enc.finish()]);
-}
-
-fn dummy(gpu: &Gpu) -> Result<wgpu::Buffer> {
-    storage(gpu, "unused", 16)
-}
 
 /// Fails unless `data` holds exactly `len` values.
 fn check_len<T>(what: &str, data: &[T], len: usize) -> Result<()> {

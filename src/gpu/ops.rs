@@ -11,8 +11,8 @@ use crate::gpu::pipeline::*;
 use crate::gpu::Gpu;
 use crate::optim::OptimStep;
 
-/// Records `dispatches` in one pass and submits them.
-fn run(gpu: &Gpu, dispatches: &[Dispatch]) {
+/// Records `dispatches` in one pass and submits them (also for `conv_ops`).
+pub(super) fn run(gpu: &Gpu, dispatches: &[Dispatch]) {
     let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("op") });
     {
         let mut pass =
@@ -22,7 +22,8 @@ fn run(gpu: &Gpu, dispatches: &[Dispatch]) {
     gpu.queue.submit([enc.finish()]);
 }
 
-fn dummy(gpu: &Gpu) -> Result<wgpu::Buffer> {
+/// A 16-byte buffer for a binding the kernel does not read.
+pub(super) fn dummy(gpu: &Gpu) -> Result<wgpu::Buffer> {
     storage(gpu, "unused", 16)
 }
 
