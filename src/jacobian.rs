@@ -40,30 +40,32 @@ pub fn softmax_jacobian(p: &[f64]) -> Matrix {
     (0..n).map(|r| (0..n).map(|c| if r == c { p[r] - p[r] * p[c] } else { -p[r] * p[c] }).collect()).collect()
 }
 
+/// Every tap of a convolution of one sample: `(row, weight, input)` for output
+/// `row = (co, oh, ow)`, weight index `(co, ci, kh, kw)` and the input index
+/// `(ci, oh·s−p+kh, ow·s−p+kw)`, `None` where the tap lies in the zero padding.
+fn conv_taps(s: &Conv2dShape) -> impl Iterator<Item = (usize, usize, Option<usize>)> + '_ {
+    let outputs = (0..s.c_out).flat_map(move |co| (0..s.h_out * s.w_out).map(move |o| (co, o / s.w_out, o % s.w_out)));
+    outputs.flat_map(move |(co, oh, ow)| {
+        (0..s.c_in * s.k * s.k).map(move |t| {
+            let (ci, kh, kw) = (t / (s.k * s.k), t / s.k % s.k, t % s.k);
+            let ih = (oh * s.stride + kh) as isize - s.pad as isize;
+            let iw = (ow * s.stride + kw) as isize - s.pad as isize;
+            let inside = ih >= 0 && iw >= 0 && ih < s.h as isize && iw < s.w as isize;
+            let input = inside.then(|| (ci * s.h + ih as usize) * s.w + iw as usize);
+            ((co * s.h_out + oh) * s.w_out + ow, co * s.c_in * s.k * s.k + t, input)
+        })
+    })
+}
+
 /// `∂z/∂x: [C_out·H_out·W_out, C_in·H·W]` of `z = b + conv(x, w)` for one sample: row
 /// `(co, oh, ow)` holds `w[co, ci, kh, kw]` at column `(ci, oh·s−p+kh, ow·s−p+kw)` for every
 /// tap inside the input (a banded, Toeplitz-like matrix: each row is the kernel laid along
 /// the flattened input, shifted by the stride from one row to the next).
 pub fn conv_jacobian_x(s: &Conv2dShape, w: &[f64]) -> Matrix {
     let mut j = vec![vec![0.0; s.c_in * s.h * s.w]; s.c_out * s.h_out * s.w_out];
-    for co in 0..s.c_out {
-        for oh in 0..s.h_out {
-            for ow in 0..s.w_out {
-                let row = &mut j[(co * s.h_out + oh) * s.w_out + ow];
-                for ci in 0..s.c_in {
-                    for kh in 0..s.k {
-                        for kw in 0..s.k {
-                            let ih = (oh * s.stride + kh) as isize - s.pad as isize;
-                            let iw = (ow * s.stride + kw) as isize - s.pad as isize;
-                            if ih < 0 || iw < 0 || ih >= s.h as isize || iw >= s.w as isize {
-                                continue;
-                            }
-                            let col = (ci * s.h + ih as usize) * s.w + iw as usize;
-                            row[col] += w[((co * s.c_in + ci) * s.k + kh) * s.k + kw];
-                        }
-                    }
-                }
-            }
+    for (row, wi, input) in conv_taps(s) {
+        if let Some(col) = input {
+            j[row][col] += w[wi];
         }
     }
     j
@@ -76,24 +78,11 @@ pub fn conv_jacobian_x(s: &Conv2dShape, w: &[f64]) -> Matrix {
 pub fn conv_jacobian_w(s: &Conv2dShape, x: &[f64]) -> Matrix {
     let wl = s.weight_len();
     let mut j = vec![vec![0.0; wl + s.c_out]; s.c_out * s.h_out * s.w_out];
-    for co in 0..s.c_out {
-        for oh in 0..s.h_out {
-            for ow in 0..s.w_out {
-                let row = &mut j[(co * s.h_out + oh) * s.w_out + ow];
-                for ci in 0..s.c_in {
-                    for kh in 0..s.k {
-                        for kw in 0..s.k {
-                            let ih = (oh * s.stride + kh) as isize - s.pad as isize;
-                            let iw = (ow * s.stride + kw) as isize - s.pad as isize;
-                            let inside = ih >= 0 && iw >= 0 && ih < s.h as isize && iw < s.w as isize;
-                            let v = if inside { x[(ci * s.h + ih as usize) * s.w + iw as usize] } else { 0.0 };
-                            row[((co * s.c_in + ci) * s.k + kh) * s.k + kw] = v;
-                        }
-                    }
-                }
-                row[wl + co] = 1.0;
-            }
-        }
+    for (row, wi, input) in conv_taps(s) {
+        j[row][wi] = input.map_or(0.0, |i| x[i]);
+    }
+    for (row, r) in j.iter_mut().enumerate() {
+        r[wl + row / (s.h_out * s.w_out)] = 1.0;
     }
     j
 }

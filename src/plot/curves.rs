@@ -292,6 +292,25 @@ pub(super) fn line_dot_marker<'a, DB: DrawingBackend + 'a>(
 
 /// Draws the legend of the chart's labelled series, in the corner where it covers the least
 /// of the `drawn` lines (in pixels): 14 px labels in a 90% white box with a faint border.
+/// A line through `points` with a dot on each and a legend entry `name`; nothing for an
+/// empty series (no validation set, say).
+fn dotted_line<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    points: &[(f64, f64)],
+    c: RGBColor,
+    name: String,
+) -> DrawResult<DB> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
+    chart
+        .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))?
+        .label(name)
+        .legend(move |at| line_dot_marker(at, c));
+    Ok(())
+}
+
 pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
     drawn: &[Vec<BackendCoord>],
@@ -351,18 +370,8 @@ impl Figure for LossFigure {
             .draw_series(LineSeries::new(s.train.iter().copied(), train_c.stroke_width(1)))?
             .label("training risk (mean loss over each logging interval)")
             .legend(move |at| line_marker(at, train_c, 2));
-        for (points, c, name) in
-            [(&s.val, val_c, "validation loss (end of each epoch)"), (&s.test, test_c, "test loss (end of each epoch)")]
-        {
-            if points.is_empty() {
-                continue;
-            }
-            chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))?
-                .label(name)
-                .legend(move |at| line_dot_marker(at, c));
-        }
+        dotted_line(&mut chart, &s.val, val_c, "validation loss (end of each epoch)".into())?;
+        dotted_line(&mut chart, &s.test, test_c, "test loss (end of each epoch)".into())?;
         let drawn = [
             pixels(&chart, &s.train),
             pixels(&chart, &s.val),
@@ -404,14 +413,7 @@ impl Figure for AccuracyFigure {
             (&s.val, color(3), format!("validation accuracy after the epoch{}", last(&s.val))),
             (&s.test, color(1), format!("test accuracy after the epoch{}", last(&s.test))),
         ] {
-            if points.is_empty() {
-                continue;
-            }
-            chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))?
-                .label(name)
-                .legend(move |at| line_dot_marker(at, c));
+            dotted_line(&mut chart, points, c, name)?;
         }
         let drawn = [pixels(&chart, &s.train), pixels(&chart, &s.val), pixels(&chart, &s.test)];
         draw_legend(&mut chart, &drawn)
