@@ -23,7 +23,7 @@ use wgtrain::data::{self, Dataset, FeatureData, Split};
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::error::{Error, Result};
 use wgtrain::gpu::{AdapterChoice, Gpu};
-use wgtrain::model::Mlp;
+use wgtrain::model::Model;
 use wgtrain::optim::{OptimKind, Optimizer};
 use wgtrain::plot::simplex::{plot_simplex_sheet, simplex_frame_rgb, Points, SimplexFrame};
 use wgtrain::rng::Rng;
@@ -82,11 +82,8 @@ fn run(a: Args) -> Result<()> {
         Some(path) => csv_problem(path, a.seed, &a.names)?,
         None => toy_problem(&a.toy, a.seed, &a.names)?,
     };
-    let mut sizes = vec![split.train.width];
-    sizes.extend(&a.hidden);
-    sizes.push(3);
-    let mlp = Mlp::new(sizes)?;
-    let params = mlp.init(a.seed);
+    let model = Model::mlp(split.train.shape, &a.hidden, 3)?;
+    let params = model.init(a.seed);
     let opt = Optimizer::new(OptimKind::Adam { decoupled: false }, a.lr);
     let gpu = match a.device.as_str() {
         "gpu" => match Gpu::new(&AdapterChoice::any()) {
@@ -100,14 +97,14 @@ fn run(a: Args) -> Result<()> {
         other => return Err(Error::invalid("--device", other, "gpu or cpu")),
     };
     let mut engine: Box<dyn Engine + '_> = match &gpu {
-        Some(g) => Box::new(GpuEngine::new(g, &mlp, &params, opt.kind, a.batch, &split.train, DataMode::Resident)?),
-        None => Box::new(CpuEngine::new(&mlp, params, opt.kind, a.batch)),
+        Some(g) => Box::new(GpuEngine::new(g, &model, &params, opt.kind, a.batch, &split.train, DataMode::Resident)?),
+        None => Box::new(CpuEngine::new(&model, params, opt.kind, a.batch)),
     };
     println!(
-        "{} training / {} test samples, network {:?}, Adam lr {}, batch {}, on {}",
+        "{} training / {} test samples, network {}, Adam lr {}, batch {}, on {}",
         split.train.rows,
         split.test.rows,
-        mlp.sizes,
+        model.spec(),
         a.lr,
         a.batch,
         engine.describe()
@@ -245,6 +242,7 @@ fn toy_problem(kind: &str, seed: u64, names: &[String]) -> Result<(Split, Vec<St
             features: FeatureData::F32(features),
             labels,
             width: 2,
+            shape: wgtrain::model::Shape::Flat(2),
             classes: 3,
         })
     };

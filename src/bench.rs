@@ -8,7 +8,7 @@ use crate::data::Dataset;
 use crate::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::Mlp;
+use crate::model::{Model, Spec};
 use crate::optim::{OptimKind, OptimStep, Optimizer};
 use serde::Serialize;
 use std::ops::ControlFlow;
@@ -18,23 +18,36 @@ use std::time::Instant;
 #[derive(Clone, Debug, Serialize)]
 pub struct Workload {
     pub name: String,
-    pub sizes: Vec<usize>,
+    /// The network as `--model` writes it, its last layer sized to the data's classes.
+    pub model: String,
     pub batch: usize,
 }
 
 impl Workload {
-    pub fn new(name: &str, sizes: &[usize], batch: usize) -> Self {
-        Workload { name: name.into(), sizes: sizes.to_vec(), batch }
+    pub fn new(name: &str, model: &str, batch: usize) -> Self {
+        Workload { name: name.into(), model: model.into(), batch }
+    }
+
+    /// The network on samples of `data`.
+    pub fn model(&self, data: &Dataset) -> Result<Model> {
+        Spec::parse(&self.model, &[])
+            .map_err(|e| Error::invalid("workload", &self.name, e))?
+            .build(data.shape, data.classes)
     }
 }
 
+const SMALL: &str = "linear:256,relu,linear:128,relu,linear";
+
 /// The standard workloads, and a batch-size sweep of `small`.
 pub fn workloads(sweep: bool) -> Vec<Workload> {
-    let mut w =
-        vec![Workload::new("small", &[784, 256, 128, 10], 128), Workload::new("wide", &[784, 1024, 1024, 10], 256)];
+    let mut w = vec![
+        Workload::new("small", SMALL, 128),
+        Workload::new("wide", "linear:1024,relu,linear:1024,relu,linear", 256),
+        Workload::new("cnn", "cnn", 128),
+    ];
     if sweep {
         for b in [1, 16, 64, 512, 2048] {
-            w.push(Workload::new(&format!("small-b{b}"), &[784, 256, 128, 10], b));
+            w.push(Workload::new(&format!("small-b{b}"), SMALL, b));
         }
     }
     w
@@ -71,7 +84,7 @@ pub fn measure(
     warmup: usize,
     steps: usize,
 ) -> Result<Measurement> {
-    let mlp = Mlp::new(w.sizes.clone())?;
+    let model = w.model(data)?;
     let opt = Optimizer::new(OptimKind::Sgd, 0.1);
     let total = warmup + steps + 1;
     let mut order = Vec::new();
@@ -109,7 +122,7 @@ pub fn measure(
         steps,
         samples_per_s,
         ms_per_step: secs * 1e3 / steps as f64,
-        gflops: samples_per_s * mlp.train_flops_per_sample() as f64 / 1e9,
+        gflops: samples_per_s * model.train_flops_per_sample() as f64 / 1e9,
         first_step_ms,
         kernels: None,
         memory_bytes: None,
@@ -162,18 +175,19 @@ pub struct GemmTiming {
     pub error_ratio: f64,
 }
 
-/// Times every kernel variant of the three products of each layer of `sizes` at batch
-/// `batch`, after checking each against the CPU twin (a variant that fails is reported,
-/// with its error, and never enters `shaders/`).
-pub fn gemm_variants(gpu: &crate::gpu::Gpu, sizes: &[usize], batch: usize, reps: usize) -> Result<Vec<GemmTiming>> {
+/// Times every kernel variant of the three products of each linear layer of `model` at
+/// batch `batch`, after checking each against the CPU twin (a variant that fails is
+/// reported, with its error, and never enters `shaders/`).
+pub fn gemm_variants(gpu: &crate::gpu::Gpu, model: &Model, batch: usize, reps: usize) -> Result<Vec<GemmTiming>> {
     use crate::cpu::ops;
     use crate::gpu::gemm::GemmParams;
     use crate::rng::Rng;
     use crate::verify::{abs, compare, dot_bound, uniform, wide};
     let mut out = Vec::new();
     let mut rng = Rng::new(11, 0);
-    for (l, s) in sizes.windows(2).enumerate() {
-        let (inp, o) = (s[0], s[1]);
+    for node in model.nodes() {
+        let crate::model::Op::Linear { inp, out: o } = node.op else { continue };
+        let l = node.layer;
         let x = uniform(&mut rng, batch * inp, 1.0);
         let w = uniform(&mut rng, o * inp, 1.0);
         let dz = uniform(&mut rng, batch * o, 1.0);
@@ -270,19 +284,15 @@ pub fn run(
     warmup: usize,
     steps: usize,
 ) -> Result<Measurement> {
-    let mut sizes = w.sizes.clone();
-    sizes[0] = data.width;
-    *sizes.last_mut().expect("layers") = data.classes;
-    let w = Workload { sizes, ..w.clone() };
-    let mlp = Mlp::new(w.sizes.clone())?;
-    let params = mlp.init(1);
+    let model = w.model(data)?;
+    let params = model.init(1);
     let (dev, mut m) = match gpu {
         None => {
-            let mut e = CpuEngine::new(&mlp, params, OptimKind::Sgd, w.batch);
+            let mut e = CpuEngine::new(&model, params, OptimKind::Sgd, w.batch);
             ("cpu", measure(&mut e, data, &w, warmup, steps)?)
         }
         Some(g) => {
-            let mut e = GpuEngine::new(g, &mlp, &params, OptimKind::Sgd, w.batch, data, mode)?;
+            let mut e = GpuEngine::new(g, &model, &params, OptimKind::Sgd, w.batch, data, mode)?;
             let mut m = measure(&mut e, data, &w, warmup, steps)?;
             profile(&mut e, data, &w, &mut m)?;
             ("gpu", m)

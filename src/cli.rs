@@ -13,7 +13,7 @@ use crate::data::Split;
 use crate::engine::DataMode;
 use crate::error::{Error, Result};
 use crate::gpu::context::DeviceKind;
-use crate::model::Mlp;
+use crate::model::{Model, Shape, Spec};
 use crate::optim::{OptimKind, Optimizer, Schedule};
 use crate::plot::XAxis;
 use crate::run::DataSpec;
@@ -156,9 +156,20 @@ pub struct TrainArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub dev: DeviceArgs,
-    /// Hidden layer widths, comma separated.
+    /// The network: `mlp` (Linear/ReLU layers of --hidden), `cnn` (two convolutions with
+    /// ReLU and 2×2 max-pooling, then 128 hidden units), or a layer list separated by
+    /// commas: linear:N, relu, conv:OUT:K[:sS][:pP] (K×K kernel, stride S, zero padding
+    /// P), pool:K (K×K max-pooling, stride K), flatten, dropout:P; it ends in `linear`,
+    /// sized to the classes. Example: conv:16:5:p2,relu,pool:2,flatten,linear:64,relu,linear
+    #[arg(long, default_value = "mlp", value_parser = model_spec)]
+    pub model: String,
+    /// Hidden layer widths of `--model mlp`, comma separated.
     #[arg(long, default_value = "256,128", value_delimiter = ',', allow_negative_numbers = true, value_parser = at_least_one)]
     pub hidden: Vec<usize>,
+    /// Read CSV rows as images of C,H,W (C·H·W must be the row's feature count), for
+    /// convolutions; without it CSV rows are flat. IDX images are always [1, H, W].
+    #[arg(long, value_parser = crate::model::parse_input_shape)]
+    pub input: Option<Shape>,
     /// Passes over the training set. Default: 20, or more on a small data set, so that a
     /// run takes at least 500 steps (iris's 120 rows at batch 128: 500 epochs).
     #[arg(long, allow_negative_numbers = true, value_parser = at_least_one)]
@@ -288,7 +299,8 @@ impl TrainArgs {
 
     /// The data these arguments name (the vendored Fashion-MNIST by default).
     pub fn data_spec(&self) -> DataSpec {
-        DataSpec { limit: self.limit, val: self.val, normalize: self.normalize, ..self.data.spec(self.seed) }
+        let input = self.input.map(|s| s.dims());
+        DataSpec { limit: self.limit, val: self.val, normalize: self.normalize, input, ..self.data.spec(self.seed) }
     }
 
     /// The run's configuration for the training set of `split`.
@@ -302,20 +314,18 @@ impl TrainArgs {
                 return Err(Error::invalid("--schedule", s, "a validation set to watch (not with --val 0)"));
             }
         }
-        let (inputs, classes) = (split.train.width, split.train.classes);
+        let classes = split.train.classes;
         let mut optimizer = Optimizer::new(self.optimizer, self.lr);
         optimizer.momentum = self.momentum;
         if let Some(wd) = self.weight_decay {
             optimizer.weight_decay = wd;
         }
-        let mut sizes = vec![inputs];
-        sizes.extend(&self.hidden);
-        sizes.push(classes);
-        let mlp = Mlp::new(sizes.clone())?;
-        if mlp.param_count() > HOST_PARAMS {
+        let spec = Spec::parse(&self.model, &self.hidden).map_err(|e| Error::invalid("--model", &self.model, e))?;
+        let model = spec.build(split.train.shape, classes)?;
+        if model.param_count() > HOST_PARAMS {
             return Err(Error::invalid(
-                "--hidden",
-                format!("{} ({} parameters)", sizes_str(&sizes), mlp.param_count()),
+                if self.model == "mlp" { "--hidden" } else { "--model" },
+                format!("`{}` ({} parameters)", model.spec(), model.param_count()),
                 "a network of at most 2^30 parameters",
             ));
         }
@@ -324,7 +334,7 @@ impl TrainArgs {
             BatchSize::Full => 1,
         };
         Ok(Config {
-            sizes,
+            model,
             epochs: self.epochs.unwrap_or_else(|| DEFAULT_EPOCHS.max(MIN_STEPS.div_ceil(steps))),
             batch: self.batch,
             optimizer,
@@ -348,6 +358,7 @@ impl DataArgs {
             seed,
             val: None,
             normalize: None,
+            input: None,
             content_hash: None,
         }
     }
@@ -362,9 +373,17 @@ pub fn default_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist")
 }
 
-/// `784-256-128-10`.
-pub fn sizes_str(s: &[usize]) -> String {
-    s.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("-")
+/// `784-256-128-10` for an MLP, else the layer list.
+pub fn model_str(m: &Model) -> String {
+    match m.mlp_sizes() {
+        Some(s) => s.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("-"),
+        None => m.spec(),
+    }
+}
+
+/// `--model`: a preset or a layer list that parses.
+fn model_spec(s: &str) -> std::result::Result<String, String> {
+    Spec::parse(s, &[]).map(|_| s.trim().to_string())
 }
 
 /// The flags that may accompany `--resume`: they change where and how long the run goes

@@ -8,7 +8,7 @@ use crate::data::{Dataset, FeatureData};
 use crate::error::{Error, Result};
 use crate::gpu::net::{Features, GpuNet, TableId};
 use crate::gpu::Gpu;
-use crate::model::Mlp;
+use crate::model::Model;
 use crate::optim::{OptimKind, OptimStep};
 
 /// Metrics summed over some batches.
@@ -57,6 +57,9 @@ pub trait Engine {
     fn describe(&self) -> String;
     /// What each batch must carry.
     fn gather(&self) -> Gather;
+    /// Keys the random draws of the epoch's training steps (dropout masks) by `seed`,
+    /// `epoch` and each sample's index in the data set (before the first: seed 0, epoch 0).
+    fn begin_epoch(&mut self, seed: u64, epoch: usize) -> Result<()>;
     /// One mini-batch step: the gradient of the batch's mean loss, then the update.
     fn train_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<()>;
     /// Consecutive mini-batch steps, `batches[i]` with `opts[i]`: exactly what
@@ -90,21 +93,24 @@ const CPU_EVAL_CHUNK: usize = 1024;
 
 /// Training on the CPU with the GEMM-crate ops.
 pub struct CpuEngine {
-    mlp: Mlp,
+    model: Model,
     kind: OptimKind,
     params: Vec<f32>,
     grads: Vec<f32>,
     s1: Vec<f32>,
     s2: Vec<f32>,
     ws: net::Workspace<f32>,
+    /// The run's seed and the epoch, for dropout's masks.
+    seed: u64,
+    epoch: u32,
     tally: Tally,
     /// Whether the gradient being accumulated has seen a non-finite loss.
     step_bad: bool,
 }
 
 impl CpuEngine {
-    pub fn new(mlp: &Mlp, params: Vec<f32>, kind: OptimKind, max_batch: usize) -> Self {
-        let m = mlp.param_count();
+    pub fn new(model: &Model, params: Vec<f32>, kind: OptimKind, max_batch: usize) -> Self {
+        let m = model.param_count();
         let state = |i: usize| {
             if kind.state_vectors() > i {
                 vec![0.0; m]
@@ -113,13 +119,15 @@ impl CpuEngine {
             }
         };
         CpuEngine {
-            mlp: mlp.clone(),
+            model: model.clone(),
             kind,
             params,
             grads: vec![0.0; m],
             s1: state(0),
             s2: state(1),
-            ws: net::Workspace::new(mlp, max_batch.max(CPU_EVAL_CHUNK)),
+            ws: net::Workspace::new(model, max_batch.max(CPU_EVAL_CHUNK)),
+            seed: 0,
+            epoch: 0,
             tally: Tally::default(),
             step_bad: false,
         }
@@ -136,7 +144,8 @@ impl CpuEngine {
             for i in 0..n {
                 data.row_f32(start + i, &mut x[i * data.width..(i + 1) * data.width]);
             }
-            net::forward(&self.mlp, &self.params, &x[..n * data.width], n, &mut self.ws, net::Kernels::Fast);
+            let x = &x[..n * data.width];
+            net::forward(&self.model, &self.params, x, n, &mut self.ws, net::Kernels::Fast, None);
             f(&mut self.ws, start, n);
         }
     }
@@ -151,6 +160,11 @@ impl Engine for CpuEngine {
         Gather::F32
     }
 
+    fn begin_epoch(&mut self, seed: u64, epoch: usize) -> Result<()> {
+        (self.seed, self.epoch) = (seed, epoch as u32);
+        Ok(())
+    }
+
     fn train_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<()> {
         self.accumulate(b, 1.0 / b.idx.len() as f32, true)?;
         self.update(opt)
@@ -162,7 +176,7 @@ impl Engine for CpuEngine {
             self.step_bad = false;
         }
         let (loss, correct) = net::loss_and_grad(
-            &self.mlp,
+            &self.model,
             &self.params,
             &b.x,
             &b.labels,
@@ -172,6 +186,7 @@ impl Engine for CpuEngine {
             !first,
             &mut self.ws,
             net::Kernels::Fast,
+            net::Draw { seed: self.seed, epoch: self.epoch, samples: &b.idx },
         );
         // As the GPU's metrics kernel: a non-finite batch is not counted and blocks the update.
         if loss.is_finite() {
@@ -196,7 +211,7 @@ impl Engine for CpuEngine {
 
     fn evaluate(&mut self, data: &Dataset) -> Result<Tally> {
         let mut t = Tally::default();
-        let c = self.mlp.classes();
+        let c = self.model.classes();
         let mut dz = vec![0.0f32; CPU_EVAL_CHUNK * c];
         self.forward_chunks(data, |ws, start, n| {
             let labels = &data.labels[start..start + n];
@@ -209,7 +224,7 @@ impl Engine for CpuEngine {
     }
 
     fn predict(&mut self, data: &Dataset) -> Result<Vec<f32>> {
-        let c = self.mlp.classes();
+        let c = self.model.classes();
         let mut probs = vec![0.0f32; data.rows * c];
         self.forward_chunks(data, |ws, start, n| {
             let logits = &ws.acts.last().expect("layers")[..n * c];
@@ -227,7 +242,7 @@ impl Engine for CpuEngine {
     }
 
     fn set_state(&mut self, params: &[f32], state: &[Vec<f32>]) -> Result<()> {
-        let m = self.mlp.param_count();
+        let m = self.model.param_count();
         if params.len() != m || state.len() != self.kind.state_vectors() || state.iter().any(|s| s.len() != m) {
             return Err(Error::shape(
                 "set_state",
@@ -247,22 +262,22 @@ impl Engine for CpuEngine {
     }
 }
 
-/// Builds the engine that trains `mlp` from `params` on `gpu`, or on the CPU when `None`:
+/// Builds the engine that trains `model` from `params` on `gpu`, or on the CPU when `None`:
 /// optimizer state for `kind`, room for `max_batch` rows, and on a GPU the training set
 /// as `mode` says — but streamed when it does not fit one binding of the adapter (the
 /// engine's [`Engine::describe`] then says "streamed").
 pub fn open<'g>(
     gpu: Option<&'g Gpu>,
-    mlp: &Mlp,
+    model: &Model,
     params: Vec<f32>,
     kind: OptimKind,
     max_batch: usize,
     train: &Dataset,
     mode: DataMode,
 ) -> Result<Box<dyn Engine + 'g>> {
-    check_memory(gpu.is_some(), mlp, kind, max_batch, train)?;
+    check_memory(gpu.is_some(), model, kind, max_batch, train)?;
     let Some(g) = gpu else {
-        return Ok(Box::new(CpuEngine::new(mlp, params, kind, max_batch)));
+        return Ok(Box::new(CpuEngine::new(model, params, kind, max_batch)));
     };
     let bytes = match &train.features {
         FeatureData::U8(v) => v.len() as u64,
@@ -270,18 +285,18 @@ pub fn open<'g>(
     };
     let mode =
         if mode == DataMode::Resident && g.check_binding("data", bytes).is_err() { DataMode::Streaming } else { mode };
-    Ok(Box::new(GpuEngine::new(g, mlp, &params, kind, max_batch, train, mode)?))
+    Ok(Box::new(GpuEngine::new(g, model, &params, kind, max_batch, train, mode)?))
 }
 
-/// The host memory, in bytes, that training `mlp` with `kind` at up to `max_batch` rows
+/// The host memory, in bytes, that training `model` with `kind` at up to `max_batch` rows
 /// on `train` needs at its peak. On the CPU: the parameters, their gradient and the
 /// optimizer's state vectors (4 bytes each), the activations and their gradients for the
 /// rows of a batch (or an evaluation chunk) across every layer, and the data. On a GPU
 /// (whose own limits `GpuNet::check_fits` checks) the host keeps the initial parameters
 /// and the data. Both add what a checkpoint holds for a moment: a copy of the parameters
 /// and the optimizer's state, and the same again serialized.
-pub fn memory_estimate(on_gpu: bool, mlp: &Mlp, kind: OptimKind, max_batch: usize, train: &Dataset) -> u64 {
-    let params = mlp.param_count() as u64;
+pub fn memory_estimate(on_gpu: bool, model: &Model, kind: OptimKind, max_batch: usize, train: &Dataset) -> u64 {
+    let params = model.param_count() as u64;
     let data = match &train.features {
         FeatureData::U8(v) => v.len() as u64,
         FeatureData::F32(v) => 4 * v.len() as u64,
@@ -292,7 +307,7 @@ pub fn memory_estimate(on_gpu: bool, mlp: &Mlp, kind: OptimKind, max_batch: usiz
         return params * 4 + checkpoint + data;
     }
     let rows = max_batch.max(CPU_EVAL_CHUNK) as u64;
-    let widths: u64 = mlp.sizes.iter().map(|&w| w as u64).sum();
+    let widths: u64 = model.nodes().iter().map(|n| n.out_len as u64).sum::<u64>() + model.inputs() as u64;
     params * (2 + state) * 4 + rows * widths * 4 * 2 + checkpoint + data
 }
 
@@ -308,26 +323,26 @@ pub fn available_memory() -> Option<u64> {
 /// Refuses, with the figures, a model whose [`memory_estimate`] exceeds
 /// [`available_memory`] (never refuses where that is unknown). Call it before the
 /// parameters are allocated.
-pub fn check_memory(on_gpu: bool, mlp: &Mlp, kind: OptimKind, max_batch: usize, train: &Dataset) -> Result<()> {
+pub fn check_memory(on_gpu: bool, model: &Model, kind: OptimKind, max_batch: usize, train: &Dataset) -> Result<()> {
     let Some(available) = available_memory() else {
         return Ok(());
     };
-    let needed = memory_estimate(on_gpu, mlp, kind, max_batch, train);
+    let needed = memory_estimate(on_gpu, model, kind, max_batch, train);
     if needed <= available {
         return Ok(());
     }
-    let sizes = mlp.sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-");
     let place = if on_gpu { "the host side of a GPU run" } else { "the CPU" };
     Err(Error::OutOfMemory {
         what: format!(
-            "the network {sizes} ({} parameters, {} optimizer, {} rows at once) on {place}",
-            mlp.param_count(),
+            "the network `{}` ({} parameters, {} optimizer, {} rows at once) on {place}",
+            model.spec(),
+            model.param_count(),
             kind.name(),
             max_batch.max(CPU_EVAL_CHUNK)
         ),
         needed,
         available,
-        hint: "use a smaller --hidden or --batch".into(),
+        hint: "use a smaller model (--hidden, --model) or --batch".into(),
     })
 }
 
@@ -364,14 +379,14 @@ impl<'g> GpuEngine<'g> {
     /// set resident or streamed.
     pub fn new(
         gpu: &'g Gpu,
-        mlp: &Mlp,
+        model: &Model,
         params: &[f32],
         kind: OptimKind,
         max_batch: usize,
         train: &Dataset,
         mode: DataMode,
     ) -> Result<Self> {
-        let mut net = GpuNet::new(gpu, mlp, params, kind, max_batch)?;
+        let mut net = GpuNet::new(gpu, model, params, kind, max_batch)?;
         let table = match mode {
             DataMode::Resident => net.add_table(features(&train.features), &train.labels)?,
             DataMode::Streaming => net.add_stream_table(matches!(train.features, FeatureData::U8(_)))?,
@@ -434,6 +449,10 @@ impl Engine for GpuEngine<'_> {
         }
     }
 
+    fn begin_epoch(&mut self, _seed: u64, _epoch: usize) -> Result<()> {
+        Ok(())
+    }
+
     fn train_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<()> {
         self.stream(b)?;
         let idx = Self::device_idx(self.mode, &self.identity, b);
@@ -480,7 +499,7 @@ impl Engine for GpuEngine<'_> {
 
     fn predict(&mut self, data: &Dataset) -> Result<Vec<f32>> {
         let table = self.eval_table(data)?;
-        let c = self.net.mlp.classes();
+        let c = self.net.model.classes();
         let mut probs = vec![0.0f32; data.rows * c];
         for start in (0..data.rows).step_by(self.net.max_batch) {
             let end = (start + self.net.max_batch).min(data.rows);

@@ -15,7 +15,7 @@ pub enum Error {
     Invalid { flag: String, value: String, expected: String },
     /// Shapes that do not fit together: `op` needs `expected` and was given `got`.
     #[error("{op}: expected {expected}, got {got}")]
-    Shape { op: &'static str, expected: String, got: String },
+    Shape { op: String, expected: String, got: String },
     /// An operation called in a state that does not allow it (a caller's mistake, not the
     /// user's): `op` requires `requirement`.
     #[error("{op} requires {requirement}")]
@@ -61,15 +61,15 @@ impl Error {
         Error::Format { path: path.into(), what: what.into() }
     }
 
-    pub fn shape(op: &'static str, expected: impl ToString, got: impl ToString) -> Self {
-        Error::Shape { op, expected: expected.to_string(), got: got.to_string() }
+    pub fn shape(op: impl Into<String>, expected: impl ToString, got: impl ToString) -> Self {
+        Error::Shape { op: op.into(), expected: expected.to_string(), got: got.to_string() }
     }
 
     pub fn precondition(op: &'static str, requirement: impl Into<String>) -> Self {
         Error::Precondition { op, requirement: requirement.into() }
     }
 
-    pub fn invalid(flag: &str, value: impl ToString, expected: &str) -> Self {
+    pub fn invalid(flag: &str, value: impl ToString, expected: impl Into<String>) -> Self {
         Error::Invalid { flag: flag.into(), value: value.to_string(), expected: expected.into() }
     }
 }

@@ -157,7 +157,7 @@ pub fn describe(cfg: &crate::train::Config, range: &Range) -> String {
         crate::train::BatchSize::Mini(b) => format!("batch {b}"),
         crate::train::BatchSize::Full => "full batch".into(),
     };
-    let net = cfg.sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-");
+    let net = crate::cli::model_str(&cfg.model);
     format!(
         "range test: {net} with {}, {batch}, from α = {:e} to {:e} over at most {} steps",
         cfg.optimizer.kind.name(),

@@ -11,7 +11,7 @@ use wgtrain::cli::{self, BenchArgs, Cli, Command, EvalArgs, LrFindArgs, PlotArgs
 use wgtrain::engine::{self, DataMode};
 use wgtrain::error::{Error, Result};
 use wgtrain::gpu::{context, Gpu};
-use wgtrain::model::Mlp;
+use wgtrain::model::Shape;
 use wgtrain::optim::OptimKind;
 use wgtrain::predict::Predictor;
 use wgtrain::progress::{self, Ui};
@@ -78,21 +78,25 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
         Some(r) => r.config.clone(),
         None => a.config(&split)?,
     };
-    if cfg.sizes[0] != split.train.width || cfg.sizes.last() != Some(&split.train.classes) {
-        let (w, c) = (split.train.width, split.train.classes);
-        let what =
-            format!("the data has {w} features and {c} classes, the run's network is {}", cli::sizes_str(&cfg.sizes));
+    let model = cfg.model.clone();
+    let image_mismatch = matches!(model.input, Shape::Image { .. }) && model.input != split.train.shape;
+    if model.inputs() != split.train.width || model.classes() != split.train.classes || image_mismatch {
+        let (s, c) = (split.train.shape, split.train.classes);
+        let what = format!(
+            "the data has samples of {s} and {c} classes, the run's network takes {} and gives {} classes",
+            model.input,
+            model.classes()
+        );
         return Err(Error::format(&spec.data, what));
     }
-    let mlp = Mlp::new(cfg.sizes.clone())?;
     let (gpu, why) = Gpu::choose(a.dev.device, a.dev.adapter.as_deref())?;
     if let Some(why) = why {
         eprintln!("{why}");
     }
     let (kind, rows) = (cfg.optimizer.kind, cfg.max_batch());
-    engine::check_memory(gpu.is_some(), &mlp, kind, rows, &split.train)?;
-    let params = resume.as_ref().map_or_else(|| mlp.init(cfg.seed), |r| r.params.clone());
-    let mut engine = engine::open(gpu.as_ref(), &mlp, params, kind, rows, &split.train, a.dev.data_mode)?;
+    engine::check_memory(gpu.is_some(), &model, kind, rows, &split.train)?;
+    let params = resume.as_ref().map_or_else(|| model.init(cfg.seed), |r| r.params.clone());
+    let mut engine = engine::open(gpu.as_ref(), &model, params, kind, rows, &split.train, a.dev.data_mode)?;
     let device = engine.describe();
     let (mut run, progress) = match resume {
         Some(r) => {
@@ -112,7 +116,7 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
         None => (RunDir::create(a.out.as_deref(), a.force, &cfg, &spec, &split, &device)?, None),
     };
     let (ntrain, nval, ntest) = (split.train.rows, split.val.rows, split.test.rows);
-    let net = cli::sizes_str(&cfg.sizes);
+    let net = cli::model_str(&cfg.model);
     let (data, how) = (spec.data.display(), cfg.describe());
     let counts = format!("{ntrain} train / {nval} validation / {ntest} test samples");
     println!("training {net} on {data} ({counts}) with {how} on {device}");
@@ -194,15 +198,15 @@ fn eval_cmd(a: EvalArgs) -> Result<bool> {
     let w = checkpoint::load_weights(&path)?;
     let mut split = a.data.spec(1).load_raw()?;
     run::input_transform(&w.metadata, &split.test).apply(&mut split.test);
-    if split.test.width != w.mlp.inputs() {
-        let (have, takes) = (split.test.width, w.mlp.inputs());
+    if split.test.width != w.model.inputs() {
+        let (have, takes) = (split.test.width, w.model.inputs());
         let what = format!("samples have {have} features, the model in {} takes {takes}", path.display());
         return Err(Error::format(&split.test.source, what));
     }
-    split.test.check_labels(w.mlp.classes())?;
+    split.test.check_labels(w.model.classes())?;
     let (gpu, _) = Gpu::choose(a.dev.device, a.dev.adapter.as_deref())?;
     let (sgd, chunk) = (OptimKind::Sgd, train::CHUNK);
-    let mut engine = engine::open(gpu.as_ref(), &w.mlp, w.params, sgd, chunk, &split.test, DataMode::Streaming)?;
+    let mut engine = engine::open(gpu.as_ref(), &w.model, w.params, sgd, chunk, &split.test, DataMode::Streaming)?;
     let t = engine.evaluate(&split.test)?;
     println!(
         "{} on {} ({} samples, {}): loss {:.4}, accuracy {:.4}",
@@ -246,7 +250,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         let gpu = Gpu::named(a.adapter.as_deref())?;
         println!("GPU: {}", gpu.describe());
         for w in &chosen {
-            for t in bench::gemm_variants(&gpu, &w.sizes, w.batch, a.steps)? {
+            for t in bench::gemm_variants(&gpu, &w.model(&split.train)?, w.batch, a.steps)? {
                 println!(
                     "{}",
                     if a.json { serde_json::to_string(&t).expect("serialises") } else { bench::gemm_row(&w.name, &t) }

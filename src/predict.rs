@@ -25,13 +25,13 @@ impl Predictor {
     /// Loads a weights file.
     pub fn open(path: &Path) -> Result<Predictor> {
         let w = checkpoint::load_weights(path)?;
-        let (width, classes) = (w.mlp.inputs(), w.mlp.classes());
+        let (width, classes) = (w.model.inputs(), w.model.classes());
         let names: Vec<String> = w
             .metadata
             .get(run::META_CLASSES)
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_else(|| (0..classes).map(|c| format!("class {c}")).collect());
-        let engine = CpuEngine::new(&w.mlp, w.params, OptimKind::Sgd, crate::train::CHUNK);
+        let engine = CpuEngine::new(&w.model, w.params, OptimKind::Sgd, crate::train::CHUNK);
         Ok(Predictor { engine, names, metadata: w.metadata, width, classes })
     }
 
@@ -65,6 +65,7 @@ fn read(path: &Path, width: usize) -> Result<Dataset> {
         labels: vec![0; n],
         rows: n,
         width,
+        shape: crate::model::Shape::Flat(width),
         classes: 1,
     })
 }

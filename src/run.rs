@@ -21,7 +21,6 @@ use crate::data::{self, Split};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
-use crate::model::Mlp;
 use crate::optim::OptimKind;
 use crate::train::{BatchSize, Config, EpochRecord, IntervalRecord, Journal, Progress};
 use serde::{Deserialize, Serialize};
@@ -40,7 +39,7 @@ pub const BEST_FILE: &str = "best.safetensors";
 /// Weights, optimizer state and progress: what `--resume` reads.
 pub const STATE_FILE: &str = "state.safetensors";
 
-/// Metadata keys of the weights files (beside [`checkpoint::SIZES_KEY`]): the class names
+/// Metadata keys of the weights files (beside [`checkpoint::MODEL_KEY`]): the class names
 /// (JSON list), the [`DataSpec`] (JSON), the device (words); in the state file also the
 /// [`Progress`] and the [`Config`] (JSON).
 pub const META_CLASSES: &str = "wgtrain.classes";
@@ -74,6 +73,9 @@ pub struct DataSpec {
     /// Feature scaling (`None`: the default for the data, see [`Normalize::default_for`]).
     #[serde(default)]
     pub normalize: Option<Normalize>,
+    /// `--input C,H,W`: the shape CSV rows are read as (`None`: as the data says).
+    #[serde(default)]
+    pub input: Option<Vec<usize>>,
     /// A hash of the data's content (features and labels as loaded), recorded when the
     /// run starts and checked when it resumes.
     #[serde(default)]
@@ -121,6 +123,20 @@ impl DataSpec {
                 return Err(Error::invalid("--limit", 0, "at least 1 sample"));
             }
             split.train = split.train.head(n);
+        }
+        if let Some(dims) = &self.input {
+            let shape = crate::model::Shape::from_dims(dims);
+            if shape.len() != split.train.width {
+                let expected = format!("C·H·W = {} values, the features of each row", split.train.width);
+                return Err(Error::invalid(
+                    "--input",
+                    dims.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
+                    expected,
+                ));
+            }
+            split.train.shape = shape;
+            split.test.shape = shape;
+            split.input.shape = dims.clone();
         }
         Ok(split)
     }
@@ -350,19 +366,17 @@ impl Journal for RunDir {
     /// Writes the training state (atomically), then the weights.
     fn checkpoint(&mut self, cfg: &Config, p: &Progress, engine: &mut dyn Engine) -> Result<()> {
         self.metrics.sync_data().map_err(|e| Error::io(self.path.join(METRICS_FILE), e))?;
-        let mlp = Mlp::new(cfg.sizes.clone())?;
         let params = engine.params()?;
         let state = engine.optim_state()?;
         let mut meta = self.meta.clone();
         meta.insert(META_PROGRESS.into(), serde_json::to_string(p).expect("progress serialises"));
         meta.insert(META_CONFIG.into(), serde_json::to_string(cfg).expect("config serialises"));
-        checkpoint::save_state(&self.path.join(STATE_FILE), &mlp, &params, &state, meta)?;
-        checkpoint::save_weights(&self.path.join(MODEL_FILE), &mlp, &params, self.meta.clone())
+        checkpoint::save_state(&self.path.join(STATE_FILE), &params, &state, meta)?;
+        checkpoint::save_weights(&self.path.join(MODEL_FILE), &cfg.model, &params, self.meta.clone())
     }
 
     fn best(&mut self, cfg: &Config, params: &[f32]) -> Result<()> {
-        let mlp = Mlp::new(cfg.sizes.clone())?;
-        checkpoint::save_weights(&self.path.join(BEST_FILE), &mlp, params, self.meta.clone())
+        checkpoint::save_weights(&self.path.join(BEST_FILE), &cfg.model, params, self.meta.clone())
     }
 
     fn location(&self) -> &Path {
@@ -396,10 +410,15 @@ pub fn load_resume(run_dir: &Path) -> Result<Resume> {
     let config: Config = serde_json::from_str(field(META_CONFIG)?).map_err(|_| json(META_CONFIG))?;
     let progress: Progress = serde_json::from_str(field(META_PROGRESS)?).map_err(|_| json(META_PROGRESS))?;
     let data: DataSpec = serde_json::from_str(field(META_DATA)?).map_err(|_| json(META_DATA))?;
-    if config.sizes != st.mlp.sizes {
+    if st.params.len() != config.model.param_count() {
         return Err(Error::format(
             &path,
-            format!("weights of {:?} but a configuration of {:?}", st.mlp.sizes, config.sizes),
+            format!(
+                "{} parameters but a model of {} (`{}`)",
+                st.params.len(),
+                config.model.param_count(),
+                config.model.spec()
+            ),
         ));
     }
     if st.state.len() != config.optimizer.kind.state_vectors() {

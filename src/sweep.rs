@@ -15,7 +15,7 @@ use crate::data::Split;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::Mlp;
+use crate::model::Model;
 use crate::run::{DataSpec, RunDir, RunLog};
 use crate::train::{self, Config, Control, Observer};
 use std::fmt::Write as _;
@@ -70,7 +70,7 @@ pub struct Setup {
     pub spec: DataSpec,
     pub split: Split,
     pub cfg: Config,
-    pub mlp: Mlp,
+    pub model: Model,
     pub init: Vec<f32>,
     pub gpu: Option<Gpu>,
 }
@@ -82,20 +82,20 @@ impl Setup {
         let mut spec = a.data_spec();
         let split = spec.load()?;
         let cfg = a.config(&split)?;
-        let mlp = Mlp::new(cfg.sizes.clone())?;
+        let model = cfg.model.clone();
         let (gpu, why) = Gpu::choose(a.dev.device, a.dev.adapter.as_deref())?;
         if let Some(why) = why {
             note(&why);
         }
-        engine::check_memory(gpu.is_some(), &mlp, cfg.optimizer.kind, cfg.max_batch(), &split.train)?;
-        let init = mlp.init(cfg.seed);
-        Ok(Setup { spec, split, cfg, mlp, init, gpu })
+        engine::check_memory(gpu.is_some(), &model, cfg.optimizer.kind, cfg.max_batch(), &split.train)?;
+        let init = model.init(cfg.seed);
+        Ok(Setup { spec, split, cfg, model, init, gpu })
     }
 
     /// A fresh engine at the initial weights.
     pub fn engine(&self, a: &TrainArgs) -> Result<Box<dyn Engine + '_>> {
         let (kind, rows) = (self.cfg.optimizer.kind, self.cfg.max_batch());
-        engine::open(self.gpu.as_ref(), &self.mlp, self.init.clone(), kind, rows, &self.split.train, a.dev.data_mode)
+        engine::open(self.gpu.as_ref(), &self.model, self.init.clone(), kind, rows, &self.split.train, a.dev.data_mode)
     }
 }
 
@@ -118,7 +118,7 @@ pub fn sweep(a: &TrainArgs, lrs: &[f32], obs: &mut dyn Observer, say: &mut dyn F
     let out = out_dir(a);
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let start_risk = setup.engine(a)?.evaluate(&setup.split.train)?.loss();
-    let (s, net) = (&setup.split, cli::sizes_str(&setup.cfg.sizes));
+    let (s, net) = (&setup.split, cli::model_str(&setup.cfg.model));
     say(&format!(
         "sweeping {} learning rates: {net} on {} ({} train / {} validation / {} test samples), {}; \
          initial training risk {start_risk:.4}",

@@ -10,6 +10,7 @@ use crate::data::batches::{batch_count, epoch_order, stream, stream_owned, Batch
 use crate::data::Split;
 use crate::engine::{Engine, Tally};
 use crate::error::{Error, Result};
+use crate::model::Model;
 use crate::optim::{LrSchedule, OptimStep, Optimizer, Schedule};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::ops::ControlFlow;
@@ -63,7 +64,9 @@ pub const MAX_RUN: usize = 64;
 /// Everything that defines a training run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Config {
-    pub sizes: Vec<usize>,
+    /// The network (configurations written before layer sequences hold `sizes`, an MLP's).
+    #[serde(alias = "sizes")]
+    pub model: Model,
     pub epochs: usize,
     pub batch: BatchSize,
     pub optimizer: Optimizer,
@@ -273,6 +276,7 @@ pub fn train(
     while p.epoch < cfg.epochs {
         let t0 = Instant::now();
         t.obs.epoch_start(p.epoch, cfg.epochs, steps_per_epoch);
+        t.engine.begin_epoch(cfg.seed, p.epoch)?;
         let lr = t.sched.lr(p.step);
         let end = match cfg.batch {
             BatchSize::Full => t.full_batch_epoch(&mut p, lr, t0)?,

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use wgtrain::checkpoint;
 use wgtrain::data::{load_idx_dir, Split};
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
-use wgtrain::model::Mlp;
+use wgtrain::model::Model;
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
 use wgtrain::run::{self, DataSpec, RunDir};
 use wgtrain::train::{self, BatchSize, Config, Control, Finish, Quiet};
@@ -37,6 +37,7 @@ fn spec() -> DataSpec {
         seed: 9,
         val: None,
         normalize: None,
+        input: None,
         content_hash: None,
     }
 }
@@ -55,7 +56,7 @@ fn scratch(name: &str) -> PathBuf {
 
 fn config(opt: &str, schedule: Schedule) -> Config {
     Config {
-        sizes: vec![784, 48, 10],
+        model: Model::from_sizes(&[784, 48, 10]).unwrap(),
         epochs: 3,
         batch: BatchSize::Mini(64),
         optimizer: Optimizer::new(OptimKind::parse(opt).unwrap(), if opt == "adam" { 1e-3 } else { 0.05 }),
@@ -68,14 +69,14 @@ fn config(opt: &str, schedule: Schedule) -> Config {
 
 /// Builds a fresh engine for `cfg` on the GPU when `gpu` is given, else on the CPU.
 fn engine<'g>(cfg: &Config, gpu: Option<&'g wgtrain::gpu::Gpu>) -> Box<dyn Engine + 'g> {
-    let mlp = Mlp::new(cfg.sizes.clone()).unwrap();
-    let p = mlp.init(cfg.seed);
+    let model = cfg.model.clone();
+    let p = model.init(cfg.seed);
     match gpu {
         Some(g) => Box::new(
-            GpuEngine::new(g, &mlp, &p, cfg.optimizer.kind, cfg.max_batch(), &subset().train, DataMode::Resident)
+            GpuEngine::new(g, &model, &p, cfg.optimizer.kind, cfg.max_batch(), &subset().train, DataMode::Resident)
                 .unwrap(),
         ),
-        None => Box::new(CpuEngine::new(&mlp, p, cfg.optimizer.kind, cfg.max_batch())),
+        None => Box::new(CpuEngine::new(&model, p, cfg.optimizer.kind, cfg.max_batch())),
     }
 }
 
@@ -206,15 +207,15 @@ fn weights_round_trip_with_the_same_predictions() {
     let out = train::train(&c, subset(), e.as_mut(), None, &mut Quiet, None, &Control::default()).unwrap();
     let dir = scratch("roundtrip");
     std::fs::create_dir_all(&dir).unwrap();
-    let mlp = Mlp::new(cfg.sizes.clone()).unwrap();
+    let model = cfg.model.clone();
     let path = dir.join("model.safetensors");
-    checkpoint::save_weights(&path, &mlp, &out.params, HashMap::from([("note".into(), "x".into())])).unwrap();
+    checkpoint::save_weights(&path, &model, &out.params, HashMap::from([("note".into(), "x".into())])).unwrap();
     let w = checkpoint::load_weights(&path).unwrap();
-    assert_eq!(w.mlp, mlp);
+    assert_eq!(w.model, model);
     assert_eq!(w.metadata["note"], "x");
     assert!(w.params.iter().zip(&out.params).all(|(a, b)| a.to_bits() == b.to_bits()));
     let p1 = e.predict(&subset().test).unwrap();
-    let p2 = CpuEngine::new(&w.mlp, w.params, OptimKind::Sgd, 64).predict(&subset().test).unwrap();
+    let p2 = CpuEngine::new(&w.model, w.params, OptimKind::Sgd, 64).predict(&subset().test).unwrap();
     assert_eq!(p1, p2);
 }
 
@@ -222,30 +223,30 @@ fn weights_round_trip_with_the_same_predictions() {
 fn an_interrupted_write_leaves_the_previous_checkpoint_valid() {
     let dir = scratch("atomic");
     std::fs::create_dir_all(&dir).unwrap();
-    let mlp = Mlp::new(vec![4, 3, 2]).unwrap();
+    let model = Model::from_sizes(&[4, 3, 2]).unwrap();
     let path = dir.join("model.safetensors");
-    checkpoint::save_weights(&path, &mlp, &mlp.init(1), HashMap::new()).unwrap();
+    checkpoint::save_weights(&path, &model, &model.init(1), HashMap::new()).unwrap();
     // A crash mid-write leaves at most a partial temporary file beside the checkpoint.
     std::fs::write(dir.join(".model.safetensors.tmp"), b"\x10\x00\x00\x00partial").unwrap();
     let w = checkpoint::load_weights(&path).unwrap();
-    assert_eq!(w.params, mlp.init(1));
+    assert_eq!(w.params, model.init(1));
     // A write that fails (its folder is a file) reports the path and touches nothing.
     let blocked = dir.join("model.safetensors").join("x.safetensors");
-    let e = checkpoint::save_weights(&blocked, &mlp, &mlp.init(2), HashMap::new()).unwrap_err().to_string();
+    let e = checkpoint::save_weights(&blocked, &model, &model.init(2), HashMap::new()).unwrap_err().to_string();
     assert!(e.contains("x.safetensors"), "{e}");
-    assert_eq!(checkpoint::load_weights(&path).unwrap().params, mlp.init(1));
+    assert_eq!(checkpoint::load_weights(&path).unwrap().params, model.init(1));
     // The next successful write replaces it whole.
-    checkpoint::save_weights(&path, &mlp, &mlp.init(3), HashMap::new()).unwrap();
-    assert_eq!(checkpoint::load_weights(&path).unwrap().params, mlp.init(3));
+    checkpoint::save_weights(&path, &model, &model.init(3), HashMap::new()).unwrap();
+    assert_eq!(checkpoint::load_weights(&path).unwrap().params, model.init(3));
 }
 
 #[test]
 fn corrupt_and_mismatched_checkpoints_are_refused() {
     let dir = scratch("corrupt");
     std::fs::create_dir_all(&dir).unwrap();
-    let mlp = Mlp::new(vec![4, 3, 2]).unwrap();
+    let model = Model::from_sizes(&[4, 3, 2]).unwrap();
     let good = dir.join("good.safetensors");
-    checkpoint::save_weights(&good, &mlp, &mlp.init(1), HashMap::new()).unwrap();
+    checkpoint::save_weights(&good, &model, &model.init(1), HashMap::new()).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "not a valid safetensors file"),
@@ -312,9 +313,9 @@ fn a_nan_stops_the_run_with_the_last_good_weights_on_the_gpu() {
 fn weights_carry_the_layer_list_in_pytorchs_terms() {
     let dir = scratch("torch-layers");
     std::fs::create_dir_all(&dir).unwrap();
-    let mlp = Mlp::new(vec![6, 5, 4, 3]).unwrap();
+    let model = Model::from_sizes(&[6, 5, 4, 3]).unwrap();
     let path = dir.join("m.safetensors");
-    checkpoint::save_weights(&path, &mlp, &mlp.init(1), HashMap::new()).unwrap();
+    checkpoint::save_weights(&path, &model, &model.init(1), HashMap::new()).unwrap();
     let w = checkpoint::load_weights(&path).unwrap();
     let layers: serde_json::Value = serde_json::from_str(&w.metadata[checkpoint::MODEL_KEY]).unwrap();
     assert_eq!(
@@ -326,7 +327,7 @@ fn weights_carry_the_layer_list_in_pytorchs_terms() {
         ])
     );
     // The n-th module of that list owns the tensors named `n.weight`, `n.bias`.
-    let names: Vec<String> = mlp.tensors().into_iter().map(|t| t.0).collect();
+    let names: Vec<String> = model.tensors().into_iter().map(|t| t.0).collect();
     assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]);
     for (i, l) in layers.as_array().unwrap().iter().enumerate() {
         let has_weights = names.contains(&format!("{i}.weight"));

@@ -14,7 +14,17 @@ fn backprop_matches_finite_differences() {
     for (sizes, batch, seed) in
         [(vec![5, 7, 4, 3], 6, 1), (vec![3, 2], 1, 2), (vec![4, 9, 9, 2], 5, 3), (vec![6, 1, 3], 4, 4)]
     {
-        let o = verify::gradcheck(&sizes, batch, seed).unwrap();
+        let o = verify::gradcheck(&wgtrain::model::Model::from_sizes(&sizes).unwrap(), batch, seed).unwrap();
+        assert!(o.pass, "{}", o.report());
+    }
+}
+
+/// Every layer kind in one network: convolutions (padded, strided), ReLU fused and alone,
+/// max-pooling of an odd size, dropout, flatten, linear.
+#[test]
+fn cnn_backprop_matches_finite_differences() {
+    for (batch, seed) in [(3, 2), (1, 5)] {
+        let o = verify::gradcheck(&verify::small_cnn().unwrap(), batch, seed).unwrap();
         assert!(o.pass, "{}", o.report());
     }
 }

@@ -2,7 +2,7 @@
 
 mod common;
 use wgtrain::gpu::net::{Features, GpuNet};
-use wgtrain::model::Mlp;
+use wgtrain::model::Model;
 use wgtrain::optim::{OptimKind, Optimizer};
 use wgtrain::rng::Rng;
 use wgtrain::verify::uniform;
@@ -20,13 +20,13 @@ fn the_same_op_twice_gives_identical_bits() {
 
 /// Ten SGD steps from a seeded start on seeded data.
 fn ten_steps(gpu: &wgtrain::gpu::Gpu, kind: &str) -> Vec<f32> {
-    let mlp = Mlp::new(vec![20, 33, 17, 5]).unwrap();
+    let model = Model::from_sizes(&[20, 33, 17, 5]).unwrap();
     let mut rng = Rng::new(3, 0);
     let rows = 100;
     let pixels: Vec<u8> = (0..rows * 20).map(|_| rng.below(256) as u8).collect();
     let labels: Vec<u32> = (0..rows).map(|_| rng.below(5) as u32).collect();
     let opt = Optimizer::new(OptimKind::parse(kind).unwrap(), 0.05);
-    let mut net = GpuNet::new(gpu, &mlp, &mlp.init(7), opt.kind, 32).unwrap();
+    let mut net = GpuNet::new(gpu, &model, &model.init(7), opt.kind, 32).unwrap();
     let table = net.add_table(Features::U8(&pixels), &labels).unwrap();
     for t in 0..10u64 {
         let idx: Vec<u32> = (0..32).map(|i| ((t as u32) * 32 + i) % rows as u32).collect();
@@ -41,7 +41,7 @@ fn ten_sgd_steps_twice_give_identical_parameters() {
     for kind in ["sgd", "adam"] {
         let a = ten_steps(gpu, kind);
         let b = ten_steps(gpu, kind);
-        let init = Mlp::new(vec![20, 33, 17, 5]).unwrap().init(7);
+        let init = Model::from_sizes(&[20, 33, 17, 5]).unwrap().init(7);
         assert!(a.iter().zip(&init).any(|(p, q)| p != q), "{kind}: the steps changed nothing");
         let diff = a.iter().zip(&b).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
         assert_eq!(diff, 0, "{kind}: {diff} parameters differ between two identical runs");

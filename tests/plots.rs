@@ -264,8 +264,15 @@ fn image_set(n: usize, width: usize, k: usize) -> (Dataset, Vec<f32>) {
     let pixels = (0..n * width).map(|_| rng.below(256) as u8).collect();
     let labels = (0..n).map(|i| (i % k) as u32).collect();
     let probs = (0..n * k).map(|_| rng.uniform() as f32).collect();
-    let data =
-        Dataset { source: "synthetic".into(), features: FeatureData::U8(pixels), labels, rows: n, width, classes: k };
+    let data = Dataset {
+        source: "synthetic".into(),
+        features: FeatureData::U8(pixels),
+        labels,
+        rows: n,
+        width,
+        shape: wgtrain::model::Shape::Flat(width),
+        classes: k,
+    };
     (data, probs)
 }
 

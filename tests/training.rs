@@ -11,7 +11,7 @@ use wgtrain::data::batches::{Batch, Gather};
 use wgtrain::data::{load_idx_dir, Split};
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::gpu::net::{Features, GpuNet};
-use wgtrain::model::Mlp;
+use wgtrain::model::Model;
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
 use wgtrain::train::{self, BatchSize, Config, Quiet};
 
@@ -29,11 +29,8 @@ fn subset() -> &'static Split {
 
 fn config(hidden: &[usize], batch: BatchSize, opt: &str, lr: f32, epochs: usize) -> Config {
     let s = subset();
-    let mut sizes = vec![s.train.width];
-    sizes.extend(hidden);
-    sizes.push(s.train.classes);
     Config {
-        sizes,
+        model: Model::mlp(s.train.shape, hidden, s.train.classes).unwrap(),
         epochs,
         batch,
         optimizer: Optimizer::new(OptimKind::parse(opt).unwrap(), lr),
@@ -49,13 +46,14 @@ fn run(cfg: &Config, engine: &mut dyn Engine) -> train::Outcome {
 }
 
 fn cpu(cfg: &Config) -> CpuEngine {
-    let mlp = Mlp::new(cfg.sizes.clone()).unwrap();
-    CpuEngine::new(&mlp, mlp.init(cfg.seed), cfg.optimizer.kind, cfg.max_batch())
+    let model = cfg.model.clone();
+    CpuEngine::new(&model, model.init(cfg.seed), cfg.optimizer.kind, cfg.max_batch())
 }
 
 fn gpu_engine<'g>(gpu: &'g wgtrain::gpu::Gpu, cfg: &Config, mode: DataMode) -> GpuEngine<'g> {
-    let mlp = Mlp::new(cfg.sizes.clone()).unwrap();
-    GpuEngine::new(gpu, &mlp, &mlp.init(cfg.seed), cfg.optimizer.kind, cfg.max_batch(), &subset().train, mode).unwrap()
+    let model = cfg.model.clone();
+    GpuEngine::new(gpu, &model, &model.init(cfg.seed), cfg.optimizer.kind, cfg.max_batch(), &subset().train, mode)
+        .unwrap()
 }
 
 fn assert_learns(out: &train::Outcome, device: &str) {
@@ -142,8 +140,8 @@ fn pure_sgd_and_full_batch_regimes_run() {
 #[test]
 fn accumulated_full_batch_gradient_equals_the_one_shot_gradient() {
     let s = subset();
-    let mlp = Mlp::new(vec![784, 24, 10]).unwrap();
-    let params = mlp.init(3);
+    let model = Model::from_sizes(&[784, 24, 10]).unwrap();
+    let params = model.init(3);
     let n = 300;
     let mut x = vec![0.0f32; n * 784];
     for i in 0..n {
@@ -151,15 +149,18 @@ fn accumulated_full_batch_gradient_equals_the_one_shot_gradient() {
     }
     let y = &s.train.labels[..n];
     let scale = 1.0 / n as f32;
-    let mut ws = net::Workspace::new(&mlp, n);
-    let mut once = vec![0.0f32; mlp.param_count()];
-    net::loss_and_grad(&mlp, &params, &x, y, n, scale, &mut once, false, &mut ws, net::Kernels::Reference);
-    let mut acc = vec![0.0f32; mlp.param_count()];
+    let mut ws = net::Workspace::new(&model, n);
+    let mut once = vec![0.0f32; model.param_count()];
+    let samples: Vec<u32> = (0..n as u32).collect();
+    let draw = |from: usize, to: usize| net::Draw { seed: 0, epoch: 0, samples: &samples[from..to] };
+    let k = net::Kernels::Reference;
+    net::loss_and_grad(&model, &params, &x, y, n, scale, &mut once, false, &mut ws, k, draw(0, n));
+    let mut acc = vec![0.0f32; model.param_count()];
     for (c, start) in [0, 128, 256].into_iter().enumerate() {
         let end = (start + 128).min(n);
         let xs = &x[start * 784..end * 784];
         net::loss_and_grad(
-            &mlp,
+            &model,
             &params,
             xs,
             &y[start..end],
@@ -168,7 +169,8 @@ fn accumulated_full_batch_gradient_equals_the_one_shot_gradient() {
             &mut acc,
             c > 0,
             &mut ws,
-            net::Kernels::Reference,
+            k,
+            draw(start, end),
         );
     }
     let close = |a: &[f32], b: &[f32]| {
@@ -182,7 +184,7 @@ fn accumulated_full_batch_gradient_equals_the_one_shot_gradient() {
         wgtrain::data::FeatureData::U8(v) => v[..n * 784].to_vec(),
         _ => unreachable!(),
     };
-    let mut g = GpuNet::new(gpu, &mlp, &params, OptimKind::Sgd, n).unwrap();
+    let mut g = GpuNet::new(gpu, &model, &params, OptimKind::Sgd, n).unwrap();
     let t = g.add_table(Features::U8(&pixels), y).unwrap();
     let all: Vec<u32> = (0..n as u32).collect();
     g.accumulate_gradient(t, &all, scale, true).unwrap();
@@ -248,10 +250,11 @@ fn gpu_runs_of_steps_match_step_by_step() {
         let mut cfg = config(&[24], batch, opt, lr, epochs);
         cfg.log_every = log_every;
         let train_with = |max_run: usize| {
-            let mlp = Mlp::new(cfg.sizes.clone()).unwrap();
-            let p = mlp.init(cfg.seed);
+            let model = cfg.model.clone();
+            let p = model.init(cfg.seed);
             let kind = cfg.optimizer.kind;
-            let mut e = GpuEngine::new(gpu, &mlp, &p, kind, cfg.max_batch(), &split.train, DataMode::Resident).unwrap();
+            let mut e =
+                GpuEngine::new(gpu, &model, &p, kind, cfg.max_batch(), &split.train, DataMode::Resident).unwrap();
             let mut log = LossLog::default();
             let ctl = train::Control { max_run: Some(max_run), ..train::Control::default() };
             let out = train::train(&cfg, &split, &mut e, Some(&mut log), &mut Quiet, None, &ctl).unwrap();

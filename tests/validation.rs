@@ -67,6 +67,7 @@ fn table(rows: Vec<[f32; 3]>) -> Dataset {
         labels: (0..n as u32).map(|i| i % 2).collect(),
         rows: n,
         width: 3,
+        shape: wgtrain::model::Shape::Flat(3),
         classes: 2,
     }
 }

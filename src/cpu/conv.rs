@@ -55,6 +55,11 @@ impl Conv2dShape {
         Ok(Conv2dShape { batch, c_in, h, w, c_out, k, stride, pad, h_out, w_out })
     }
 
+    /// The same convolution over a batch of `batch` samples.
+    pub fn with_batch(&self, batch: usize) -> Self {
+        Conv2dShape { batch, ..*self }
+    }
+
     /// Values per input sample, `C_in·H·W`.
     pub fn in_len(&self) -> usize {
         self.c_in * self.h * self.w
@@ -115,6 +120,11 @@ impl Pool2dShape {
             return Err(Error::shape("maxpool2d", expected, format!("a {k}x{k} window ({what})")));
         }
         Ok(Pool2dShape { batch, c, h, w, k, h_out: h / k, w_out: w / k })
+    }
+
+    /// The same pooling over a batch of `batch` samples.
+    pub fn with_batch(&self, batch: usize) -> Self {
+        Pool2dShape { batch, ..*self }
     }
 
     /// Values per input sample, `C·H·W`.
@@ -202,12 +212,7 @@ pub fn conv2d_backward_input<T: Real>(dz: &[T], w: &[T], a_prev: Option<&[T]>, d
         }
     }
     if let Some(a) = a_prev {
-        for (d, &a) in dx[..s.batch * s.in_len()].iter_mut().zip(a) {
-            let keep = a > T::zero(); // false for NaN too, as the GPU's `!(a > 0)`
-            if !keep {
-                *d = T::zero();
-            }
-        }
+        super::ops::relu_mask(&mut dx[..s.batch * s.in_len()], a);
     }
 }
 

@@ -84,12 +84,7 @@ pub fn conv2d_backward_input<T: Real>(dz: &[T], w: &[T], a_prev: Option<&[T]>, d
         col2im(&cols, n, s, dx);
     }
     if let Some(a) = a_prev {
-        for (d, &a) in dx[..s.batch * s.in_len()].iter_mut().zip(a) {
-            let keep = a > T::zero(); // false for NaN too, as the GPU's `!(a > 0)`
-            if !keep {
-                *d = T::zero();
-            }
-        }
+        super::ops::relu_mask(&mut dx[..s.batch * s.in_len()], a);
     }
 }
 

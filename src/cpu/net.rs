@@ -1,25 +1,44 @@
-//! A whole network's forward and backward pass on the CPU, built from the op twins:
-//! the reference for the GPU step, and (with [`Kernels::Fast`]) the CPU trainer.
+//! A whole network's forward and backward pass on the CPU, node by node through the
+//! model's sequence ([`crate::model::Node`]), built from the op twins: the reference for
+//! the GPU step, and (with [`Kernels::Fast`]) the CPU trainer.
+//!
+//! Node `i` reads activation `i` (the input `x` for `i = 0`, else `acts[i−1]`) and writes
+//! `acts[i]`; `dz[i]` holds the loss's gradient with respect to node `i`'s output —
+//! before its ReLU when one is fused. Going back, each node turns `dz[i]` into its
+//! parameters' gradient and `dz[i−1]`; where node `i−1` has a fused ReLU, `dz[i−1]` is
+//! masked by `[acts[i−1] > 0]` (inside the product for Linear and Conv2d, after the
+//! routing for the other ops). Node 0 computes no input gradient.
 
-use super::{fast, ops};
-use crate::model::Mlp;
+use super::{conv, dropout, fast, fast_conv, ops};
+use crate::model::{Model, Op};
 use crate::Real;
 
-/// Which implementation of the fully connected ops to run.
+/// Which implementation of the products to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {
-    /// The plain loops of [`ops`]: the reference.
+    /// The plain loops of [`ops`] and [`conv`]: the reference.
     Reference,
-    /// The GEMM-crate versions of [`fast`].
+    /// The GEMM-crate versions of [`fast`] and [`fast_conv`].
     Fast,
+}
+
+/// What dropout needs to draw its masks while training: the run's seed, the epoch, and
+/// each row's index in the data set.
+#[derive(Clone, Copy, Debug)]
+pub struct Draw<'a> {
+    pub seed: u64,
+    pub epoch: u32,
+    pub samples: &'a [u32],
 }
 
 /// Activations, their gradients and per-sample results for batches of up to `batch` rows.
 pub struct Workspace<T> {
-    /// `acts[l]: [B, out_l]`, layer `l`'s output (after its ReLU for hidden layers).
+    /// `acts[i]: [B, out_len_i]`, node `i`'s output (after its fused ReLU).
     pub acts: Vec<Vec<T>>,
-    /// `dz[l]: [B, out_l]`, the loss's gradient with respect to layer `l`'s pre-activation.
+    /// `dz[i]: [B, out_len_i]`, the gradient with respect to node `i`'s output (pre-ReLU).
     pub dz: Vec<Vec<T>>,
+    /// `argmax[i]: [B, out_len_i]` for max-pooling nodes (empty for the others).
+    pub argmax: Vec<Vec<u32>>,
     /// `loss: [B]`, per-sample cross-entropy.
     pub loss: Vec<T>,
     /// `correct: [B]`, 1 where the argmax equals the label.
@@ -27,24 +46,48 @@ pub struct Workspace<T> {
 }
 
 impl<T: Real> Workspace<T> {
-    pub fn new(mlp: &Mlp, batch: usize) -> Self {
-        let acts = mlp.sizes[1..].iter().map(|&o| vec![T::zero(); batch * o]).collect();
-        let dz = mlp.sizes[1..].iter().map(|&o| vec![T::zero(); batch * o]).collect();
-        Workspace { acts, dz, loss: vec![T::zero(); batch], correct: vec![0; batch] }
+    pub fn new(model: &Model, batch: usize) -> Self {
+        let nodes = model.nodes();
+        let acts = nodes.iter().map(|n| vec![T::zero(); batch * n.out_len]).collect();
+        let dz = nodes.iter().map(|n| vec![T::zero(); batch * n.out_len]).collect();
+        let argmax = nodes
+            .iter()
+            .map(|n| if matches!(n.op, Op::MaxPool2d(_)) { vec![0; batch * n.out_len] } else { Vec::new() })
+            .collect();
+        Workspace { acts, dz, argmax, loss: vec![T::zero(); batch], correct: vec![0; batch] }
     }
 }
 
-/// Forward pass of `x: [B, d]`; the logits end up in `ws.acts.last()`, `[B, C]`.
-pub fn forward<T: Real>(mlp: &Mlp, params: &[T], x: &[T], batch: usize, ws: &mut Workspace<T>, k: Kernels) {
-    for l in mlp.layers() {
-        let (before, rest) = ws.acts.split_at_mut(l.index);
-        let input = if l.index == 0 { x } else { &before[l.index - 1][..] };
-        let w = &params[l.w_off..l.b_off];
-        let b = &params[l.b_off..l.b_off + l.out];
-        let z = &mut rest[0];
-        match k {
-            Kernels::Reference => ops::fc_forward(input, w, b, z, batch, l.inp, l.out, l.relu),
-            Kernels::Fast => fast::fc_forward(input, w, b, z, batch, l.inp, l.out, l.relu),
+/// Forward pass of `x: [B, d]`; the logits end up in `ws.acts.last()`, `[B, C]`. Dropout
+/// draws its masks from `draw` (training) or is the identity (`None`, evaluation).
+pub fn forward<T: Real>(
+    model: &Model,
+    params: &[T],
+    x: &[T],
+    batch: usize,
+    ws: &mut Workspace<T>,
+    k: Kernels,
+    draw: Option<Draw>,
+) {
+    for (i, n) in model.nodes().iter().enumerate() {
+        let (before, rest) = ws.acts.split_at_mut(i);
+        let input = if i == 0 { x } else { &before[i - 1][..] };
+        let input = &input[..batch * n.in_len];
+        let out = &mut rest[0][..batch * n.out_len];
+        let (w, b) = (&params[n.w_off..n.b_off], &params[n.b_off..n.b_off + n.params().1]);
+        match (n.op, k) {
+            (Op::Linear { inp, out: o }, Kernels::Reference) => {
+                ops::fc_forward(input, w, b, out, batch, inp, o, n.relu)
+            }
+            (Op::Linear { inp, out: o }, Kernels::Fast) => fast::fc_forward(input, w, b, out, batch, inp, o, n.relu),
+            (Op::Conv2d(s), Kernels::Reference) => conv::conv2d_forward(input, w, b, out, &s.with_batch(batch), n.relu),
+            (Op::Conv2d(s), Kernels::Fast) => fast_conv::conv2d_forward(input, w, b, out, &s.with_batch(batch), n.relu),
+            (Op::MaxPool2d(s), _) => conv::maxpool2d_forward(input, out, &mut ws.argmax[i], &s.with_batch(batch)),
+            (Op::ReLU, _) => ops::relu_forward(input, out),
+            (Op::Dropout { p }, _) => match draw {
+                Some(d) => dropout::dropout_forward(input, out, d.samples, n.out_len, d.seed, d.epoch, p),
+                None => out.copy_from_slice(input),
+            },
         }
     }
 }
@@ -55,7 +98,7 @@ pub fn forward<T: Real>(mlp: &Mlp, params: &[T], x: &[T], batch: usize, ws: &mut
 /// `scale` is `1/B` for a mean over the batch.
 #[allow(clippy::too_many_arguments)]
 pub fn loss_and_grad<T: Real>(
-    mlp: &Mlp,
+    model: &Model,
     params: &[T],
     x: &[T],
     y: &[u32],
@@ -65,35 +108,71 @@ pub fn loss_and_grad<T: Real>(
     accumulate: bool,
     ws: &mut Workspace<T>,
     k: Kernels,
+    draw: Draw,
 ) -> (f64, u64) {
-    forward(mlp, params, x, batch, ws, k);
-    let layers = mlp.layers();
-    let last = layers.len() - 1;
-    let c = mlp.classes();
+    forward(model, params, x, batch, ws, k, Some(draw));
+    let nodes = model.nodes();
+    let last = nodes.len() - 1;
+    let c = model.classes();
     ops::softmax_xent(&ws.acts[last], y, scale, &mut ws.loss, &mut ws.correct, &mut ws.dz[last], batch, c);
-    for l in layers.iter().rev() {
-        let input = if l.index == 0 { x } else { &ws.acts[l.index - 1][..] };
-        let (dw, rest) = grads[l.w_off..].split_at_mut(l.inp * l.out);
-        let db = &mut rest[..l.out];
-        let dz = &ws.dz[l.index];
-        match k {
-            Kernels::Reference => {
-                ops::fc_backward_weights(dz, input, dw, batch, l.inp, l.out, accumulate);
-                ops::fc_backward_bias(dz, db, batch, l.out, accumulate);
+    for (i, n) in nodes.iter().enumerate().rev() {
+        let input = if i == 0 { x } else { &ws.acts[i - 1][..] };
+        let input = &input[..batch * n.in_len];
+        let (lower, upper) = ws.dz.split_at_mut(i);
+        let dz = &upper[0][..batch * n.out_len];
+        let (wl, bl) = n.params();
+        let w = &params[n.w_off..n.b_off];
+        let (dw, rest) = grads[n.w_off..].split_at_mut(wl);
+        let db = &mut rest[..bl];
+        // Where the node before has a fused ReLU, its gradient is masked by its output.
+        let prev_relu = i > 0 && nodes[i - 1].relu;
+        let mask = if prev_relu { Some(input) } else { None };
+        match (n.op, k) {
+            (Op::Linear { inp, out }, Kernels::Reference) => {
+                ops::fc_backward_weights(dz, input, dw, batch, inp, out, accumulate);
+                ops::fc_backward_bias(dz, db, batch, out, accumulate);
+                if i > 0 {
+                    ops::fc_backward_input(dz, w, mask, &mut lower[i - 1], batch, inp, out);
+                }
             }
-            Kernels::Fast => {
-                fast::fc_backward_weights(dz, input, dw, batch, l.inp, l.out, accumulate);
-                fast::fc_backward_bias(dz, db, batch, l.out, accumulate);
+            (Op::Linear { inp, out }, Kernels::Fast) => {
+                fast::fc_backward_weights(dz, input, dw, batch, inp, out, accumulate);
+                fast::fc_backward_bias(dz, db, batch, out, accumulate);
+                if i > 0 {
+                    fast::fc_backward_input(dz, w, mask, &mut lower[i - 1], batch, inp, out);
+                }
             }
-        }
-        if l.index > 0 {
-            let (lower, upper) = ws.dz.split_at_mut(l.index);
-            let w = &params[l.w_off..l.b_off];
-            let a_prev = Some(&ws.acts[l.index - 1][..]);
-            let dx = &mut lower[l.index - 1];
-            match k {
-                Kernels::Reference => ops::fc_backward_input(&upper[0], w, a_prev, dx, batch, l.inp, l.out),
-                Kernels::Fast => fast::fc_backward_input(&upper[0], w, a_prev, dx, batch, l.inp, l.out),
+            (Op::Conv2d(s), Kernels::Reference) => {
+                let s = s.with_batch(batch);
+                conv::conv2d_backward_weights(dz, input, dw, &s, accumulate);
+                conv::conv2d_backward_bias(dz, db, &s, accumulate);
+                if i > 0 {
+                    conv::conv2d_backward_input(dz, w, mask, &mut lower[i - 1], &s);
+                }
+            }
+            (Op::Conv2d(s), Kernels::Fast) => {
+                let s = s.with_batch(batch);
+                fast_conv::conv2d_backward_weights(dz, input, dw, &s, accumulate);
+                fast_conv::conv2d_backward_bias(dz, db, &s, accumulate);
+                if i > 0 {
+                    fast_conv::conv2d_backward_input(dz, w, mask, &mut lower[i - 1], &s);
+                }
+            }
+            _ if i == 0 => {}
+            (Op::MaxPool2d(s), _) => {
+                let dx = &mut lower[i - 1][..batch * n.in_len];
+                conv::maxpool2d_backward(dz, &ws.argmax[i], dx, &s.with_batch(batch));
+                if let Some(a) = mask {
+                    ops::relu_mask(dx, a);
+                }
+            }
+            (Op::ReLU, _) => ops::relu_backward(dz, input, &mut lower[i - 1][..batch * n.in_len]),
+            (Op::Dropout { p }, _) => {
+                let dx = &mut lower[i - 1][..batch * n.in_len];
+                dropout::dropout_backward(dz, dx, draw.samples, n.out_len, draw.seed, draw.epoch, p);
+                if let Some(a) = mask {
+                    ops::relu_mask(dx, a);
+                }
             }
         }
     }

@@ -50,6 +50,16 @@ pub fn relu_backward<T: Real>(da: &[T], z: &[T], dz: &mut [T]) {
     }
 }
 
+/// A fused ReLU's backward in place: `d ← d ⊙ [a > 0]`, `a` the ReLU's output (so
+/// `[a > 0] = [z > 0]`; NaN compares false and is masked, as the GPU's `!(a > 0)`).
+pub fn relu_mask<T: Real>(d: &mut [T], a: &[T]) {
+    for (d, &a) in d.iter_mut().zip(a) {
+        if !(a > T::zero()) {
+            *d = T::zero();
+        }
+    }
+}
+
 /// Row softmax, max-subtracted: `p[n, c] = exp(z[n,c] − m_n) / Σ_j exp(z[n,j] − m_n)`
 /// with `m_n = max_j z[n,j]`. `z, p: [B, C]`.
 pub fn softmax<T: Real>(z: &[T], p: &mut [T], batch: usize, classes: usize) {

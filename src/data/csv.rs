@@ -59,6 +59,7 @@ pub fn parse_bytes(path: &Path, bytes: &[u8], delimiter: u8) -> Result<Dataset> 
         features: FeatureData::F32(features),
         labels,
         width,
+        shape: crate::model::Shape::Flat(width),
         classes: 0,
     })
 }

@@ -219,6 +219,7 @@ impl IdxSet {
     pub fn read(self) -> Result<Dataset> {
         let (n, width) = (self.images.dims[0], self.images.dims[1..].iter().product::<usize>());
         let labels = self.labels.body()?;
+        let shape = crate::model::Shape::from_dims(&self.images.dims[1..]);
         let pixels = self.images.body()?;
         Ok(Dataset {
             source: self.images_path,
@@ -226,6 +227,7 @@ impl IdxSet {
             labels: labels.iter().map(|&l| u32::from(l)).collect(),
             rows: n,
             width,
+            shape,
             classes: 0,
         })
     }

@@ -28,6 +28,9 @@ pub struct Dataset {
     pub labels: Vec<u32>,
     pub rows: usize,
     pub width: usize,
+    /// The shape of one sample: `[C, H, W]` for images (IDX `[N, H, W]` is one channel), flat
+    /// `[width]` for CSV rows unless `--input` says otherwise.
+    pub shape: crate::model::Shape,
     pub classes: usize,
 }
 

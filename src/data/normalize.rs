@@ -35,6 +35,10 @@ impl Normalize {
 pub struct InputTransform {
     /// Values per sample.
     pub features: usize,
+    /// Their shape, `[C, H, W]` or `[features]` (absent from files written before layer
+    /// sequences: read as flat).
+    #[serde(default)]
+    pub shape: Vec<usize>,
     /// 255 for image bytes, 1 for CSV features.
     pub divide: f32,
     /// Empty (no standardization), one value for every feature, or one per feature.
@@ -61,7 +65,7 @@ impl InputTransform {
                 (0..w).map(|c| moments(v.iter().skip(c).step_by(w.max(1)).map(|&x| f64::from(x)))).unzip()
             }
         };
-        InputTransform { features: w, divide, mean, std }
+        InputTransform { features: w, shape: train.shape.dims(), divide, mean, std }
     }
 
     /// The transform of data stored as `data` is, without standardization.

@@ -26,7 +26,7 @@ use crate::gpu::gemm::*;
 use crate::gpu::kernels::*;
 use crate::gpu::pipeline::*;
 use crate::gpu::Gpu;
-use crate::model::Mlp;
+use crate::model::Model;
 use crate::optim::{OptimKind, OptimStep};
 use std::collections::{HashMap, VecDeque};
 
@@ -105,7 +105,7 @@ struct Ring {
 /// The network's device state and its recorded steps.
 pub struct GpuNet<'g> {
     gpu: &'g Gpu,
-    pub mlp: Mlp,
+    pub model: Model,
     pub max_batch: usize,
     kind: OptimKind,
     params: wgpu::Buffer,
@@ -139,12 +139,12 @@ const MAX_IN_FLIGHT: usize = 2;
 impl<'g> GpuNet<'g> {
     /// Allocates everything for batches of up to `max_batch` samples, with `params` as
     /// the initial flat parameter vector and zeroed optimizer state.
-    pub fn new(gpu: &'g Gpu, mlp: &Mlp, params: &[f32], kind: OptimKind, max_batch: usize) -> Result<Self> {
-        let m = mlp.param_count();
+    pub fn new(gpu: &'g Gpu, model: &Model, params: &[f32], kind: OptimKind, max_batch: usize) -> Result<Self> {
+        let m = model.param_count();
         if params.len() != m {
             return Err(Error::shape("GpuNet::new", format!("{m} parameters"), params.len()));
         }
-        Self::check_fits(gpu, mlp, max_batch)?;
+        Self::check_fits(gpu, model, max_batch)?;
         let f = 4u64;
         let b = max_batch as u64;
         let params_buf = storage_init(gpu, "parameters", params)?;
@@ -152,7 +152,7 @@ impl<'g> GpuNet<'g> {
         // Each layer's Wᵀ starts on a multiple of 4 floats, as the vec4 kernel loads it.
         let mut wt_offsets = Vec::new();
         let mut wt_len = 0;
-        for l in mlp.layers() {
+        for l in fc_layers(model)? {
             wt_offsets.push(wt_len);
             wt_len += (l.inp * l.out).next_multiple_of(4);
         }
@@ -160,12 +160,12 @@ impl<'g> GpuNet<'g> {
         let state = |i: usize, name: &str| storage(gpu, name, if kind.state_vectors() > i { m as u64 * f } else { 16 });
         let s1 = state(0, "optimizer state 1")?;
         let s2 = state(1, "optimizer state 2")?;
-        let x = storage(gpu, "input batch", b * mlp.inputs() as u64 * f)?;
+        let x = storage(gpu, "input batch", b * model.inputs() as u64 * f)?;
         let y = storage(gpu, "labels batch", b * 4)?;
         let idx = storage(gpu, "batch indices", b * 4)?;
         let mut acts = Vec::new();
         let mut dz = Vec::new();
-        for &o in &mlp.sizes[1..] {
+        for o in model.nodes().iter().map(|n| n.out_len) {
             acts.push(storage(gpu, "activations", b * o as u64 * f)?);
             dz.push(storage(gpu, "activation gradients", b * o as u64 * f)?);
         }
@@ -189,7 +189,7 @@ impl<'g> GpuNet<'g> {
         gpu.check_errors()?;
         Ok(GpuNet {
             gpu,
-            mlp: mlp.clone(),
+            model: model.clone(),
             max_batch,
             kind,
             params: params_buf,
@@ -217,27 +217,27 @@ impl<'g> GpuNet<'g> {
         })
     }
 
-    /// Checks, before anything is allocated, that a network of `mlp` with batches of up
+    /// Checks, before anything is allocated, that a network of `model` with batches of up
     /// to `max_batch` fits the adapter's limits (bindings, workgroup counts).
-    pub fn check_fits(gpu: &Gpu, mlp: &Mlp, max_batch: usize) -> Result<()> {
+    pub fn check_fits(gpu: &Gpu, model: &Model, max_batch: usize) -> Result<()> {
         if max_batch == 0 {
             return Err(Error::invalid("batch", 0, "a batch of at least 1 sample"));
         }
         let f = 4u64;
-        gpu.check_binding("the parameter vector", mlp.param_count() as u64 * f)?;
-        gpu.check_binding("one batch of the widest layer's activations", (max_batch * mlp.widest()) as u64 * f)?;
+        gpu.check_binding("the parameter vector", model.param_count() as u64 * f)?;
+        gpu.check_binding("one batch of the widest layer's activations", (max_batch * model.widest()) as u64 * f)?;
         gpu.check_workgroups("the batch is one workgroup row per sample in the input gather", max_batch as u64)?;
         gpu.check_workgroups(
             "the widest layer's matrix products",
-            (mlp.widest().max(max_batch) as u64).div_ceil(u64::from(4 * GEMM_WG)),
+            (model.widest().max(max_batch) as u64).div_ceil(u64::from(4 * GEMM_WG)),
         )?;
-        let widest_in = mlp.layers().iter().map(|l| l.inp).max().unwrap_or(1);
+        let widest_in = fc_layers(model)?.iter().map(|l| l.inp).max().unwrap_or(1);
         gpu.check_workgroups("a layer's input width (a workgroup row per input when transposing W)", widest_in as u64)
     }
 
     /// Uploads a whole table (resident mode): `features: [rows, width]`, `labels: [rows]`.
     pub fn add_table(&mut self, features: Features, labels: &[u32]) -> Result<TableId> {
-        let width = self.mlp.inputs();
+        let width = self.model.inputs();
         if features.len() != labels.len() * width {
             let expected =
                 format!("{} feature values ({} labels of width {width})", labels.len() * width, labels.len());
@@ -259,7 +259,7 @@ impl<'g> GpuNet<'g> {
     pub fn add_stream_table(&mut self, bytes: bool) -> Result<TableId> {
         let rows = self.max_batch;
         let per = if bytes { 1 } else { 4 };
-        let src = storage(self.gpu, "streamed batch", (rows * self.mlp.inputs() * per) as u64)?;
+        let src = storage(self.gpu, "streamed batch", (rows * self.model.inputs() * per) as u64)?;
         let labels = storage(self.gpu, "streamed labels", (rows * 4) as u64)?;
         self.tables.push(Table { src, labels, rows, bytes });
         Ok(TableId(self.tables.len() - 1))
@@ -268,7 +268,7 @@ impl<'g> GpuNet<'g> {
     /// Writes one streamed batch (`features: [B, width]`, `labels: [B]`) into a stream table.
     pub fn write_stream(&self, table: TableId, features: Features, labels: &[u32]) -> Result<()> {
         let t = &self.tables[table.0];
-        if labels.len() > t.rows || features.len() != labels.len() * self.mlp.inputs() {
+        if labels.len() > t.rows || features.len() != labels.len() * self.model.inputs() {
             return Err(Error::shape("GpuNet::write_stream", format!("at most {} labels", t.rows), labels.len()));
         }
         if t.bytes != matches!(features, Features::U8(_)) {
@@ -316,7 +316,7 @@ impl<'g> GpuNet<'g> {
     /// loss also lands in the metrics; call [`Self::take_stats`] to clear them.
     pub fn logits(&mut self, table: TableId, idx: &[u32]) -> Result<Vec<f32>> {
         self.eval_batch(table, idx)?;
-        read(self.gpu, self.acts.last().expect("layers"), idx.len() * self.mlp.classes())
+        read(self.gpu, self.acts.last().expect("layers"), idx.len() * self.model.classes())
     }
 
     fn check_kind(&self, opt: &OptimStep) -> Result<()> {
@@ -329,7 +329,7 @@ impl<'g> GpuNet<'g> {
 
     fn write_optim(&self, opt: &OptimStep) -> Result<()> {
         self.check_kind(opt)?;
-        let p = OptimParams::new(self.mlp.param_count(), opt);
+        let p = OptimParams::new(self.model.param_count(), opt);
         self.gpu.queue.write_buffer(&self.optim_u, 0, bytemuck::bytes_of(&p));
         Ok(())
     }
@@ -393,7 +393,7 @@ impl<'g> GpuNet<'g> {
     /// parameter block `u` (see [`uniform_gather`]).
     fn gather_dispatch(&self, table: TableId, batch: usize, u: &wgpu::Buffer, idx: wgpu::BufferBinding) -> Dispatch {
         let t = &self.tables[table.0];
-        let gp = GatherParams { batch: batch as u32, width: self.mlp.inputs() as u32, _pad: [0; 2] };
+        let gp = GatherParams { batch: batch as u32, width: self.model.inputs() as u32, _pad: [0; 2] };
         let (gather, groups) = gp.kernel(&self.gpu.kernels, t.bytes);
         let whole = |b| wgpu::BufferBinding { buffer: b, offset: 0, size: None };
         let bindings = [whole(u), whole(&t.src), whole(&t.labels), idx, whole(&self.x), whole(&self.y)];
@@ -415,12 +415,12 @@ impl<'g> GpuNet<'g> {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let u = uniform_gather(gpu, batch, self.mlp.inputs());
+        let u = uniform_gather(gpu, batch, self.model.inputs());
         let range =
             |buffer, offset, size| wgpu::BufferBinding { buffer, offset, size: std::num::NonZeroU64::new(size) };
         let whole = |b| wgpu::BufferBinding { buffer: b, offset: 0, size: None };
         let update = gpu.kernels.optimizer_update(self.kind);
-        let m = self.mlp.param_count();
+        let m = self.model.param_count();
         let (mut gathers, mut optimizers) = (Vec::new(), Vec::new());
         for s in 0..n {
             gathers.push(self.gather_dispatch(table, batch, &u, range(&idx, s * idx_stride, batch as u64 * 4)));
@@ -473,7 +473,7 @@ impl<'g> GpuNet<'g> {
         let mut params = Vec::with_capacity(opts.len());
         for opt in opts {
             self.check_kind(opt)?;
-            params.push(OptimParams::new(self.mlp.param_count(), opt));
+            params.push(OptimParams::new(self.model.param_count(), opt));
         }
         let mode = Mode::Grad { accumulate: false, scale_bits: (1.0 / batch as f32).to_bits() };
         if !self.segments.contains_key(&(table, batch, mode)) {
@@ -514,8 +514,8 @@ impl<'g> GpuNet<'g> {
         let gpu = self.gpu;
         let k = &gpu.kernels;
         let dev = &gpu.device;
-        let d = self.mlp.inputs();
-        let layers = self.mlp.layers();
+        let d = self.model.inputs();
+        let layers = fc_layers(&self.model).expect("checked in new");
         let last = layers.len() - 1;
         let mut seg = Vec::new();
 
@@ -546,7 +546,7 @@ impl<'g> GpuNet<'g> {
             Mode::Grad { accumulate, scale_bits } => (f32::from_bits(scale_bits), accumulate),
             Mode::Eval => (1.0 / batch as f32, false),
         };
-        let classes = self.mlp.classes() as u32;
+        let classes = self.model.classes() as u32;
         let u = uniform(gpu, "softmax_xent", &SoftmaxParams { batch: batch as u32, classes, scale, _pad: 0 });
         seg.push(k.softmax_xent.dispatch(
             dev,
@@ -653,23 +653,23 @@ impl<'g> GpuNet<'g> {
 
     /// The flat parameter vector (waits for the device).
     pub fn read_params(&self) -> Result<Vec<f32>> {
-        read(self.gpu, &self.params, self.mlp.param_count())
+        read(self.gpu, &self.params, self.model.param_count())
     }
 
     /// The gradient buffer as last computed (waits for the device).
     pub fn read_grads(&self) -> Result<Vec<f32>> {
-        read(self.gpu, &self.grads, self.mlp.param_count())
+        read(self.gpu, &self.grads, self.model.param_count())
     }
 
     /// The optimizer's state vectors (as many as the rule keeps).
     pub fn read_state(&self) -> Result<Vec<Vec<f32>>> {
-        let m = self.mlp.param_count();
+        let m = self.model.param_count();
         [&self.s1, &self.s2].iter().take(self.kind.state_vectors()).map(|b| read(self.gpu, b, m)).collect()
     }
 
     /// Overwrites parameters and optimizer state (for resuming).
     pub fn write_state(&self, params: &[f32], state: &[Vec<f32>]) -> Result<()> {
-        let m = self.mlp.param_count();
+        let m = self.model.param_count();
         if params.len() != m || state.len() != self.kind.state_vectors() || state.iter().any(|s| s.len() != m) {
             let expected = format!("{m} parameters and {} state vectors of {m}", self.kind.state_vectors());
             let got = format!(
@@ -695,6 +695,31 @@ impl<'g> GpuNet<'g> {
         let rest = [&self.loss, &self.correct, &self.stats];
         fixed.into_iter().chain(per_layer).chain(tables).chain(rest).map(wgpu::Buffer::size).sum()
     }
+}
+
+/// A fully connected layer's place in the network.
+struct FcLayer {
+    index: usize,
+    inp: usize,
+    out: usize,
+    w_off: usize,
+    b_off: usize,
+    relu: bool,
+}
+
+/// The model's layers, which must all be fully connected.
+fn fc_layers(model: &Model) -> Result<Vec<FcLayer>> {
+    model
+        .nodes()
+        .iter()
+        .enumerate()
+        .map(|(index, n)| match n.op {
+            crate::model::Op::Linear { inp, out } => {
+                Ok(FcLayer { index, inp, out, w_off: n.w_off, b_off: n.b_off, relu: n.relu })
+            }
+            _ => Err(Error::precondition("GpuNet", "a model of linear layers")),
+        })
+        .collect()
 }
 
 /// The parameter block of a gather of `batch` rows of width `width`.

@@ -200,13 +200,14 @@ pub fn redraw_run(run_dir: &Path) -> Result<(Option<String>, Vec<PathBuf>)> {
     };
     let split = cfg.data.load()?;
     let w = crate::checkpoint::load_weights(&weights)?;
-    if split.test.width != w.mlp.inputs() {
+    if split.test.width != w.model.inputs() {
         return Err(Error::format(
             &weights,
-            format!("the model takes {} features, the run's data has {}", w.mlp.inputs(), split.test.width),
+            format!("the model takes {} features, the run's data has {}", w.model.inputs(), split.test.width),
         ));
     }
-    let mut engine = crate::engine::CpuEngine::new(&w.mlp, w.params, crate::optim::OptimKind::Sgd, crate::train::CHUNK);
+    let mut engine =
+        crate::engine::CpuEngine::new(&w.model, w.params, crate::optim::OptimKind::Sgd, crate::train::CHUNK);
     let probs = engine.predict(&split.test)?;
     let (table, files) = test_figures(run_dir, &split, &probs)?;
     Ok((Some(table), files))

@@ -23,9 +23,9 @@
 pub mod conv;
 
 use crate::cpu::{net, ops};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{ops as gops, Gpu};
-use crate::model::Mlp;
+use crate::model::Model;
 use crate::optim::{OptimKind, Optimizer};
 use crate::rng::Rng;
 
@@ -394,23 +394,26 @@ pub fn gather_f32(gpu: &Gpu, rows: usize, width: usize, batch: usize, seed: u64)
 }
 
 /// Backprop on the CPU in `f64` against central finite differences of the mean
-/// cross-entropy, for every parameter of a small MLP. Bound: `1e-6·(1 + |g|)`; with
+/// cross-entropy, for every parameter of a small network (dropout masks keyed by seed 0,
+/// epoch 0 and the row index, the same in every evaluation). Bound: `1e-6·(1 + |g|)`; with
 /// `h = 1e-5` the difference's truncation error is `O(h²) ≈ 1e-10` and its rounding
 /// error `≈ ε₆₄/h ≈ 1e-11`, far inside it (a ReLU kink within `h` of a sample would
 /// break this; the seeded data has none).
-pub fn gradcheck(sizes: &[usize], batch: usize, seed: u64) -> Result<Outcome> {
-    let mlp = Mlp::new(sizes.to_vec())?;
+pub fn gradcheck(model: &Model, batch: usize, seed: u64) -> Result<Outcome> {
+    let samples: Vec<u32> = (0..batch as u32).collect();
+    let draw = net::Draw { seed: 0, epoch: 0, samples: &samples };
     let mut rng = Rng::new(seed, 10);
-    let params: Vec<f64> = mlp.init(seed).iter().map(|&v| f64::from(v) + 0.1 * (rng.uniform() - 0.5)).collect();
-    let x: Vec<f64> = (0..batch * mlp.inputs()).map(|_| rng.uniform() * 2.0 - 1.0).collect();
-    let y: Vec<u32> = (0..batch).map(|_| rng.below(mlp.classes() as u64) as u32).collect();
-    let mut ws = net::Workspace::new(&mlp, batch);
+    let params: Vec<f64> = model.init(seed).iter().map(|&v| f64::from(v) + 0.1 * (rng.uniform() - 0.5)).collect();
+    let x: Vec<f64> = (0..batch * model.inputs()).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+    let y: Vec<u32> = (0..batch).map(|_| rng.below(model.classes() as u64) as u32).collect();
+    let mut ws = net::Workspace::new(&model, batch);
     let mut grads = vec![0.0; params.len()];
     let scale = 1.0 / batch as f64;
-    net::loss_and_grad(&mlp, &params, &x, &y, batch, scale, &mut grads, false, &mut ws, net::Kernels::Reference);
+    net::loss_and_grad(model, &params, &x, &y, batch, scale, &mut grads, false, &mut ws, net::Kernels::Reference, draw);
     let mut risk = |p: &[f64]| {
         let mut g = vec![0.0; p.len()];
-        net::loss_and_grad(&mlp, p, &x, &y, batch, scale, &mut g, false, &mut ws, net::Kernels::Reference).0 * scale
+        let k = net::Kernels::Reference;
+        net::loss_and_grad(model, p, &x, &y, batch, scale, &mut g, false, &mut ws, k, draw).0 * scale
     };
     let h = 1e-5;
     let mut fd = vec![0.0; params.len()];
@@ -424,7 +427,18 @@ pub fn gradcheck(sizes: &[usize], batch: usize, seed: u64) -> Result<Outcome> {
         fd[i] = (up - down) / (2.0 * h);
     }
     let bound: Vec<f64> = fd.iter().map(|g| 1e-6 * (1.0 + g.abs())).collect();
-    Ok(compare("gradcheck (cpu, f64)", format!("{sizes:?} B={batch} m={}", params.len()), &grads, &fd, &bound))
+    let what = format!("{} B={batch} m={}", model.spec(), params.len());
+    Ok(compare("gradcheck (cpu, f64)", what, &grads, &fd, &bound))
+}
+
+/// A small network with every kind of layer, for the gradient check: two convolutions
+/// (the second strided), ReLU fused and stand-alone, max-pooling over an odd size,
+/// dropout, and two linear layers, on 2×9×9 inputs.
+pub fn small_cnn() -> Result<Model> {
+    let spec = "conv:3:3:p1,relu,pool:2,relu,conv:4:3:s2:p1,relu,dropout:0.3,flatten,linear:5,relu,linear";
+    crate::model::Spec::parse(spec, &[])
+        .map_err(|e| Error::invalid("small_cnn", spec, e))?
+        .build(crate::model::Shape::Image { c: 2, h: 9, w: 9 }, 3)
 }
 
 /// The whole suite, as `wgtrain verify` runs it; `progress` is told each op's name.
@@ -489,7 +503,8 @@ pub fn all(gpu: &Gpu, mut progress: impl FnMut(&str)) -> Result<Vec<Outcome>> {
     progress("convolution, max-pooling, dropout");
     out.extend(conv::all(gpu, &mut next)?);
     progress("gradient check");
-    out.push(gradcheck(&[5, 7, 4, 3], 6, 1)?);
+    out.push(gradcheck(&Model::from_sizes(&[5, 7, 4, 3])?, 6, 1)?);
+    out.push(gradcheck(&small_cnn()?, 3, 2)?);
     Ok(out)
 }
 
