@@ -1,31 +1,55 @@
 //! The convolution ops of [`super::conv`] as im2col + a `matrixmultiply` product (blocked,
 //! vectorised, both cores). Same names, arguments and meaning; tested against the plain
-//! loops. Per sample `n`, with `R = C_in·k·k` and `P = H_out·W_out`:
+//! loops. With `R = C_in·k·k` and `P = H_out·W_out`, the batch goes in chunks of `G`
+//! samples (about [`CHUNK_COLUMNS`] columns, so each product is large enough to run well
+//! and its patches stay a few MB):
 //!
-//! - `cols_n: [R, P]`, `cols_n[(ci,kh,kw), (oh,ow)] = x[n,ci,oh·s−p+kh,ow·s−p+kw]` (0 outside)
-//! - forward: `z_n = W·cols_n + b`, `W` viewed as `[C_out, R]`
-//! - weights: `dW = Σ_n dz_n·cols_nᵀ`
-//! - input: `dcols_n = Wᵀ·dz_n`, then scattered back (col2im) into `dx_n`.
+//! - `cols: [R, G·P]`, `cols[(ci,kh,kw), (g,oh,ow)] = x[n₀+g, ci, oh·s−p+kh, ow·s−p+kw]`
+//!   (0 outside)
+//! - forward: `Z = W·cols` (`W` viewed as `[C_out, R]`), then `z[n₀+g, co, ·] = Z[co, g, ·] + b[co]`
+//! - weights: `dW += dZ·colsᵀ`, `dZ: [C_out, G·P]` the chunk's `dz` regrouped by channel
+//! - input: `dcols = Wᵀ·dZ`, then scattered back (col2im) into `dx`.
 
 use super::conv::Conv2dShape;
 use super::fast::gemm;
 use crate::Real;
 
-/// Sample `n`'s patches: `cols: [C_in·k·k, H_out·W_out]`.
-fn im2col<T: Real>(x: &[T], n: usize, s: &Conv2dShape, cols: &mut [T]) {
+/// Columns (`G·P`) of one chunk's products, about.
+const CHUNK_COLUMNS: usize = 4096;
+
+/// Samples per chunk for shape `s`.
+fn chunk(s: &Conv2dShape) -> usize {
+    (CHUNK_COLUMNS / (s.h_out * s.w_out)).clamp(1, s.batch.max(1))
+}
+
+/// The output columns `ow` whose tap `kw` lands inside `0..w`, as a range: `ow·s − p + kw`
+/// in `0..w` ⇔ `ow ∈ [⌈(p − kw)/s⌉, ⌊(w − 1 + p − kw)/s⌋]`, clipped to `0..w_out`.
+fn valid(out: usize, size: usize, t: usize, s: &Conv2dShape) -> std::ops::Range<usize> {
+    let lo = s.pad.saturating_sub(t).div_ceil(s.stride);
+    let hi = if size + s.pad > t { ((size - 1 + s.pad - t) / s.stride + 1).min(out) } else { 0 };
+    lo.min(hi)..hi
+}
+
+/// Samples `n0..n0+g`'s patches: `cols: [R, g·P]`.
+fn im2col<T: Real>(x: &[T], n0: usize, g: usize, s: &Conv2dShape, cols: &mut [T]) {
     let p = s.h_out * s.w_out;
-    let xs = &x[n * s.in_len()..(n + 1) * s.in_len()];
+    let gp = g * p;
     for ci in 0..s.c_in {
         for kh in 0..s.k {
+            let rows = valid(s.h_out, s.h, kh, s);
             for kw in 0..s.k {
-                let row = &mut cols[((ci * s.k + kh) * s.k + kw) * p..][..p];
-                for oh in 0..s.h_out {
-                    let ih = s.tap(oh, kh, s.h);
-                    for ow in 0..s.w_out {
-                        row[oh * s.w_out + ow] = match (ih, s.tap(ow, kw, s.w)) {
-                            (Some(ih), Some(iw)) => xs[(ci * s.h + ih) * s.w + iw],
-                            _ => T::zero(),
-                        };
+                let cs = valid(s.w_out, s.w, kw, s);
+                let row = &mut cols[((ci * s.k + kh) * s.k + kw) * gp..][..gp];
+                for (gi, dst) in row.chunks_exact_mut(p).enumerate() {
+                    let plane = &x[((n0 + gi) * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
+                    dst.fill(T::zero());
+                    for oh in rows.clone() {
+                        let ih = oh * s.stride + kh - s.pad;
+                        let src = &plane[ih * s.w..(ih + 1) * s.w];
+                        let d = &mut dst[oh * s.w_out..(oh + 1) * s.w_out];
+                        for ow in cs.clone() {
+                            d[ow] = src[ow * s.stride + kw - s.pad];
+                        }
                     }
                 }
             }
@@ -33,41 +57,61 @@ fn im2col<T: Real>(x: &[T], n: usize, s: &Conv2dShape, cols: &mut [T]) {
     }
 }
 
-/// The transpose of [`im2col`]: adds each patch entry of `cols` back into `dx` (sample `n`).
-fn col2im<T: Real>(cols: &[T], n: usize, s: &Conv2dShape, dx: &mut [T]) {
+/// The transpose of [`im2col`]: adds each patch entry of `cols` back into `dx`.
+fn col2im<T: Real>(cols: &[T], n0: usize, g: usize, s: &Conv2dShape, dx: &mut [T]) {
     let p = s.h_out * s.w_out;
-    let dxs = &mut dx[n * s.in_len()..(n + 1) * s.in_len()];
+    let gp = g * p;
     for ci in 0..s.c_in {
         for kh in 0..s.k {
+            let rows = valid(s.h_out, s.h, kh, s);
             for kw in 0..s.k {
-                let row = &cols[((ci * s.k + kh) * s.k + kw) * p..][..p];
-                for oh in 0..s.h_out {
-                    let Some(ih) = s.tap(oh, kh, s.h) else { continue };
-                    for ow in 0..s.w_out {
-                        let Some(iw) = s.tap(ow, kw, s.w) else { continue };
-                        let at = (ci * s.h + ih) * s.w + iw;
-                        dxs[at] = dxs[at] + row[oh * s.w_out + ow];
+                let cs = valid(s.w_out, s.w, kw, s);
+                let row = &cols[((ci * s.k + kh) * s.k + kw) * gp..][..gp];
+                for (gi, src) in row.chunks_exact(p).enumerate() {
+                    let plane = &mut dx[((n0 + gi) * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
+                    for oh in rows.clone() {
+                        let ih = oh * s.stride + kh - s.pad;
+                        let d = &mut plane[ih * s.w..(ih + 1) * s.w];
+                        let v = &src[oh * s.w_out..(oh + 1) * s.w_out];
+                        for ow in cs.clone() {
+                            let at = ow * s.stride + kw - s.pad;
+                            d[at] = d[at] + v[ow];
+                        }
                     }
                 }
             }
+        }
+    }
+}
+
+/// Samples `n0..n0+g` of `dz: [B, C_out, P]` regrouped by channel: `dzc: [C_out, g·P]`.
+fn by_channel<T: Real>(dz: &[T], n0: usize, g: usize, s: &Conv2dShape, dzc: &mut [T]) {
+    let p = s.h_out * s.w_out;
+    for gi in 0..g {
+        for co in 0..s.c_out {
+            let src = &dz[((n0 + gi) * s.c_out + co) * p..][..p];
+            dzc[(co * g + gi) * p..][..p].copy_from_slice(src);
         }
     }
 }
 
 /// `z = b + conv(x, w)`, ReLU optionally fused; see `conv::conv2d_forward`.
 pub fn conv2d_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], s: &Conv2dShape, relu: bool) {
-    let (r, p) = (s.c_in * s.k * s.k, s.h_out * s.w_out);
-    let mut cols = vec![T::zero(); r * p];
-    for n in 0..s.batch {
-        im2col(x, n, s, &mut cols);
-        let zn = &mut z[n * s.out_len()..(n + 1) * s.out_len()];
-        for (co, row) in zn.chunks_exact_mut(p).enumerate() {
-            row.fill(b[co]);
-        }
-        gemm(s.c_out, r, p, (w, r, 1), (&cols, p, 1), T::one(), (zn, p, 1));
-        if relu {
-            for v in zn.iter_mut() {
-                *v = v.max(T::zero());
+    let (r, p, g) = (s.c_in * s.k * s.k, s.h_out * s.w_out, chunk(s));
+    let mut cols = vec![T::zero(); r * g * p];
+    let mut out = vec![T::zero(); s.c_out * g * p];
+    for n0 in (0..s.batch).step_by(g) {
+        let g = g.min(s.batch - n0);
+        im2col(x, n0, g, s, &mut cols);
+        gemm(s.c_out, r, g * p, (w, r, 1), (&cols, g * p, 1), T::zero(), (&mut out, g * p, 1));
+        for gi in 0..g {
+            for co in 0..s.c_out {
+                let src = &out[(co * g + gi) * p..][..p];
+                let dst = &mut z[((n0 + gi) * s.c_out + co) * p..][..p];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    let v = v + b[co];
+                    *d = if relu { v.max(T::zero()) } else { v };
+                }
             }
         }
     }
@@ -75,30 +119,34 @@ pub fn conv2d_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], s: &Conv2
 
 /// `dx = convᵀ(dz, w)`, optionally `⊙ [a_prev > 0]`; see `conv::conv2d_backward_input`.
 pub fn conv2d_backward_input<T: Real>(dz: &[T], w: &[T], a_prev: Option<&[T]>, dx: &mut [T], s: &Conv2dShape) {
-    let (r, p) = (s.c_in * s.k * s.k, s.h_out * s.w_out);
-    let mut cols = vec![T::zero(); r * p];
+    let (r, p, g) = (s.c_in * s.k * s.k, s.h_out * s.w_out, chunk(s));
+    let mut cols = vec![T::zero(); r * g * p];
+    let mut dzc = vec![T::zero(); s.c_out * g * p];
     dx[..s.batch * s.in_len()].fill(T::zero());
-    for n in 0..s.batch {
-        let dzn = &dz[n * s.out_len()..(n + 1) * s.out_len()];
-        gemm(r, s.c_out, p, (w, 1, r), (dzn, p, 1), T::zero(), (&mut cols, p, 1));
-        col2im(&cols, n, s, dx);
+    for n0 in (0..s.batch).step_by(g) {
+        let g = g.min(s.batch - n0);
+        by_channel(dz, n0, g, s, &mut dzc);
+        gemm(r, s.c_out, g * p, (w, 1, r), (&dzc, g * p, 1), T::zero(), (&mut cols, g * p, 1));
+        col2im(&cols, n0, g, s, dx);
     }
     if let Some(a) = a_prev {
         super::ops::relu_mask(&mut dx[..s.batch * s.in_len()], a);
     }
 }
 
-/// `dw (+)= Σ_n dz_n·cols_nᵀ`; see `conv::conv2d_backward_weights`.
+/// `dw (+)= Σ dZ·colsᵀ` over the chunks; see `conv::conv2d_backward_weights`.
 pub fn conv2d_backward_weights<T: Real>(dz: &[T], x: &[T], dw: &mut [T], s: &Conv2dShape, accumulate: bool) {
-    let (r, p) = (s.c_in * s.k * s.k, s.h_out * s.w_out);
-    let mut cols = vec![T::zero(); r * p];
+    let (r, p, g) = (s.c_in * s.k * s.k, s.h_out * s.w_out, chunk(s));
+    let mut cols = vec![T::zero(); r * g * p];
+    let mut dzc = vec![T::zero(); s.c_out * g * p];
     if !accumulate {
         dw[..s.weight_len()].fill(T::zero());
     }
-    for n in 0..s.batch {
-        im2col(x, n, s, &mut cols);
-        let dzn = &dz[n * s.out_len()..(n + 1) * s.out_len()];
-        gemm(s.c_out, p, r, (dzn, p, 1), (&cols, 1, p), T::one(), (dw, r, 1));
+    for n0 in (0..s.batch).step_by(g) {
+        let g = g.min(s.batch - n0);
+        im2col(x, n0, g, s, &mut cols);
+        by_channel(dz, n0, g, s, &mut dzc);
+        gemm(s.c_out, g * p, r, (&dzc, g * p, 1), (&cols, 1, g * p), T::one(), (dw, r, 1));
     }
 }
 
