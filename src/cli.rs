@@ -7,6 +7,7 @@
 //! text, and each command's arguments are one struct in this file.
 
 use crate::bench::BenchDevice;
+use crate::data::augment::Augment;
 use crate::data::holdout::ValSize;
 use crate::data::normalize::Normalize;
 use crate::data::Split;
@@ -166,6 +167,11 @@ pub struct TrainArgs {
     /// Hidden layer widths of `--model mlp`, comma separated.
     #[arg(long, default_value = "256,128", value_delimiter = ',', allow_negative_numbers = true, value_parser = at_least_one)]
     pub hidden: Vec<usize>,
+    /// Augment the training images each epoch: `flip` (left–right, half of them), `shift:N`
+    /// (translate by up to N pixels each way, zero fill), both (`flip,shift:2`), or
+    /// `none`. Default: none (the cnn preset: flip,shift:2).
+    #[arg(long, value_parser = Augment::parse)]
+    pub augment: Option<Augment>,
     /// Read CSV rows as images of C,H,W (C·H·W must be the row's feature count), for
     /// convolutions; without it CSV rows are flat. IDX images are always [1, H, W].
     #[arg(long, value_parser = crate::model::parse_input_shape)]
@@ -277,6 +283,8 @@ pub struct EvalArgs {
 /// Epochs when `--epochs` is not given, unless a run would then take fewer than
 /// [`MIN_STEPS`] steps.
 const DEFAULT_EPOCHS: usize = 20;
+/// The cnn preset's augmentation.
+const CNN_AUGMENT: Augment = Augment { flip: true, shift: 2 };
 /// The fewest steps a run takes by default: small data sets get more epochs.
 const MIN_STEPS: usize = 500;
 
@@ -333,8 +341,15 @@ impl TrainArgs {
             BatchSize::Mini(b) => split.train.rows.div_ceil(b),
             BatchSize::Full => 1,
         };
+        let augment = self.augment.unwrap_or(if self.model == "cnn" { CNN_AUGMENT } else { Augment::default() });
+        if !augment.is_none() && !matches!(model.input, Shape::Image { .. }) {
+            let expected =
+                format!("image samples [C, H, W], not {} (CSV rows are flat unless --input C,H,W)", model.input);
+            return Err(Error::invalid("--augment", augment, expected));
+        }
         Ok(Config {
             model,
+            augment,
             epochs: self.epochs.unwrap_or_else(|| DEFAULT_EPOCHS.max(MIN_STEPS.div_ceil(steps))),
             batch: self.batch,
             optimizer,

@@ -3,12 +3,13 @@
 //! [`crate::train`] drives either the same way.
 
 use crate::cpu::{net, ops};
+use crate::data::augment::{self, Augment};
 use crate::data::batches::{Batch, Gather};
 use crate::data::{Dataset, FeatureData};
 use crate::error::{Error, Result};
 use crate::gpu::net::{Features, GpuNet, TableId};
 use crate::gpu::Gpu;
-use crate::model::Model;
+use crate::model::{Model, Shape};
 use crate::optim::{OptimKind, OptimStep};
 
 /// Metrics summed over some batches.
@@ -51,15 +52,26 @@ impl From<crate::gpu::kernels::Stats> for Tally {
     }
 }
 
+/// The random draws of one epoch's training steps: keyed by the run's seed, the epoch and
+/// each sample's index in the data set (so they do not depend on the batches), with the
+/// images augmented as `augment` says.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Draws {
+    pub seed: u64,
+    pub epoch: u32,
+    pub augment: Augment,
+}
+
 /// A device that trains the network.
 pub trait Engine {
     /// The device, in words.
     fn describe(&self) -> String;
     /// What each batch must carry.
     fn gather(&self) -> Gather;
-    /// Keys the random draws of the epoch's training steps (dropout masks) by `seed`,
-    /// `epoch` and each sample's index in the data set (before the first: seed 0, epoch 0).
-    fn begin_epoch(&mut self, seed: u64, epoch: usize) -> Result<()>;
+    /// Sets the random draws of the epoch's training steps — dropout masks and the
+    /// augmentation — keyed by seed, epoch and each sample's index in the data set
+    /// (before the first call: seed 0, epoch 0, no augmentation).
+    fn begin_epoch(&mut self, d: Draws) -> Result<()>;
     /// One mini-batch step: the gradient of the batch's mean loss, then the update.
     fn train_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<()>;
     /// Consecutive mini-batch steps, `batches[i]` with `opts[i]`: exactly what
@@ -100,9 +112,9 @@ pub struct CpuEngine {
     s1: Vec<f32>,
     s2: Vec<f32>,
     ws: net::Workspace<f32>,
-    /// The run's seed and the epoch, for dropout's masks.
-    seed: u64,
-    epoch: u32,
+    draws: Draws,
+    /// The augmented batch (empty without augmentation).
+    augmented: Vec<f32>,
     tally: Tally,
     /// Whether the gradient being accumulated has seen a non-finite loss.
     step_bad: bool,
@@ -126,8 +138,8 @@ impl CpuEngine {
             s1: state(0),
             s2: state(1),
             ws: net::Workspace::new(model, max_batch.max(CPU_EVAL_CHUNK)),
-            seed: 0,
-            epoch: 0,
+            draws: Draws::default(),
+            augmented: Vec::new(),
             tally: Tally::default(),
             step_bad: false,
         }
@@ -160,8 +172,8 @@ impl Engine for CpuEngine {
         Gather::F32
     }
 
-    fn begin_epoch(&mut self, seed: u64, epoch: usize) -> Result<()> {
-        (self.seed, self.epoch) = (seed, epoch as u32);
+    fn begin_epoch(&mut self, d: Draws) -> Result<()> {
+        self.draws = d;
         Ok(())
     }
 
@@ -175,10 +187,19 @@ impl Engine for CpuEngine {
         if first {
             self.step_bad = false;
         }
+        let x = match (self.draws.augment.is_none(), self.model.input) {
+            (false, Shape::Image { c, h, w }) => {
+                self.augmented.resize(b.x.len(), 0.0);
+                let d = &self.draws;
+                augment::augment(&b.x, &mut self.augmented, &b.idx, (c, h, w), d.seed, d.epoch, &d.augment);
+                &self.augmented
+            }
+            _ => &b.x,
+        };
         let (loss, correct) = net::loss_and_grad(
             &self.model,
             &self.params,
-            &b.x,
+            x,
             &b.labels,
             n,
             scale,
@@ -186,7 +207,7 @@ impl Engine for CpuEngine {
             !first,
             &mut self.ws,
             net::Kernels::Fast,
-            net::Draw { seed: self.seed, epoch: self.epoch, samples: &b.idx },
+            net::Draw { seed: self.draws.seed, epoch: self.draws.epoch, samples: &b.idx },
         );
         // As the GPU's metrics kernel: a non-finite batch is not counted and blocks the update.
         if loss.is_finite() {
@@ -449,7 +470,7 @@ impl Engine for GpuEngine<'_> {
         }
     }
 
-    fn begin_epoch(&mut self, _seed: u64, _epoch: usize) -> Result<()> {
+    fn begin_epoch(&mut self, _d: Draws) -> Result<()> {
         Ok(())
     }
 

@@ -6,9 +6,10 @@
 //! The loop knows nothing of files: it hands its records and checkpoints to a
 //! [`Journal`] (the run folder of [`crate::run`] implements it).
 
+use crate::data::augment::Augment;
 use crate::data::batches::{batch_count, epoch_order, stream, stream_owned, Batch};
 use crate::data::Split;
-use crate::engine::{Engine, Tally};
+use crate::engine::{Draws, Engine, Tally};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::optim::{LrSchedule, OptimStep, Optimizer, Schedule};
@@ -67,6 +68,9 @@ pub struct Config {
     /// The network (configurations written before layer sequences hold `sizes`, an MLP's).
     #[serde(alias = "sizes")]
     pub model: Model,
+    /// Training images flipped and shifted (`--augment`; none in runs written before it).
+    #[serde(default)]
+    pub augment: Augment,
     pub epochs: usize,
     pub batch: BatchSize,
     pub optimizer: Optimizer,
@@ -86,7 +90,8 @@ impl Config {
             BatchSize::Full => "full batch".into(),
         };
         let (opt, lr) = (self.optimizer.kind.name(), self.optimizer.lr);
-        format!("{opt} lr {lr} ({}), {b}, {} epochs", self.schedule, self.epochs)
+        let aug = if self.augment.is_none() { String::new() } else { format!(", augment {}", self.augment) };
+        format!("{opt} lr {lr} ({}), {b}, {} epochs{aug}", self.schedule, self.epochs)
     }
 
     /// The rows the engine must hold at once.
@@ -276,7 +281,7 @@ pub fn train(
     while p.epoch < cfg.epochs {
         let t0 = Instant::now();
         t.obs.epoch_start(p.epoch, cfg.epochs, steps_per_epoch);
-        t.engine.begin_epoch(cfg.seed, p.epoch)?;
+        t.engine.begin_epoch(Draws { seed: cfg.seed, epoch: p.epoch as u32, augment: cfg.augment })?;
         let lr = t.sched.lr(p.step);
         let end = match cfg.batch {
             BatchSize::Full => t.full_batch_epoch(&mut p, lr, t0)?,

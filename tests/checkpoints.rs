@@ -57,6 +57,7 @@ fn scratch(name: &str) -> PathBuf {
 fn config(opt: &str, schedule: Schedule) -> Config {
     Config {
         model: Model::from_sizes(&[784, 48, 10]).unwrap(),
+        augment: Default::default(),
         epochs: 3,
         batch: BatchSize::Mini(64),
         optimizer: Optimizer::new(OptimKind::parse(opt).unwrap(), if opt == "adam" { 1e-3 } else { 0.05 }),

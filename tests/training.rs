@@ -31,6 +31,7 @@ fn config(hidden: &[usize], batch: BatchSize, opt: &str, lr: f32, epochs: usize)
     let s = subset();
     Config {
         model: Model::mlp(s.train.shape, hidden, s.train.classes).unwrap(),
+        augment: Default::default(),
         epochs,
         batch,
         optimizer: Optimizer::new(OptimKind::parse(opt).unwrap(), lr),

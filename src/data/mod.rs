@@ -1,6 +1,7 @@
 //! Data: readers for IDX (gzip'd or raw) and CSV files, the in-memory data set, and the
 //! seeded per-epoch order with its batches.
 
+pub mod augment;
 pub mod batches;
 pub mod csv;
 pub mod holdout;

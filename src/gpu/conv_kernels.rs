@@ -131,6 +131,47 @@ impl DropoutParams {
     }
 }
 
+/// `augment.wgsl`'s parameters: `len` values of samples `[c, h, w]`, the draws' keys and
+/// the [`Augment`](crate::data::augment::Augment).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct AugmentParams {
+    pub len: u32,
+    pub c: u32,
+    pub h: u32,
+    pub w: u32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub epoch: u32,
+    pub flip: u32,
+    pub shift: u32,
+    pub _pad: [u32; 3],
+}
+
+impl AugmentParams {
+    /// The block for `batch` samples of shape `(c, h, w)`.
+    pub fn new(
+        batch: usize,
+        (c, h, w): (usize, usize, usize),
+        seed: u64,
+        epoch: u32,
+        a: &crate::data::augment::Augment,
+    ) -> Self {
+        AugmentParams {
+            len: (batch * c * h * w) as u32,
+            c: c as u32,
+            h: h as u32,
+            w: w as u32,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            epoch,
+            flip: u32::from(a.flip),
+            shift: a.shift,
+            _pad: [0; 3],
+        }
+    }
+}
+
 /// The convolution, max-pooling and dropout kernels (`conv2d.wgsl`, `maxpool2d.wgsl`,
 /// `dropout.wgsl` with `hash_common.wgsl`); CPU twins in `cpu::conv` and `cpu::dropout`.
 pub struct ConvKernels {
@@ -144,6 +185,8 @@ pub struct ConvKernels {
     pub dropout_backward: Kernel,
     /// The raw hash, for the test that WGSL and Rust agree.
     pub dropout_hash_bits: Kernel,
+    /// `augment.wgsl`: flips and shifts of a training batch (CPU twin `data::augment`).
+    pub augment: Kernel,
 }
 
 impl ConvKernels {
@@ -161,6 +204,10 @@ impl ConvKernels {
             "dropout.wgsl",
             &[include_str!("../../shaders/hash_common.wgsl"), include_str!("../../shaders/dropout.wgsl")].concat(),
         );
+        let augment = module(
+            "augment.wgsl",
+            &[include_str!("../../shaders/hash_common.wgsl"), include_str!("../../shaders/augment.wgsl")].concat(),
+        );
         ConvKernels {
             conv2d_forward: build(device, &conv, "conv2d_forward", "urrrw", &[]),
             conv2d_backward_input: build(device, &conv, "conv2d_backward_input", "urrrw", &[]),
@@ -171,6 +218,7 @@ impl ConvKernels {
             dropout_forward: build(device, &dropout, "dropout_forward", "urrw", &[]),
             dropout_backward: build(device, &dropout, "dropout_backward", "urrw", &[]),
             dropout_hash_bits: build(device, &dropout, "dropout_hash_bits", "urrw", &[]),
+            augment: build(device, &augment, "augment", "urrw", &[]),
         }
     }
 }

@@ -195,6 +195,28 @@ pub fn dropout_hash_bits(gpu: &Gpu, samples: &[u32], width: usize, seed: u64, ep
     dropout_run(gpu, &gpu.kernels.standalone()?.conv.dropout_hash_bits, &[], samples, width, seed, epoch, 0.0)
 }
 
+/// GPU `augment`: rows `x: [B, C·H·W]` of dataset samples `samples: [B]` flipped and
+/// shifted as `a` draws them for (`seed`, `epoch`); `shape` is `(C, H, W)`.
+pub fn augment(
+    gpu: &Gpu,
+    x: &[f32],
+    samples: &[u32],
+    shape: (usize, usize, usize),
+    seed: u64,
+    epoch: u32,
+    a: &crate::data::augment::Augment,
+) -> Result<Vec<f32>> {
+    let len = samples.len() * shape.0 * shape.1 * shape.2;
+    check_len("augment x", x, len)?;
+    let xb = storage_init(gpu, "x", x)?;
+    let sb = storage_init(gpu, "samples", samples)?;
+    let out = storage(gpu, "out", (len * 4) as u64)?;
+    let u = uniform(gpu, "augment", &AugmentParams::new(samples.len(), shape, seed, epoch, a));
+    let k = &gpu.kernels.standalone()?.conv.augment;
+    run(gpu, &[k.dispatch(&gpu.device, &[&u, &xb, &sb, &out], linear_groups(len, 256))]);
+    read(gpu, &out, len)
+}
+
 /// Seconds per run of each of the four convolution kernels (forward, backward input,
 /// backward weights, backward bias) on random data of shape `s`: the best of `reps`
 /// timed runs of each, after one untimed run (for `conv2d.wgsl`'s header figures).
