@@ -400,7 +400,7 @@ impl<'g> GpuEngine<'g> {
             let rows = b.rows.as_ref().ok_or_else(|| {
                 Error::precondition("GpuEngine::stream", "a batch gathered with its rows (Gather::Raw)")
             })?;
-            self.net.write_stream(self.train, features(rows), &b.labels)?;
+            self.net.write_stream(self.train, features(rows), &b.labels, &b.idx)?;
         }
         Ok(())
     }
@@ -449,7 +449,8 @@ impl Engine for GpuEngine<'_> {
         }
     }
 
-    fn begin_epoch(&mut self, _seed: u64, _epoch: usize) -> Result<()> {
+    fn begin_epoch(&mut self, seed: u64, epoch: usize) -> Result<()> {
+        self.net.begin_epoch(seed, epoch);
         Ok(())
     }
 

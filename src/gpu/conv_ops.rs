@@ -30,7 +30,7 @@ pub fn conv2d_forward(gpu: &Gpu, x: &[f32], w: &[f32], b: &[f32], s: &Conv2dShap
     let bb = storage_init(gpu, "b", b)?;
     let len = s.batch * s.out_len();
     let z = storage(gpu, "z", (len * 4) as u64)?;
-    let p = ConvParams::new(s, if relu { ConvParams::RELU } else { 0 });
+    let p = ConvParams::new(s, if relu { ConvParams::RELU } else { 0 }, 0, 0);
     let u = uniform(gpu, "conv2d", &p);
     let k = &gpu.kernels.standalone()?.conv.conv2d_forward;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &xb, &wb, &bb, &z], p.groups().forward)]);
@@ -59,7 +59,7 @@ pub fn conv2d_backward_input(
         None => dummy(gpu)?,
     };
     let dx = storage(gpu, "dx", (len * 4) as u64)?;
-    let p = ConvParams::new(s, if a_prev.is_some() { ConvParams::MASK } else { 0 });
+    let p = ConvParams::new(s, if a_prev.is_some() { ConvParams::MASK } else { 0 }, 0, 0);
     let u = uniform(gpu, "conv2d", &p);
     let k = &gpu.kernels.standalone()?.conv.conv2d_backward_input;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &dzb, &wb, &mask, &dx], p.groups().backward_input)]);
@@ -83,7 +83,7 @@ pub fn conv2d_backward_weights(
     let xb = storage_init(gpu, "x", x)?;
     let dwb = storage_init(gpu, "dw", dw)?;
     let d = dummy(gpu)?;
-    let p = ConvParams::new(s, if accumulate { ConvParams::ACCUMULATE } else { 0 });
+    let p = ConvParams::new(s, if accumulate { ConvParams::ACCUMULATE } else { 0 }, 0, 0);
     let u = uniform(gpu, "conv2d", &p);
     let k = &gpu.kernels.standalone()?.conv.conv2d_backward_weights;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &dzb, &xb, &d, &dwb], p.groups().backward_weights)]);
@@ -98,7 +98,7 @@ pub fn conv2d_backward_bias(gpu: &Gpu, dz: &[f32], db: &[f32], s: &Conv2dShape, 
     let dzb = storage_init(gpu, "dz", dz)?;
     let dbb = storage_init(gpu, "db", db)?;
     let d = dummy(gpu)?;
-    let p = ConvParams::new(s, if accumulate { ConvParams::ACCUMULATE } else { 0 });
+    let p = ConvParams::new(s, if accumulate { ConvParams::ACCUMULATE } else { 0 }, 0, 0);
     let u = uniform(gpu, "conv2d", &p);
     let k = &gpu.kernels.standalone()?.conv.conv2d_backward_bias;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &dzb, &d, &d, &dbb], p.groups().backward_bias)]);
@@ -209,7 +209,7 @@ pub fn time_conv2d(gpu: &Gpu, s: &Conv2dShape, reps: usize) -> Result<[f64; 4]> 
     let dx = storage(gpu, "dx", (s.batch * s.in_len() * 4) as u64)?;
     let dw = storage(gpu, "dw", (s.weight_len() * 4) as u64)?;
     let db = storage(gpu, "db", (s.c_out * 4) as u64)?;
-    let p = ConvParams::new(s, 0);
+    let p = ConvParams::new(s, 0, 0, 0);
     let u = uniform(gpu, "conv2d", &p);
     let (k, g) = (&gpu.kernels.standalone()?.conv, p.groups());
     let dispatches = [
