@@ -655,18 +655,18 @@ impl<'g> GpuNet<'g> {
                     let flags = if n.relu { ConvParams::RELU } else { 0 };
                     let p = ConvParams::new(&s.with_batch(batch), flags, n.w_off, n.b_off);
                     let u = uniform(gpu, "conv2d_forward", &p);
-                    let kernel = &k.standalone()?.conv.conv2d_forward;
+                    let kernel = &k.on_demand()?.conv.conv2d_forward;
                     kernel.dispatch(dev, &[&u, src, &self.params, &self.params, out], p.groups().forward)
                 }
                 Op::MaxPool2d(s) => {
                     let u = uniform(gpu, "maxpool2d_forward", &PoolParams::new(&s.with_batch(batch)));
                     let argmax = self.argmax[i].as_ref().expect("a MaxPool2d node's argmax");
-                    let kernel = &k.standalone()?.conv.maxpool2d_forward;
+                    let kernel = &k.on_demand()?.conv.maxpool2d_forward;
                     kernel.dispatch(dev, &[&u, src, argmax, out], linear_groups(len, 64))
                 }
                 Op::ReLU => {
                     let u = uniform(gpu, "relu_forward", &LenParams { len: len as u32, _pad: [0; 3] });
-                    let kernel = &k.standalone()?.relu_forward;
+                    let kernel = &k.on_demand()?.relu_forward;
                     kernel.dispatch(dev, &[&u, src, &self.unused, out], linear_groups(len, LINEAR_WG as usize))
                 }
                 Op::Dropout { .. } if mode == Mode::Eval => continue,
@@ -674,7 +674,7 @@ impl<'g> GpuNet<'g> {
                     let params = DropoutParams::new(batch, n.out_len, self.seed, self.epoch, p);
                     let u = uniform(gpu, "dropout", &params);
                     let bindings = [whole(&u), whole(src), keys.clone(), whole(out)];
-                    let kernel = &k.standalone()?.conv.dropout_forward;
+                    let kernel = &k.on_demand()?.conv.dropout_forward;
                     let d = kernel.dispatch_ranges(dev, &bindings, linear_groups(len, 256));
                     dropout_u.push((u.clone(), params));
                     drop_u[i] = Some(u);
@@ -736,7 +736,7 @@ impl<'g> GpuNet<'g> {
                     }
                 }
                 Op::Conv2d(s) => {
-                    let conv = &k.standalone()?.conv;
+                    let conv = &k.on_demand()?.conv;
                     let s = s.with_batch(batch);
                     let flags = if accumulate { ConvParams::ACCUMULATE } else { 0 };
                     let p = ConvParams::new(&s, flags, n.w_off, n.b_off);
@@ -765,7 +765,7 @@ impl<'g> GpuNet<'g> {
                 Op::ReLU => {
                     let len = batch * n.in_len;
                     let u = uniform(gpu, "relu_backward", &LenParams { len: len as u32, _pad: [0; 3] });
-                    let kernel = &k.standalone()?.relu_backward;
+                    let kernel = &k.on_demand()?.relu_backward;
                     let d =
                         kernel.dispatch(dev, &[&u, input, dz, &self.dz[i - 1]], linear_groups(len, LINEAR_WG as usize));
                     seg.push(d.named(name("relu_backward")));
@@ -776,18 +776,18 @@ impl<'g> GpuNet<'g> {
                     let d = if let Op::MaxPool2d(s) = n.op {
                         let u = uniform(gpu, "maxpool2d_backward", &PoolParams::new(&s.with_batch(batch)));
                         let argmax = self.argmax[i].as_ref().expect("a MaxPool2d node's argmax");
-                        let kernel = &k.standalone()?.conv.maxpool2d_backward;
+                        let kernel = &k.on_demand()?.conv.maxpool2d_backward;
                         kernel.dispatch(dev, &[&u, dz, argmax, routed], linear_groups(len, 64))
                     } else {
                         let u = drop_u[i].as_ref().expect("the dropout node's forward parameters");
                         let bindings = [whole(u), whole(dz), keys.clone(), whole(routed)];
-                        let kernel = &k.standalone()?.conv.dropout_backward;
+                        let kernel = &k.on_demand()?.conv.dropout_backward;
                         kernel.dispatch_ranges(dev, &bindings, linear_groups(len, 256))
                     };
                     seg.push(d.named(name(&op_name(&n.op, "backward"))));
                     if prev_relu {
                         let u = uniform(gpu, "relu_backward", &LenParams { len: len as u32, _pad: [0; 3] });
-                        let kernel = &k.standalone()?.relu_backward;
+                        let kernel = &k.on_demand()?.relu_backward;
                         let at = [&u, input, &self.scratch, &self.dz[i - 1]];
                         let d = kernel.dispatch(dev, &at, linear_groups(len, LINEAR_WG as usize));
                         seg.push(d.named(name("relu_backward (fused ReLU mask)")));
