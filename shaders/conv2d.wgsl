@@ -8,6 +8,8 @@
 //   conv2d_backward_bias     db[co] (+)= Σ_{n,oh,ow} dz[n,co,oh,ow]                  ((+) if ACCUMULATE)
 //
 // x: [B, C_in, H, W], w: [C_out, C_in, k, k], b: [C_out], z: [B, C_out, H_out, W_out],
+// w (and dw) start at element w_off of their buffer, b (and db) at b_off: the training
+// step binds the flat parameter (gradient) vector; the one-shot runners pass 0.
 // H_out = ⌊(H + 2p − k)/s⌋ + 1 (likewise W_out); x outside 0..H × 0..W reads as zero.
 // The host checks shapes (cpu::conv::Conv2dShape): k ≤ H + 2p, k ≤ W + 2p.
 //
@@ -57,7 +59,8 @@
 struct Params {
     batch: u32, c_in: u32, h: u32, w: u32,
     c_out: u32, k: u32, stride: u32, pad: u32,
-    h_out: u32, w_out: u32, flags: u32, _pad: u32,
+    h_out: u32, w_out: u32, flags: u32, w_off: u32,
+    b_off: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 const RELU: u32 = 1u;
@@ -113,14 +116,14 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let s = i32(p.stride);
     let wstride = p.c_in * p.k * p.k;
     let last = p.c_out - 1u;
-    let w0 = co0 * wstride;
-    let w1 = min(co0 + 1u, last) * wstride;
-    let w2 = min(co0 + 2u, last) * wstride;
-    let w3 = min(co0 + 3u, last) * wstride;
-    let w4 = min(co0 + 4u, last) * wstride;
-    let w5 = min(co0 + 5u, last) * wstride;
-    let w6 = min(co0 + 6u, last) * wstride;
-    let w7 = min(co0 + 7u, last) * wstride;
+    let w0 = p.w_off + co0 * wstride;
+    let w1 = p.w_off + min(co0 + 1u, last) * wstride;
+    let w2 = p.w_off + min(co0 + 2u, last) * wstride;
+    let w3 = p.w_off + min(co0 + 3u, last) * wstride;
+    let w4 = p.w_off + min(co0 + 4u, last) * wstride;
+    let w5 = p.w_off + min(co0 + 5u, last) * wstride;
+    let w6 = p.w_off + min(co0 + 6u, last) * wstride;
+    let w7 = p.w_off + min(co0 + 7u, last) * wstride;
     let k = i32(p.k);
     var a: Acc;
     var t = 0u;  // (ci·k + kh)·k + kw, the weight's offset within its output channel
@@ -166,7 +169,7 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         } else {
             v = vec4<f32>(a.h0[c - 4u], a.h1[c - 4u], a.h2[c - 4u], a.h3[c - 4u]);
         }
-        v += vec4<f32>(src2[co]);
+        v += vec4<f32>(src2[p.b_off + co]);
         if ((p.flags & RELU) != 0u) {
             v = max(v, vec4<f32>(0.0));
         }
@@ -261,7 +264,7 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             let tap = u32(kh * k + kw);
             for (var co = 0u; co < p.c_out; co++) {
-                let wo = co * wstride + tap;
+                let wo = p.w_off + co * wstride + tap;
                 let wv = vec4<f32>(src1[wo + wci0], src1[wo + wci1], src1[wo + wci2], src1[wo + wci3]);
                 let zo = co * plane;
                 a0 = fma(vec4<f32>(dz_at(d0, zo)), wv, a0);
@@ -370,7 +373,7 @@ fn conv2d_backward_weights(@builtin(global_invocation_id) gid: vec3<u32>) {
             if (r0 + j >= cols) {
                 break;
             }
-            let at = co * cols + r0 + j;
+            let at = p.w_off + co * cols + r0 + j;
             var g = v[j];
             if (acc) {
                 g = dst[at] + g;
@@ -395,7 +398,7 @@ fn conv2d_backward_bias(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     if ((p.flags & ACCUMULATE) != 0u) {
-        s = dst[co] + s;
+        s = dst[p.b_off + co] + s;
     }
-    dst[co] = s;
+    dst[p.b_off + co] = s;
 }

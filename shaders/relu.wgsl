@@ -1,9 +1,10 @@
 // ReLU, element-wise over `len` values:
 //   relu_forward:  out = max(z, 0)
 //   relu_backward: out = da ⊙ [z > 0]      (forward: a = max(z, 0))
-// The training step fuses both into the matrix products (gemm.wgsl's RELU and MASK);
-// these stand-alone kernels are the op layer's ReLU.
-// Not compiled for training: built on first use by `wgtrain verify` and the parity tests.
+// The training step fuses both into the matrix products where it can (gemm.wgsl's and
+// conv2d.wgsl's RELU and MASK); these stand-alone kernels run a `ReLU` node, and a fused
+// ReLU's mask after max-pooling or dropout routed the gradient (out = dz[i−1], da the
+// routed gradient, z = acts[i−1]). Built on first use (Kernels::on_demand).
 // Bindings: 0 params, 1 z, 2 da (read), 3 out (read_write). Workgroup LINEAR_WG (256);
 // dispatch (min(⌈len/LINEAR_WG⌉, GRID_X), ⌈…/GRID_X⌉, 1), flattened by linear_index
 // (GRID_X, LINEAR_WG and linear_index: the grid prelude, generated from

@@ -421,7 +421,7 @@ impl<'g> GpuEngine<'g> {
             let rows = b.rows.as_ref().ok_or_else(|| {
                 Error::precondition("GpuEngine::stream", "a batch gathered with its rows (Gather::Raw)")
             })?;
-            self.net.write_stream(self.train, features(rows), &b.labels)?;
+            self.net.write_stream(self.train, features(rows), &b.labels, &b.idx)?;
         }
         Ok(())
     }
@@ -470,8 +470,8 @@ impl Engine for GpuEngine<'_> {
         }
     }
 
-    fn begin_epoch(&mut self, _d: Draws) -> Result<()> {
-        Ok(())
+    fn begin_epoch(&mut self, d: Draws) -> Result<()> {
+        self.net.begin_epoch(&d)
     }
 
     fn train_step(&mut self, b: &Batch, opt: &OptimStep) -> Result<()> {

@@ -21,7 +21,10 @@ pub struct ConvParams {
     pub h_out: u32,
     pub w_out: u32,
     pub flags: u32,
-    pub _pad: u32,
+    /// Where `w` (or `dw`) and `b` (or `db`) start in their buffers, in elements.
+    pub w_off: u32,
+    pub b_off: u32,
+    pub _pad: [u32; 3],
 }
 
 impl ConvParams {
@@ -29,8 +32,9 @@ impl ConvParams {
     pub const MASK: u32 = 2;
     pub const ACCUMULATE: u32 = 4;
 
-    /// The block for one convolution of shape `s` with `flags`.
-    pub fn new(s: &crate::cpu::conv::Conv2dShape, flags: u32) -> Self {
+    /// The block for one convolution of shape `s` with `flags`, its weight (and weight
+    /// gradient) at element `w_off` of its buffer and its bias (gradient) at `b_off`.
+    pub fn new(s: &crate::cpu::conv::Conv2dShape, flags: u32, w_off: usize, b_off: usize) -> Self {
         ConvParams {
             batch: s.batch as u32,
             c_in: s.c_in as u32,
@@ -43,7 +47,9 @@ impl ConvParams {
             h_out: s.h_out as u32,
             w_out: s.w_out as u32,
             flags,
-            _pad: 0,
+            w_off: w_off as u32,
+            b_off: b_off as u32,
+            _pad: [0; 3],
         }
     }
 

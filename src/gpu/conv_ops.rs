@@ -30,9 +30,9 @@ pub fn conv2d_forward(gpu: &Gpu, x: &[f32], w: &[f32], b: &[f32], s: &Conv2dShap
     let bb = storage_init(gpu, "b", b)?;
     let len = s.batch * s.out_len();
     let z = storage(gpu, "z", (len * 4) as u64)?;
-    let p = ConvParams::new(s, if relu { ConvParams::RELU } else { 0 });
+    let p = ConvParams::new(s, if relu { ConvParams::RELU } else { 0 }, 0, 0);
     let u = uniform(gpu, "conv2d", &p);
-    let k = &gpu.kernels.standalone()?.conv.conv2d_forward;
+    let k = &gpu.kernels.on_demand()?.conv.conv2d_forward;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &xb, &wb, &bb, &z], p.groups().forward)]);
     read(gpu, &z, len)
 }
@@ -59,9 +59,9 @@ pub fn conv2d_backward_input(
         None => dummy(gpu)?,
     };
     let dx = storage(gpu, "dx", (len * 4) as u64)?;
-    let p = ConvParams::new(s, if a_prev.is_some() { ConvParams::MASK } else { 0 });
+    let p = ConvParams::new(s, if a_prev.is_some() { ConvParams::MASK } else { 0 }, 0, 0);
     let u = uniform(gpu, "conv2d", &p);
-    let k = &gpu.kernels.standalone()?.conv.conv2d_backward_input;
+    let k = &gpu.kernels.on_demand()?.conv.conv2d_backward_input;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &dzb, &wb, &mask, &dx], p.groups().backward_input)]);
     read(gpu, &dx, len)
 }
@@ -83,9 +83,9 @@ pub fn conv2d_backward_weights(
     let xb = storage_init(gpu, "x", x)?;
     let dwb = storage_init(gpu, "dw", dw)?;
     let d = dummy(gpu)?;
-    let p = ConvParams::new(s, if accumulate { ConvParams::ACCUMULATE } else { 0 });
+    let p = ConvParams::new(s, if accumulate { ConvParams::ACCUMULATE } else { 0 }, 0, 0);
     let u = uniform(gpu, "conv2d", &p);
-    let k = &gpu.kernels.standalone()?.conv.conv2d_backward_weights;
+    let k = &gpu.kernels.on_demand()?.conv.conv2d_backward_weights;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &dzb, &xb, &d, &dwb], p.groups().backward_weights)]);
     read(gpu, &dwb, s.weight_len())
 }
@@ -98,9 +98,9 @@ pub fn conv2d_backward_bias(gpu: &Gpu, dz: &[f32], db: &[f32], s: &Conv2dShape, 
     let dzb = storage_init(gpu, "dz", dz)?;
     let dbb = storage_init(gpu, "db", db)?;
     let d = dummy(gpu)?;
-    let p = ConvParams::new(s, if accumulate { ConvParams::ACCUMULATE } else { 0 });
+    let p = ConvParams::new(s, if accumulate { ConvParams::ACCUMULATE } else { 0 }, 0, 0);
     let u = uniform(gpu, "conv2d", &p);
-    let k = &gpu.kernels.standalone()?.conv.conv2d_backward_bias;
+    let k = &gpu.kernels.on_demand()?.conv.conv2d_backward_bias;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &dzb, &d, &d, &dbb], p.groups().backward_bias)]);
     read(gpu, &dbb, s.c_out)
 }
@@ -113,7 +113,7 @@ pub fn maxpool2d_forward(gpu: &Gpu, x: &[f32], s: &Pool2dShape) -> Result<(Vec<f
     let y = storage(gpu, "y", (len * 4) as u64)?;
     let arg = storage(gpu, "argmax", (len * 4) as u64)?;
     let u = uniform(gpu, "maxpool2d", &PoolParams::new(s));
-    let k = &gpu.kernels.standalone()?.conv.maxpool2d_forward;
+    let k = &gpu.kernels.on_demand()?.conv.maxpool2d_forward;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &xb, &arg, &y], linear_groups(len, 64))]);
     Ok((read(gpu, &y, len)?, read(gpu, &arg, len)?))
 }
@@ -128,7 +128,7 @@ pub fn maxpool2d_backward(gpu: &Gpu, dy: &[f32], argmax: &[u32], s: &Pool2dShape
     let arg = storage_init(gpu, "argmax", argmax)?;
     let dx = storage(gpu, "dx", (len * 4) as u64)?;
     let u = uniform(gpu, "maxpool2d", &PoolParams::new(s));
-    let k = &gpu.kernels.standalone()?.conv.maxpool2d_backward;
+    let k = &gpu.kernels.on_demand()?.conv.maxpool2d_backward;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &dyb, &arg, &dx], linear_groups(len, 64))]);
     read(gpu, &dx, len)
 }
@@ -172,7 +172,7 @@ pub fn dropout_forward(
     p: f32,
 ) -> Result<Vec<f32>> {
     check_len("dropout_forward x", x, samples.len() * width)?;
-    Ok(floats(dropout_run(gpu, &gpu.kernels.standalone()?.conv.dropout_forward, x, samples, width, seed, epoch, p)?))
+    Ok(floats(dropout_run(gpu, &gpu.kernels.on_demand()?.conv.dropout_forward, x, samples, width, seed, epoch, p)?))
 }
 
 /// GPU `dropout_backward`: `dx = dy ⊙ mask / (1 − p)` with the forward's mask.
@@ -186,13 +186,13 @@ pub fn dropout_backward(
     p: f32,
 ) -> Result<Vec<f32>> {
     check_len("dropout_backward dy", dy, samples.len() * width)?;
-    Ok(floats(dropout_run(gpu, &gpu.kernels.standalone()?.conv.dropout_backward, dy, samples, width, seed, epoch, p)?))
+    Ok(floats(dropout_run(gpu, &gpu.kernels.on_demand()?.conv.dropout_backward, dy, samples, width, seed, epoch, p)?))
 }
 
 /// The WGSL `dropout_hash(seed, epoch, samples[n], j)` for every `n`, `j < width`
 /// (row-major), to hold it to `rng::dropout_hash`.
 pub fn dropout_hash_bits(gpu: &Gpu, samples: &[u32], width: usize, seed: u64, epoch: u32) -> Result<Vec<u32>> {
-    dropout_run(gpu, &gpu.kernels.standalone()?.conv.dropout_hash_bits, &[], samples, width, seed, epoch, 0.0)
+    dropout_run(gpu, &gpu.kernels.on_demand()?.conv.dropout_hash_bits, &[], samples, width, seed, epoch, 0.0)
 }
 
 /// GPU `augment`: rows `x: [B, C·H·W]` of dataset samples `samples: [B]` flipped and
@@ -212,7 +212,7 @@ pub fn augment(
     let sb = storage_init(gpu, "samples", samples)?;
     let out = storage(gpu, "out", (len * 4) as u64)?;
     let u = uniform(gpu, "augment", &AugmentParams::new(samples.len(), shape, seed, epoch, a));
-    let k = &gpu.kernels.standalone()?.conv.augment;
+    let k = &gpu.kernels.on_demand()?.conv.augment;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &xb, &sb, &out], linear_groups(len, 256))]);
     read(gpu, &out, len)
 }
@@ -231,9 +231,9 @@ pub fn time_conv2d(gpu: &Gpu, s: &Conv2dShape, reps: usize) -> Result<[f64; 4]> 
     let dx = storage(gpu, "dx", (s.batch * s.in_len() * 4) as u64)?;
     let dw = storage(gpu, "dw", (s.weight_len() * 4) as u64)?;
     let db = storage(gpu, "db", (s.c_out * 4) as u64)?;
-    let p = ConvParams::new(s, 0);
+    let p = ConvParams::new(s, 0, 0, 0);
     let u = uniform(gpu, "conv2d", &p);
-    let (k, g) = (&gpu.kernels.standalone()?.conv, p.groups());
+    let (k, g) = (&gpu.kernels.on_demand()?.conv, p.groups());
     let dispatches = [
         k.conv2d_forward.dispatch(&gpu.device, &[&u, &x, &w, &b, &z], g.forward),
         k.conv2d_backward_input.dispatch(&gpu.device, &[&u, &dz, &w, &b, &dx], g.backward_input),

@@ -15,8 +15,8 @@
 //! | `gemm_nn` (vec4) or `gemm`                 | `fc_backward_input`†          | `fc_backward_input_matches_cpu`   |
 //! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
 //! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
-//! | `relu_forward` (`relu.wgsl`)*              | `relu_forward`                | `relu_forward_matches_cpu`        |
-//! | `relu_backward` (`relu.wgsl`)*             | `relu_backward`               | `relu_backward_matches_cpu`       |
+//! | `relu_forward` (`relu.wgsl`)‡              | `relu_forward`                | `relu_forward_matches_cpu`        |
+//! | `relu_backward` (`relu.wgsl`)‡             | `relu_backward`               | `relu_backward_matches_cpu`       |
 //! | `softmax` (`softmax.wgsl`)*                | `softmax`                     | `softmax_matches_cpu`             |
 //! | `softmax_xent` (`softmax.wgsl`)            | `softmax_xent`                | `softmax_xent_matches_cpu`        |
 //! | `accumulate_stats` (`stats.wgsl`)          | `accumulate_stats`            | `accumulate_stats_matches_cpu`    |
@@ -33,9 +33,13 @@
 //! its product reads `Wᵀ`; the GPU runners of `fc_forward` and `fc_backward_input` fuse
 //! the ReLU and the mask as the training step does. † The op has a second CPU twin of
 //! the same name in `cpu::fast` (the CPU trainer's path). `gather_u8_unaligned` runs for
-//! widths D not a multiple of 4. The entries marked * are recorded by no training step
-//! (training fuses ReLU into the products and softmax into `softmax_xent`): they are
-//! compiled on first use ([`Kernels::standalone`]).
+//! widths D not a multiple of 4. The entry marked * is recorded by no training step
+//! (training fuses softmax into `softmax_xent`); the entries marked ‡ are recorded only
+//! for models with a stand-alone ReLU or a fused ReLU's mask after max-pooling or
+//! dropout (training fuses ReLU into the products otherwise). Those, and the
+//! convolution, max-pooling and dropout kernels (`conv_kernels`, whose table is their
+//! parity tests in `tests/conv_parity.rs`), are compiled on first use
+//! ([`Kernels::on_demand`]): an MLP never builds them.
 
 use super::conv_kernels::ConvKernels;
 use super::gemm::{Gemm, Layout, GEMM_TILE, GEMM_WG, ROW_WG, VEC4_ROWS};
@@ -175,8 +179,8 @@ impl GatherParams {
     }
 }
 
-/// The kernels the training step records, compiled once per device; the others on
-/// first use ([`Self::standalone`]).
+/// The kernels every training step records, compiled once per device; the others on
+/// first use ([`Self::on_demand`]).
 pub struct Kernels {
     pub gemm: Kernel,
     pub gemm_tn: Kernel,
@@ -193,13 +197,13 @@ pub struct Kernels {
     pub gather_u8_unaligned: Kernel,
     pub gather_f32: Kernel,
     device: wgpu::Device,
-    standalone: OnceLock<Standalone>,
+    on_demand: OnceLock<OnDemand>,
 }
 
-/// The kernels no training step records (it fuses ReLU into the matrix products and
-/// softmax into `softmax_xent`): the op layer's own ReLU and row softmax, for `wgtrain
-/// verify` and the parity tests.
-pub struct Standalone {
+/// The kernels an MLP's training step does not record, compiled on first use: the
+/// stand-alone ReLU (a `ReLU` node, or a fused ReLU's mask after max-pooling or dropout),
+/// the row softmax (`wgtrain verify`, the parity tests), and the layer-sequence ops.
+pub struct OnDemand {
     pub relu_forward: Kernel,
     pub relu_backward: Kernel,
     pub softmax: Kernel,
@@ -254,7 +258,7 @@ impl Kernels {
                 gather_u8_unaligned: k(&gather, "gather_u8_unaligned", "urrrww", &[]),
                 gather_f32: k(&gather, "gather_f32", "urrrww", &[]),
                 device: device.clone(),
-                standalone: OnceLock::new(),
+                on_demand: OnceLock::new(),
             }
         })
     }
@@ -268,23 +272,23 @@ impl Kernels {
         }
     }
 
-    /// The kernels no training step records, compiled on the first call.
-    pub fn standalone(&self) -> Result<&Standalone> {
-        if let Some(s) = self.standalone.get() {
+    /// The kernels of [`OnDemand`], compiled on the first call.
+    pub fn on_demand(&self) -> Result<&OnDemand> {
+        if let Some(s) = self.on_demand.get() {
             return Ok(s);
         }
         let device = &self.device;
-        let made = compiled(device, "the stand-alone kernels", || {
+        let made = compiled(device, "the on-demand kernels", || {
             let relu = module(device, "relu.wgsl", &[&grid_prelude(), include_str!("../../shaders/relu.wgsl")]);
             let softmax = module(device, "softmax.wgsl", &[include_str!("../../shaders/softmax.wgsl")]);
-            Standalone {
+            OnDemand {
                 relu_forward: build(device, &relu, "relu_forward", "urrw", &[]),
                 relu_backward: build(device, &relu, "relu_backward", "urrw", &[]),
                 softmax: build(device, &softmax, "softmax", "urrwww", &[]),
                 conv: ConvKernels::new(device),
             }
         })?;
-        Ok(self.standalone.get_or_init(|| made))
+        Ok(self.on_demand.get_or_init(|| made))
     }
 }
 

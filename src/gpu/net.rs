@@ -9,24 +9,43 @@
 //! cannot share one), and otherwise records the very dispatches of a single step, in the
 //! same order: the results are bit-identical to one submission per step.
 //!
-//! A training step, in one compute pass:
-//! `gather_u8`/`gather_f32` → per layer `transpose` → `fc_forward` (bias and ReLU fused)
-//! × K → `softmax_xent` (loss and `dZ`) → `accumulate_stats` → per layer, last first:
-//! `fc_backward_weights`, `fc_backward_bias`, `fc_backward_input` with the ReLU mask
-//! fused → `optimizer_update` over the flat parameter buffer. (The op names of the table
-//! in [`crate::gpu::kernels`].)
+//! The model runs as its sequence of [`Node`]s, mirroring `cpu::net` dispatch for op:
+//! node `i` reads activation `i` (the gathered input `x` for `i = 0`) and writes
+//! `acts[i]`; `dz[i]` is the gradient with respect to node `i`'s output (before a fused
+//! ReLU). A training step, in one compute pass:
+//!
+//! 1. `gather_u8`/`gather_f32` of the batch rows into `x`;
+//! 2. per Linear node `transpose` (`Wᵀ` for the forward product);
+//! 3. forward, node by node: Linear `fc_forward` (bias and ReLU fused), Conv2d
+//!    `conv2d_forward` (bias and ReLU fused), MaxPool2d `maxpool2d_forward` (argmax kept
+//!    per node), ReLU `relu_forward`, Dropout `dropout_forward` (masks keyed by the run's
+//!    seed, the epoch and each row's index in the data set; in evaluation the node is the
+//!    identity and its output is its input buffer);
+//! 4. `softmax_xent` (loss and `dZ` of the logits), `accumulate_stats`;
+//! 5. backward, last node first: Linear `fc_backward_weights`, `fc_backward_bias`,
+//!    `fc_backward_input`; Conv2d `conv2d_backward_weights`, `conv2d_backward_bias`,
+//!    `conv2d_backward_input` — both with the mask `[acts[i−1] > 0]` fused when node
+//!    `i−1` has a fused ReLU; MaxPool2d `maxpool2d_backward` and Dropout
+//!    `dropout_backward` (into a scratch, then `relu_backward` applies that mask where
+//!    needed); ReLU `relu_backward`; node 0 computes no input gradient;
+//! 6. `optimizer_update` over the flat parameter buffer.
+//!
+//! (The op names of the table in [`crate::gpu::kernels`].) Weights and biases of every
+//! node live in the flat parameter buffer at the node's `w_off`/`b_off`, their gradients
+//! at the same offsets of the gradient buffer.
 //!
 //! Longer than ~500 lines for a reason: the buffers, the recorded steps, the rings of
-//! runs, evaluation and read-back are one struct's methods over the same buffers; the
-//! layer sequence (convolution, pooling) will split the per-layer recording out of it.
+//! runs, evaluation and read-back are one struct's methods over the same buffers.
 
+use crate::engine::Draws;
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{map_read, read, storage, storage_init, uniform};
+use crate::gpu::conv_kernels::{AugmentParams, ConvParams, DropoutParams, PoolParams};
 use crate::gpu::gemm::*;
 use crate::gpu::kernels::*;
 use crate::gpu::pipeline::*;
 use crate::gpu::Gpu;
-use crate::model::Model;
+use crate::model::{Model, Node, Op, Shape};
 use crate::optim::{OptimKind, OptimStep};
 use std::collections::{HashMap, VecDeque};
 
@@ -66,6 +85,9 @@ impl Features<'_> {
 struct Table {
     src: wgpu::Buffer,
     labels: wgpu::Buffer,
+    /// A streamed table's `[rows]` data-set indices of the rows it holds (dropout's
+    /// keys); `None` for a resident table, whose batch indices are the data-set indices.
+    keys: Option<wgpu::Buffer>,
     rows: usize,
     bytes: bool,
 }
@@ -91,14 +113,14 @@ pub const RUN_SLOTS: usize = 64;
 pub const RUN_MAX_BATCH: usize = 256;
 
 /// Per-step inputs of up to [`RUN_SLOTS`] steps of one (table, batch size): slot `s`
-/// holds step `s`'s batch indices and optimizer block, bound by its own gather and
-/// optimizer dispatches (made once).
+/// holds step `s`'s batch indices and optimizer block, bound by its own step (gather,
+/// dropout keys) and optimizer dispatches (made once).
 struct Ring {
     idx: wgpu::Buffer,
     idx_stride: u64,
     optim: wgpu::Buffer,
     optim_stride: u64,
-    gathers: Vec<Dispatch>,
+    steps: Vec<Vec<Dispatch>>,
     optimizers: Vec<Dispatch>,
 }
 
@@ -109,9 +131,10 @@ pub struct GpuNet<'g> {
     pub max_batch: usize,
     kind: OptimKind,
     params: wgpu::Buffer,
-    /// Each layer's `Wᵀ: [IN, OUT]` at `wt_offsets[l]` (refreshed at the start of every step).
+    /// Each Linear node's `Wᵀ: [IN, OUT]` at `wt_offsets[i]` (refreshed at the start of
+    /// every step; `None` for the other nodes).
     wt: wgpu::Buffer,
-    wt_offsets: Vec<usize>,
+    wt_offsets: Vec<Option<usize>>,
     grads: wgpu::Buffer,
     s1: wgpu::Buffer,
     s2: wgpu::Buffer,
@@ -120,6 +143,19 @@ pub struct GpuNet<'g> {
     idx: wgpu::Buffer,
     acts: Vec<wgpu::Buffer>,
     dz: Vec<wgpu::Buffer>,
+    /// `[B, out_len_i]` argmax of each MaxPool2d node (`None` for the others).
+    argmax: Vec<Option<wgpu::Buffer>>,
+    /// `[B, widest]`: a MaxPool2d or Dropout node's routed gradient before the mask of a
+    /// fused ReLU before it (16 bytes when no node needs one).
+    scratch: wgpu::Buffer,
+    /// The draws of the training steps: dropout's seed and epoch, and the augmentation
+    /// ([`Self::begin_epoch`]).
+    draws: Draws,
+    /// `[B, d]`: the augmented input batch (16 bytes without augmentation).
+    x_aug: wgpu::Buffer,
+    /// Every recorded parameter block keyed by the seed and epoch, rewritten by
+    /// [`Self::begin_epoch`].
+    keyed: Vec<Keyed>,
     loss: wgpu::Buffer,
     correct: wgpu::Buffer,
     stats: wgpu::Buffer,
@@ -152,9 +188,15 @@ impl<'g> GpuNet<'g> {
         // Each layer's Wᵀ starts on a multiple of 4 floats, as the vec4 kernel loads it.
         let mut wt_offsets = Vec::new();
         let mut wt_len = 0;
-        for l in fc_layers(model)? {
-            wt_offsets.push(wt_len);
-            wt_len += (l.inp * l.out).next_multiple_of(4);
+        for n in model.nodes() {
+            let at = wt_len;
+            wt_offsets.push(match n.op {
+                Op::Linear { inp, out } => {
+                    wt_len += (inp * out).next_multiple_of(4);
+                    Some(at)
+                }
+                _ => None,
+            });
         }
         let wt = storage(gpu, "transposed weights", wt_len as u64 * f)?;
         let state = |i: usize, name: &str| storage(gpu, name, if kind.state_vectors() > i { m as u64 * f } else { 16 });
@@ -165,10 +207,18 @@ impl<'g> GpuNet<'g> {
         let idx = storage(gpu, "batch indices", b * 4)?;
         let mut acts = Vec::new();
         let mut dz = Vec::new();
-        for o in model.nodes().iter().map(|n| n.out_len) {
-            acts.push(storage(gpu, "activations", b * o as u64 * f)?);
-            dz.push(storage(gpu, "activation gradients", b * o as u64 * f)?);
+        let mut argmax = Vec::new();
+        for n in model.nodes() {
+            let bytes = b * n.out_len as u64 * f;
+            acts.push(storage(gpu, "activations", bytes)?);
+            dz.push(storage(gpu, "activation gradients", bytes)?);
+            let pool = matches!(n.op, Op::MaxPool2d(_));
+            argmax.push(if pool { Some(storage(gpu, "max-pooling argmax", bytes)?) } else { None });
         }
+        let nodes = model.nodes();
+        let scratch_bytes =
+            if (1..nodes.len()).any(|i| masked_after_routing(nodes, i)) { b * model.widest() as u64 * f } else { 16 };
+        let scratch = storage(gpu, "routed gradient scratch", scratch_bytes)?;
         let loss = storage(gpu, "per-sample loss", b * f)?;
         let correct = storage(gpu, "per-sample correct", b * 4)?;
         let stats_size = std::mem::size_of::<Stats>() as u64;
@@ -203,6 +253,11 @@ impl<'g> GpuNet<'g> {
             idx,
             acts,
             dz,
+            argmax,
+            scratch,
+            draws: Draws::default(),
+            x_aug: storage(gpu, "augmented input batch", 16)?,
+            keyed: Vec::new(),
             loss,
             correct,
             stats,
@@ -231,8 +286,24 @@ impl<'g> GpuNet<'g> {
             "the widest layer's matrix products",
             (model.widest().max(max_batch) as u64).div_ceil(u64::from(4 * GEMM_WG)),
         )?;
-        let widest_in = fc_layers(model)?.iter().map(|l| l.inp).max().unwrap_or(1);
-        gpu.check_workgroups("a layer's input width (a workgroup row per input when transposing W)", widest_in as u64)
+        let linear_in = |n: &Node| match n.op {
+            Op::Linear { inp, .. } => inp,
+            _ => 1,
+        };
+        let widest_in = model.nodes().iter().map(linear_in).max().unwrap_or(1);
+        gpu.check_workgroups("a layer's input width (a workgroup row per input when transposing W)", widest_in as u64)?;
+        // The element-wise kernels (pooling, ReLU, dropout) fold their 1-D grid into y.
+        let elementwise = linear_groups(max_batch * model.widest(), 64)[1];
+        gpu.check_workgroups("the widest activation's element-wise grid (folded into y)", u64::from(elementwise))?;
+        for (i, n) in model.nodes().iter().enumerate() {
+            if let Op::Conv2d(s) = n.op {
+                let g = ConvParams::new(&s.with_batch(max_batch), 0, n.w_off, n.b_off).groups();
+                let y = [g.forward, g.backward_input, g.backward_weights, g.backward_bias].map(|g| g[1]);
+                let what = format!("node {i}'s convolution grids (folded into y)");
+                gpu.check_workgroups(&what, u64::from(y.into_iter().max().unwrap_or(1)))?;
+            }
+        }
+        Ok(())
     }
 
     /// Uploads a whole table (resident mode): `features: [rows, width]`, `labels: [rows]`.
@@ -250,7 +321,7 @@ impl<'g> GpuNet<'g> {
         let rows = labels.len();
         let labels = storage_init(self.gpu, "resident labels", labels)?;
         let bytes = matches!(features, Features::U8(_));
-        self.tables.push(Table { src, labels, rows, bytes });
+        self.tables.push(Table { src, labels, keys: None, rows, bytes });
         Ok(TableId(self.tables.len() - 1))
     }
 
@@ -261,16 +332,25 @@ impl<'g> GpuNet<'g> {
         let per = if bytes { 1 } else { 4 };
         let src = storage(self.gpu, "streamed batch", (rows * self.model.inputs() * per) as u64)?;
         let labels = storage(self.gpu, "streamed labels", (rows * 4) as u64)?;
-        self.tables.push(Table { src, labels, rows, bytes });
+        let keys = Some(storage(self.gpu, "streamed data-set indices", (rows * 4) as u64)?);
+        self.tables.push(Table { src, labels, keys, rows, bytes });
         Ok(TableId(self.tables.len() - 1))
     }
 
-    /// Writes one streamed batch (`features: [B, width]`, `labels: [B]`) into a stream table.
-    pub fn write_stream(&self, table: TableId, features: Features, labels: &[u32]) -> Result<()> {
+    /// Writes one streamed batch into a stream table: `features: [B, width]`,
+    /// `labels: [B]`, and `keys: [B]`, each row's index in its data set (what dropout
+    /// draws its masks by; the device then reads the rows at indices `0..B`).
+    pub fn write_stream(&self, table: TableId, features: Features, labels: &[u32], keys: &[u32]) -> Result<()> {
         let t = &self.tables[table.0];
-        if labels.len() > t.rows || features.len() != labels.len() * self.model.inputs() {
-            return Err(Error::shape("GpuNet::write_stream", format!("at most {} labels", t.rows), labels.len()));
+        if labels.len() > t.rows || features.len() != labels.len() * self.model.inputs() || keys.len() != labels.len() {
+            let expected = format!("at most {} labels, as many keys and rows of features", t.rows);
+            let got = format!("{} labels, {} keys, {} feature values", labels.len(), keys.len(), features.len());
+            return Err(Error::shape("GpuNet::write_stream", expected, got));
         }
+        let Some(key_buf) = &t.keys else {
+            return Err(Error::precondition("GpuNet::write_stream", "a table made by add_stream_table"));
+        };
+        self.gpu.queue.write_buffer(key_buf, 0, bytemuck::cast_slice(keys));
         if t.bytes != matches!(features, Features::U8(_)) {
             return Err(Error::precondition("GpuNet::write_stream", "features of the table's element type"));
         }
@@ -293,6 +373,30 @@ impl<'g> GpuNet<'g> {
     /// `first`): one chunk of a full-batch gradient. No update.
     pub fn accumulate_gradient(&mut self, table: TableId, idx: &[u32], scale: f32, first: bool) -> Result<()> {
         self.submit(table, idx, Mode::Grad { accumulate: !first, scale_bits: scale.to_bits() }, None)
+    }
+
+    /// Sets the draws of the training steps from now on: dropout's seed and epoch
+    /// (`cpu::net::Draw`'s) and the augmentation (`data::augment`). Rewrites every recorded
+    /// keyed parameter block; a change of augmentation re-records the steps (they gain or
+    /// lose the `augment` dispatch).
+    pub fn begin_epoch(&mut self, d: &Draws) -> Result<()> {
+        if d.augment != self.draws.augment {
+            if !d.augment.is_none() {
+                let Shape::Image { .. } = self.model.input else {
+                    return Err(Error::precondition("GpuNet::begin_epoch", "image inputs to augment"));
+                };
+                let bytes = (self.max_batch * self.model.inputs() * 4) as u64;
+                self.x_aug = storage(self.gpu, "augmented input batch", bytes)?;
+            }
+            self.segments.clear();
+            self.rings.clear();
+            self.keyed.clear();
+        }
+        self.draws = *d;
+        for k in &mut self.keyed {
+            k.rekey(self.gpu, d.seed, d.epoch);
+        }
+        Ok(())
     }
 
     /// Applies the update `opt` with the gradient accumulated so far.
@@ -355,7 +459,10 @@ impl<'g> GpuNet<'g> {
         }
         self.gpu.queue.write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
         if !self.segments.contains_key(&(table, batch, mode)) {
-            let seg = self.record_segment(table, batch, mode);
+            let mut keyed = Vec::new();
+            let idx = whole(&self.idx);
+            let seg = self.record_segment(table, batch, mode, idx, &mut keyed)?;
+            self.keyed.extend(keyed);
             self.segments.insert((table, batch, mode), seg);
         }
         let seg = &self.segments[&(table, batch, mode)];
@@ -395,13 +502,13 @@ impl<'g> GpuNet<'g> {
         let t = &self.tables[table.0];
         let gp = GatherParams { batch: batch as u32, width: self.model.inputs() as u32, _pad: [0; 2] };
         let (gather, groups) = gp.kernel(&self.gpu.kernels, t.bytes);
-        let whole = |b| wgpu::BufferBinding { buffer: b, offset: 0, size: None };
         let bindings = [whole(u), whole(&t.src), whole(&t.labels), idx, whole(&self.x), whole(&self.y)];
         gather.dispatch_ranges(&self.gpu.device, &bindings, groups)
     }
 
-    /// The ring of `RUN_SLOTS` steps of `batch` rows of `table` (made once).
-    fn make_ring(&self, table: TableId, batch: usize) -> Result<Ring> {
+    /// The ring of `RUN_SLOTS` steps of `batch` rows of `table` in `mode` (made once);
+    /// its keyed parameter blocks are added to `keyed`.
+    fn make_ring(&self, table: TableId, batch: usize, mode: Mode, keyed: &mut Vec<Keyed>) -> Result<Ring> {
         let gpu = self.gpu;
         let slot = |bytes: u64, align: u32| bytes.next_multiple_of(u64::from(align).max(16));
         let idx_stride = slot(batch as u64 * 4, gpu.limits.min_storage_buffer_offset_alignment);
@@ -415,15 +522,14 @@ impl<'g> GpuNet<'g> {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let u = uniform_gather(gpu, batch, self.model.inputs());
         let range =
             |buffer, offset, size| wgpu::BufferBinding { buffer, offset, size: std::num::NonZeroU64::new(size) };
-        let whole = |b| wgpu::BufferBinding { buffer: b, offset: 0, size: None };
         let update = gpu.kernels.optimizer_update(self.kind);
         let m = self.model.param_count();
-        let (mut gathers, mut optimizers) = (Vec::new(), Vec::new());
+        let (mut steps, mut optimizers) = (Vec::new(), Vec::new());
         for s in 0..n {
-            gathers.push(self.gather_dispatch(table, batch, &u, range(&idx, s * idx_stride, batch as u64 * 4)));
+            let slot = range(&idx, s * idx_stride, batch as u64 * 4);
+            steps.push(self.record_segment(table, batch, mode, slot, keyed)?);
             let bindings = [
                 range(&optim, s * optim_stride, optim_size),
                 whole(&self.grads),
@@ -439,7 +545,7 @@ impl<'g> GpuNet<'g> {
             ));
         }
         gpu.check_errors()?;
-        Ok(Ring { idx, idx_stride, optim, optim_stride, gathers, optimizers })
+        Ok(Ring { idx, idx_stride, optim, optim_stride, steps, optimizers })
     }
 
     /// Mini-batch SGD steps, one per entry of `steps` (rows of `table`) and `opts`, as
@@ -476,12 +582,10 @@ impl<'g> GpuNet<'g> {
             params.push(OptimParams::new(self.model.param_count(), opt));
         }
         let mode = Mode::Grad { accumulate: false, scale_bits: (1.0 / batch as f32).to_bits() };
-        if !self.segments.contains_key(&(table, batch, mode)) {
-            let seg = self.record_segment(table, batch, mode);
-            self.segments.insert((table, batch, mode), seg);
-        }
         if !self.rings.contains_key(&(table, batch)) {
-            let ring = self.make_ring(table, batch)?;
+            let mut keyed = Vec::new();
+            let ring = self.make_ring(table, batch, mode, &mut keyed)?;
+            self.keyed.extend(keyed);
             self.rings.insert((table, batch), ring);
         }
         let ring = &self.rings[&(table, batch)];
@@ -495,51 +599,115 @@ impl<'g> GpuNet<'g> {
         }
         self.gpu.queue.write_buffer(&ring.idx, 0, &idx_bytes);
         self.gpu.queue.write_buffer(&ring.optim, 0, &optim_bytes);
-        let body = &self.segments[&(table, batch, mode)][1..];
         let mut enc = self.encoder();
         {
             let mut pass =
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
             for s in 0..steps.len() {
-                record(&mut pass, std::slice::from_ref(&ring.gathers[s]));
-                record(&mut pass, body);
+                record(&mut pass, &ring.steps[s]);
                 record(&mut pass, std::slice::from_ref(&ring.optimizers[s]));
             }
         }
         self.finish(enc)
     }
 
-    /// The dispatches of one step for `batch` rows of `table` (made once, replayed).
-    fn record_segment(&self, table: TableId, batch: usize, mode: Mode) -> Vec<Dispatch> {
+    /// The dispatches of one step for `batch` rows of `table` (made once, replayed), the
+    /// rows' indices bound from `idx` (the gather's, and a resident table's dropout keys);
+    /// each parameter block keyed by the seed and epoch is added to `keyed`. Node by node as
+    /// `cpu::net::loss_and_grad` (see the module doc).
+    fn record_segment(
+        &self,
+        table: TableId,
+        batch: usize,
+        mode: Mode,
+        idx: wgpu::BufferBinding,
+        keyed: &mut Vec<Keyed>,
+    ) -> Result<Vec<Dispatch>> {
         let gpu = self.gpu;
         let k = &gpu.kernels;
         let dev = &gpu.device;
-        let d = self.model.inputs();
-        let layers = fc_layers(&self.model).expect("checked in new");
-        let last = layers.len() - 1;
-        let mut seg = Vec::new();
+        let nodes = self.model.nodes();
+        let last = nodes.len() - 1;
+        let keys = match &self.tables[table.0].keys {
+            Some(keys) => whole(keys),
+            None => idx.clone(),
+        };
+        let mut seg = vec![self.gather_dispatch(table, batch, &uniform_gather(gpu, batch, self.model.inputs()), idx)];
 
-        let idx = wgpu::BufferBinding { buffer: &self.idx, offset: 0, size: None };
-        seg.push(self.gather_dispatch(table, batch, &uniform_gather(gpu, batch, d), idx));
-
-        for l in &layers {
-            let wt_off = self.wt_offsets[l.index];
-            let t = TransposeParams {
-                rows: l.out as u32,
-                cols: l.inp as u32,
-                src_off: l.w_off as u32,
-                dst_off: wt_off as u32,
-            };
-            let u = uniform(gpu, "transpose", &t);
-            let d = k.transpose.dispatch(dev, &[&u, &self.params, &self.wt], t.groups());
-            seg.push(d.named(format!("layer {} transpose", l.index)));
+        for (i, n) in nodes.iter().enumerate() {
+            if let (Op::Linear { inp, out }, Some(wt_off)) = (n.op, self.wt_offsets[i]) {
+                let t = TransposeParams {
+                    rows: out as u32,
+                    cols: inp as u32,
+                    src_off: n.w_off as u32,
+                    dst_off: wt_off as u32,
+                };
+                let u = uniform(gpu, "transpose", &t);
+                let d = k.transpose.dispatch(dev, &[&u, &self.params, &self.wt], t.groups());
+                seg.push(d.named(format!("layer {i} transpose")));
+            }
         }
-        for l in &layers {
-            let input = if l.index == 0 { &self.x } else { &self.acts[l.index - 1] };
-            let g = GemmParams::fc_forward(batch, l.inp, l.out, self.wt_offsets[l.index], l.b_off, l.relu);
-            let u = uniform(gpu, "fc_forward", &g.params);
-            let at = [input, &self.wt, &self.params, &self.unused, &self.acts[l.index]];
-            seg.push(g.dispatch(gpu, &u, at).named(format!("layer {} fc_forward", l.index)));
+
+        // inputs[i]: the buffer node i reads; in evaluation a dropout node passes its input on.
+        let mut inputs: Vec<&wgpu::Buffer> = Vec::with_capacity(nodes.len());
+        // The dropout nodes' parameter blocks, shared by their forward and backward.
+        let mut drop_u: Vec<Option<wgpu::Buffer>> = vec![None; nodes.len()];
+        let mut src = &self.x;
+        if let (Mode::Grad { .. }, false, Shape::Image { c, h, w }) =
+            (mode, self.draws.augment.is_none(), self.model.input)
+        {
+            let (d, a) = (&self.draws, &self.draws.augment);
+            let params = AugmentParams::new(batch, (c, h, w), d.seed, d.epoch, a);
+            let u = uniform(gpu, "augment", &params);
+            let bindings = [whole(&u), whole(&self.x), keys.clone(), whole(&self.x_aug)];
+            let len = batch * self.model.inputs();
+            let kernel = &k.on_demand()?.conv.augment;
+            seg.push(kernel.dispatch_ranges(dev, &bindings, linear_groups(len, 256)).named("augment".into()));
+            keyed.push(Keyed::Augment(u, params));
+            src = &self.x_aug;
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            inputs.push(src);
+            let (out, len) = (&self.acts[i], batch * n.out_len);
+            let d = match n.op {
+                Op::Linear { inp, out: o } => {
+                    let wt_off = self.wt_offsets[i].expect("a Linear node's Wᵀ");
+                    let g = GemmParams::fc_forward(batch, inp, o, wt_off, n.b_off, n.relu);
+                    let u = uniform(gpu, "fc_forward", &g.params);
+                    g.dispatch(gpu, &u, [src, &self.wt, &self.params, &self.unused, out])
+                }
+                Op::Conv2d(s) => {
+                    let flags = if n.relu { ConvParams::RELU } else { 0 };
+                    let p = ConvParams::new(&s.with_batch(batch), flags, n.w_off, n.b_off);
+                    let u = uniform(gpu, "conv2d_forward", &p);
+                    let kernel = &k.on_demand()?.conv.conv2d_forward;
+                    kernel.dispatch(dev, &[&u, src, &self.params, &self.params, out], p.groups().forward)
+                }
+                Op::MaxPool2d(s) => {
+                    let u = uniform(gpu, "maxpool2d_forward", &PoolParams::new(&s.with_batch(batch)));
+                    let argmax = self.argmax[i].as_ref().expect("a MaxPool2d node's argmax");
+                    let kernel = &k.on_demand()?.conv.maxpool2d_forward;
+                    kernel.dispatch(dev, &[&u, src, argmax, out], linear_groups(len, 64))
+                }
+                Op::ReLU => {
+                    let u = uniform(gpu, "relu_forward", &LenParams { len: len as u32, _pad: [0; 3] });
+                    let kernel = &k.on_demand()?.relu_forward;
+                    kernel.dispatch(dev, &[&u, src, &self.unused, out], linear_groups(len, LINEAR_WG as usize))
+                }
+                Op::Dropout { .. } if mode == Mode::Eval => continue,
+                Op::Dropout { p } => {
+                    let params = DropoutParams::new(batch, n.out_len, self.draws.seed, self.draws.epoch, p);
+                    let u = uniform(gpu, "dropout", &params);
+                    let bindings = [whole(&u), whole(src), keys.clone(), whole(out)];
+                    let kernel = &k.on_demand()?.conv.dropout_forward;
+                    let d = kernel.dispatch_ranges(dev, &bindings, linear_groups(len, 256));
+                    keyed.push(Keyed::Dropout(u.clone(), params));
+                    drop_u[i] = Some(u);
+                    d
+                }
+            };
+            seg.push(d.named(format!("layer {i} {}", op_name(&n.op, "forward"))));
+            src = out;
         }
 
         let (scale, accumulate) = match mode {
@@ -561,33 +729,98 @@ impl<'g> GpuNet<'g> {
         seg.push(k.accumulate_stats.dispatch(dev, &[&u, &self.loss, &self.correct, &self.stats], [1, 1, 1]));
 
         if mode == Mode::Eval {
-            return seg;
+            return Ok(seg);
         }
-        for l in layers.iter().rev() {
-            let input = if l.index == 0 { &self.x } else { &self.acts[l.index - 1] };
-            let dz = &self.dz[l.index];
-            let g = GemmParams::fc_backward_weights(batch, l.inp, l.out, l.w_off, accumulate);
-            let u = uniform(gpu, "fc_backward_weights", &g.params);
-            let at = [dz, input, &self.unused, &self.unused, &self.grads];
-            seg.push(g.dispatch(gpu, &u, at).named(format!("layer {} fc_backward_weights", l.index)));
-            let pb = BiasGradParams {
-                batch: batch as u32,
-                out: l.out as u32,
-                db_off: l.b_off as u32,
-                accumulate: u32::from(accumulate),
-            };
-            let u = uniform(gpu, "fc_backward_bias", &pb);
-            let d = k.fc_backward_bias.dispatch(dev, &[&u, dz, &self.grads], linear_groups(l.out, 64));
-            seg.push(d.named(format!("layer {} fc_backward_bias", l.index)));
-            if l.index > 0 {
-                let prev = &self.acts[l.index - 1];
-                let g = GemmParams::fc_backward_input(batch, l.inp, l.out, l.w_off, true);
-                let u = uniform(gpu, "fc_backward_input", &g.params);
-                let at = [dz, &self.params, &self.unused, prev, &self.dz[l.index - 1]];
-                seg.push(g.dispatch(gpu, &u, at).named(format!("layer {} fc_backward_input", l.index)));
+        for (i, n) in nodes.iter().enumerate().rev() {
+            let (input, dz) = (inputs[i], &self.dz[i]);
+            // Where node i−1 has a fused ReLU, its gradient is masked by [acts[i−1] > 0]
+            // (acts[i−1] is this node's input).
+            let prev_relu = i > 0 && nodes[i - 1].relu;
+            let mask = if prev_relu { input } else { &self.unused };
+            let name = |what: &str| format!("layer {i} {what}");
+            match n.op {
+                Op::Linear { inp, out } => {
+                    let g = GemmParams::fc_backward_weights(batch, inp, out, n.w_off, accumulate);
+                    let u = uniform(gpu, "fc_backward_weights", &g.params);
+                    let at = [dz, input, &self.unused, &self.unused, &self.grads];
+                    seg.push(g.dispatch(gpu, &u, at).named(name("fc_backward_weights")));
+                    let pb = BiasGradParams {
+                        batch: batch as u32,
+                        out: out as u32,
+                        db_off: n.b_off as u32,
+                        accumulate: u32::from(accumulate),
+                    };
+                    let u = uniform(gpu, "fc_backward_bias", &pb);
+                    let d = k.fc_backward_bias.dispatch(dev, &[&u, dz, &self.grads], linear_groups(out, 64));
+                    seg.push(d.named(name("fc_backward_bias")));
+                    if i > 0 {
+                        let g = GemmParams::fc_backward_input(batch, inp, out, n.w_off, prev_relu);
+                        let u = uniform(gpu, "fc_backward_input", &g.params);
+                        let at = [dz, &self.params, &self.unused, mask, &self.dz[i - 1]];
+                        seg.push(g.dispatch(gpu, &u, at).named(name("fc_backward_input")));
+                    }
+                }
+                Op::Conv2d(s) => {
+                    let conv = &k.on_demand()?.conv;
+                    let s = s.with_batch(batch);
+                    let flags = if accumulate { ConvParams::ACCUMULATE } else { 0 };
+                    let p = ConvParams::new(&s, flags, n.w_off, n.b_off);
+                    let (u, g) = (uniform(gpu, "conv2d_backward", &p), p.groups());
+                    let at = [&u, dz, input, &self.unused, &self.grads];
+                    seg.push(
+                        conv.conv2d_backward_weights
+                            .dispatch(dev, &at, g.backward_weights)
+                            .named(name("conv2d_backward_weights")),
+                    );
+                    let at = [&u, dz, &self.unused, &self.unused, &self.grads];
+                    seg.push(
+                        conv.conv2d_backward_bias
+                            .dispatch(dev, &at, g.backward_bias)
+                            .named(name("conv2d_backward_bias")),
+                    );
+                    if i > 0 {
+                        let p = ConvParams::new(&s, if prev_relu { ConvParams::MASK } else { 0 }, n.w_off, n.b_off);
+                        let u = uniform(gpu, "conv2d_backward_input", &p);
+                        let at = [&u, dz, &self.params, mask, &self.dz[i - 1]];
+                        let d = conv.conv2d_backward_input.dispatch(dev, &at, p.groups().backward_input);
+                        seg.push(d.named(name("conv2d_backward_input")));
+                    }
+                }
+                _ if i == 0 => {}
+                Op::ReLU => {
+                    let len = batch * n.in_len;
+                    let u = uniform(gpu, "relu_backward", &LenParams { len: len as u32, _pad: [0; 3] });
+                    let kernel = &k.on_demand()?.relu_backward;
+                    let d =
+                        kernel.dispatch(dev, &[&u, input, dz, &self.dz[i - 1]], linear_groups(len, LINEAR_WG as usize));
+                    seg.push(d.named(name("relu_backward")));
+                }
+                Op::MaxPool2d(_) | Op::Dropout { .. } => {
+                    let len = batch * n.in_len;
+                    let routed = if prev_relu { &self.scratch } else { &self.dz[i - 1] };
+                    let d = if let Op::MaxPool2d(s) = n.op {
+                        let u = uniform(gpu, "maxpool2d_backward", &PoolParams::new(&s.with_batch(batch)));
+                        let argmax = self.argmax[i].as_ref().expect("a MaxPool2d node's argmax");
+                        let kernel = &k.on_demand()?.conv.maxpool2d_backward;
+                        kernel.dispatch(dev, &[&u, dz, argmax, routed], linear_groups(len, 64))
+                    } else {
+                        let u = drop_u[i].as_ref().expect("the dropout node's forward parameters");
+                        let bindings = [whole(u), whole(dz), keys.clone(), whole(routed)];
+                        let kernel = &k.on_demand()?.conv.dropout_backward;
+                        kernel.dispatch_ranges(dev, &bindings, linear_groups(len, 256))
+                    };
+                    seg.push(d.named(name(&op_name(&n.op, "backward"))));
+                    if prev_relu {
+                        let u = uniform(gpu, "relu_backward", &LenParams { len: len as u32, _pad: [0; 3] });
+                        let kernel = &k.on_demand()?.relu_backward;
+                        let at = [&u, input, &self.scratch, &self.dz[i - 1]];
+                        let d = kernel.dispatch(dev, &at, linear_groups(len, LINEAR_WG as usize));
+                        seg.push(d.named(name("relu_backward (fused ReLU mask)")));
+                    }
+                }
             }
         }
-        seg
+        Ok(seg)
     }
 
     /// Runs one training step with every dispatch in its own timed pass and returns each
@@ -689,37 +922,59 @@ impl<'g> GpuNet<'g> {
     /// Bytes of device memory this network holds: parameters, gradients, optimizer state,
     /// activations, metrics and data tables (uniforms and staging not counted).
     pub fn memory_bytes(&self) -> u64 {
-        let fixed = [&self.params, &self.wt, &self.grads, &self.s1, &self.s2, &self.x, &self.y, &self.idx];
-        let per_layer = self.acts.iter().chain(&self.dz);
-        let tables = self.tables.iter().flat_map(|t| [&t.src, &t.labels]);
+        let fixed =
+            [&self.params, &self.wt, &self.grads, &self.s1, &self.s2, &self.x, &self.y, &self.idx, &self.scratch];
+        let per_layer = self.acts.iter().chain(&self.dz).chain(self.argmax.iter().flatten());
+        let tables = self.tables.iter().flat_map(|t| [Some(&t.src), Some(&t.labels), t.keys.as_ref()]).flatten();
         let rest = [&self.loss, &self.correct, &self.stats];
         fixed.into_iter().chain(per_layer).chain(tables).chain(rest).map(wgpu::Buffer::size).sum()
     }
 }
 
-/// A fully connected layer's place in the network.
-struct FcLayer {
-    index: usize,
-    inp: usize,
-    out: usize,
-    w_off: usize,
-    b_off: usize,
-    relu: bool,
+/// Whether node `i`'s input gradient is routed (MaxPool2d, Dropout) and then masked by
+/// the fused ReLU of node `i − 1`, which needs the scratch buffer.
+/// A recorded parameter block holding the draws' seed and epoch.
+enum Keyed {
+    Dropout(wgpu::Buffer, DropoutParams),
+    Augment(wgpu::Buffer, AugmentParams),
 }
 
-/// The model's layers, which must all be fully connected.
-fn fc_layers(model: &Model) -> Result<Vec<FcLayer>> {
-    model
-        .nodes()
-        .iter()
-        .enumerate()
-        .map(|(index, n)| match n.op {
-            crate::model::Op::Linear { inp, out } => {
-                Ok(FcLayer { index, inp, out, w_off: n.w_off, b_off: n.b_off, relu: n.relu })
+impl Keyed {
+    /// Writes `seed` and `epoch` into the block.
+    fn rekey(&mut self, gpu: &Gpu, seed: u64, epoch: u32) {
+        let (lo, hi) = (seed as u32, (seed >> 32) as u32);
+        match self {
+            Keyed::Dropout(u, p) => {
+                (p.seed_lo, p.seed_hi, p.epoch) = (lo, hi, epoch);
+                gpu.queue.write_buffer(u, 0, bytemuck::bytes_of(p));
             }
-            _ => Err(Error::precondition("GpuNet", "a model of linear layers")),
-        })
-        .collect()
+            Keyed::Augment(u, p) => {
+                (p.seed_lo, p.seed_hi, p.epoch) = (lo, hi, epoch);
+                gpu.queue.write_buffer(u, 0, bytemuck::bytes_of(p));
+            }
+        }
+    }
+}
+
+fn masked_after_routing(nodes: &[Node], i: usize) -> bool {
+    i > 0 && nodes[i - 1].relu && matches!(nodes[i].op, Op::MaxPool2d(_) | Op::Dropout { .. })
+}
+
+/// The op name of a node's `pass` ("forward" or "backward") kernel, for profiles.
+fn op_name(op: &Op, pass: &str) -> String {
+    let op = match op {
+        Op::Linear { .. } => "fc",
+        Op::Conv2d(_) => "conv2d",
+        Op::MaxPool2d(_) => "maxpool2d",
+        Op::ReLU => "relu",
+        Op::Dropout { .. } => "dropout",
+    };
+    format!("{op}_{pass}")
+}
+
+/// A binding of the whole of `buffer`.
+fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
+    wgpu::BufferBinding { buffer, offset: 0, size: None }
 }
 
 /// The parameter block of a gather of `batch` rows of width `width`.

@@ -145,12 +145,12 @@ pub fn fc_backward_input(
 
 /// GPU `relu_forward`: `a = max(z, 0)`.
 pub fn relu_forward(gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
-    elementwise(gpu, &gpu.kernels.standalone()?.relu_forward, z, z)
+    elementwise(gpu, &gpu.kernels.on_demand()?.relu_forward, z, z)
 }
 
 /// GPU `relu_backward`: `dz = da ⊙ [z > 0]`.
 pub fn relu_backward(gpu: &Gpu, da: &[f32], z: &[f32]) -> Result<Vec<f32>> {
-    elementwise(gpu, &gpu.kernels.standalone()?.relu_backward, z, da)
+    elementwise(gpu, &gpu.kernels.on_demand()?.relu_backward, z, da)
 }
 
 fn elementwise(gpu: &Gpu, k: &Kernel, z: &[f32], da: &[f32]) -> Result<Vec<f32>> {
@@ -164,7 +164,7 @@ fn elementwise(gpu: &Gpu, k: &Kernel, z: &[f32], da: &[f32]) -> Result<Vec<f32>>
 
 /// GPU `softmax`: row softmax of `z: [B, C]`.
 pub fn softmax(gpu: &Gpu, z: &[f32], batch: usize, classes: usize) -> Result<Vec<f32>> {
-    let (_, _, p) = softmax_run(gpu, &gpu.kernels.standalone()?.softmax, z, &vec![0; batch], 1.0, batch, classes)?;
+    let (_, _, p) = softmax_run(gpu, &gpu.kernels.on_demand()?.softmax, z, &vec![0; batch], 1.0, batch, classes)?;
     Ok(p)
 }
 
