@@ -242,6 +242,42 @@ fn fast_conv_matches_reference_loops() {
     }
 }
 
+/// The fast pooling equals the plain loops bit for bit — on ragged shapes, on values with
+/// ties (few distinct values) and NaNs — and its masked backward equals the plain backward
+/// followed by the ReLU mask.
+#[test]
+fn fast_pooling_matches_reference_loops() {
+    let mut rng = Rng::new(5, 45);
+    for &case in &verify::conv::POOL_CASES {
+        let s = verify::conv::pool_shape(case).unwrap();
+        for ties in [false, true] {
+            let mut x: Vec<f64> = values(&mut rng, s.batch * s.in_len());
+            if ties {
+                x.iter_mut().for_each(|v| *v = (*v * 2.0).round().max(0.0));
+                if x.len() > 5 {
+                    x[5] = f64::NAN;
+                }
+            }
+            let (mut y1, mut y2) = (vec![0.0; s.batch * s.out_len()], vec![0.0; s.batch * s.out_len()]);
+            let (mut a1, mut a2) = (vec![0u32; y1.len()], vec![0u32; y1.len()]);
+            conv::maxpool2d_forward(&x, &mut y1, &mut a1, &s);
+            fast_conv::maxpool2d_forward(&x, &mut y2, &mut a2, &s);
+            assert_eq!(a1, a2, "argmax {s}");
+            assert!(y1.iter().zip(&y2).all(|(p, q)| p.to_bits() == q.to_bits()), "maxpool2d_forward {s}");
+            let dy = values(&mut rng, y1.len());
+            for mask in [None, Some(&x[..])] {
+                let (mut dx1, mut dx2) = (vec![1.0; x.len()], vec![2.0; x.len()]);
+                conv::maxpool2d_backward(&dy, &a1, &mut dx1, &s);
+                if let Some(a) = mask {
+                    ops::relu_mask(&mut dx1, a);
+                }
+                fast_conv::maxpool2d_backward(&dy, &a1, mask, &mut dx2, &s);
+                assert!(dx1.iter().zip(&dx2).all(|(p, q)| p.to_bits() == q.to_bits()), "maxpool2d_backward {s}");
+            }
+        }
+    }
+}
+
 /// Over a million keys the kept fraction is `1 − p` within 6 standard deviations, and the
 /// mean of `dropout_forward(1)` is 1 (inverted dropout keeps the expectation) likewise.
 #[test]

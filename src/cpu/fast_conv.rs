@@ -1,6 +1,7 @@
-//! The convolution ops of [`super::conv`] as im2col + a `matrixmultiply` product (blocked,
-//! vectorised, both cores). Same names, arguments and meaning; tested against the plain
-//! loops. With `R = C_in·k·k` and `P = H_out·W_out`, the batch goes in chunks of `G`
+//! The convolution and max-pooling ops of [`super::conv`], fast: convolutions as im2col +
+//! a `matrixmultiply` product (blocked, vectorised, both cores), sums in lanes, pooling a
+//! window row at a time. Same names, arguments and meaning (the pooling backward also
+//! fuses the mask of a ReLU before it); tested against the plain loops. With `R = C_in·k·k` and `P = H_out·W_out`, the batch goes in chunks of `G`
 //! samples (about [`CHUNK_COLUMNS`] columns, so each product is large enough to run well
 //! and its patches stay a few MB):
 //!
@@ -10,7 +11,7 @@
 //! - weights: `dW += dZ·colsᵀ`, `dZ: [C_out, G·P]` the chunk's `dz` regrouped by channel
 //! - input: `dcols = Wᵀ·dZ`, then scattered back (col2im) into `dx`.
 
-use super::conv::Conv2dShape;
+use super::conv::{Conv2dShape, Pool2dShape};
 use super::fast::gemm;
 use crate::Real;
 
@@ -150,7 +151,75 @@ pub fn conv2d_backward_weights<T: Real>(dz: &[T], x: &[T], dw: &mut [T], s: &Con
     }
 }
 
-/// `db (+)= Σ_{n,oh,ow} dz`; the plain loop (no product to speed up).
+/// Sums `v` in eight interleaved lanes (vectorizes; the order differs from a plain loop's).
+fn lane_sum<T: Real>(v: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = *a + x;
+        }
+    }
+    let tail = chunks.remainder().iter().fold(T::zero(), |s, &x| s + x);
+    acc.iter().fold(tail, |s, &a| s + a)
+}
+
+/// `db (+)= Σ_{n,oh,ow} dz`, each plane summed in lanes; see `conv::conv2d_backward_bias`.
 pub fn conv2d_backward_bias<T: Real>(dz: &[T], db: &mut [T], s: &Conv2dShape, accumulate: bool) {
-    super::conv::conv2d_backward_bias(dz, db, s, accumulate);
+    let p = s.h_out * s.w_out;
+    if !accumulate {
+        db[..s.c_out].fill(T::zero());
+    }
+    for (i, plane) in dz[..s.batch * s.c_out * p].chunks_exact(p).enumerate() {
+        let co = i % s.c_out;
+        db[co] = db[co] + lane_sum(plane);
+    }
+}
+
+/// Max-pooling forward, a window row at a time; see `conv::maxpool2d_forward` (the same
+/// choice: first maximum in row-major window order, the first NaN kept).
+pub fn maxpool2d_forward<T: Real>(x: &[T], y: &mut [T], argmax: &mut [u32], s: &Pool2dShape) {
+    let (k, plane_in, plane_out) = (s.k, s.h * s.w, s.h_out * s.w_out);
+    for nc in 0..s.batch * s.c {
+        let c = nc % s.c;
+        let xs = &x[nc * plane_in..(nc + 1) * plane_in];
+        let ys = &mut y[nc * plane_out..(nc + 1) * plane_out];
+        let args = &mut argmax[nc * plane_out..(nc + 1) * plane_out];
+        for oh in 0..s.h_out {
+            let yr = &mut ys[oh * s.w_out..(oh + 1) * s.w_out];
+            let ar = &mut args[oh * s.w_out..(oh + 1) * s.w_out];
+            for i in 0..k {
+                let h = oh * k + i;
+                let row = &xs[h * s.w..h * s.w + s.w_out * k];
+                for (ow, win) in row.chunks_exact(k).enumerate() {
+                    for (j, &v) in win.iter().enumerate() {
+                        let first = i == 0 && j == 0;
+                        let best = yr[ow];
+                        if first || (!best.is_nan() && (v > best || v.is_nan())) {
+                            yr[ow] = v;
+                            ar[ow] = ((c * s.h + h) * s.w + ow * k + j) as u32;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Max-pooling backward, with the mask of a ReLU fused before it as in
+/// [`conv2d_backward_input`]: `dx[argmax] = dy` where `a_prev[argmax] > 0` (or always
+/// without `a_prev`), zero elsewhere; see `conv::maxpool2d_backward`.
+pub fn maxpool2d_backward<T: Real>(dy: &[T], argmax: &[u32], a_prev: Option<&[T]>, dx: &mut [T], s: &Pool2dShape) {
+    let (plane_in, out) = (s.in_len(), s.out_len());
+    dx[..s.batch * plane_in].fill(T::zero());
+    for n in 0..s.batch {
+        let dxs = &mut dx[n * plane_in..(n + 1) * plane_in];
+        let a = a_prev.map(|a| &a[n * plane_in..(n + 1) * plane_in]);
+        for (&g, &at) in dy[n * out..(n + 1) * out].iter().zip(&argmax[n * out..(n + 1) * out]) {
+            let at = at as usize;
+            if a.is_none_or(|a| a[at] > T::zero()) {
+                dxs[at] = g;
+            }
+        }
+    }
 }

@@ -82,7 +82,12 @@ pub fn forward<T: Real>(
             (Op::Linear { inp, out: o }, Kernels::Fast) => fast::fc_forward(input, w, b, out, batch, inp, o, n.relu),
             (Op::Conv2d(s), Kernels::Reference) => conv::conv2d_forward(input, w, b, out, &s.with_batch(batch), n.relu),
             (Op::Conv2d(s), Kernels::Fast) => fast_conv::conv2d_forward(input, w, b, out, &s.with_batch(batch), n.relu),
-            (Op::MaxPool2d(s), _) => conv::maxpool2d_forward(input, out, &mut ws.argmax[i], &s.with_batch(batch)),
+            (Op::MaxPool2d(s), Kernels::Reference) => {
+                conv::maxpool2d_forward(input, out, &mut ws.argmax[i], &s.with_batch(batch))
+            }
+            (Op::MaxPool2d(s), Kernels::Fast) => {
+                fast_conv::maxpool2d_forward(input, out, &mut ws.argmax[i], &s.with_batch(batch))
+            }
             (Op::ReLU, _) => ops::relu_forward(input, out),
             (Op::Dropout { p }, _) => match draw {
                 Some(d) => dropout::dropout_forward(input, out, d.samples, n.out_len, d.seed, d.epoch, p),
@@ -159,12 +164,16 @@ pub fn loss_and_grad<T: Real>(
                 }
             }
             _ if i == 0 => {}
-            (Op::MaxPool2d(s), _) => {
+            (Op::MaxPool2d(s), Kernels::Reference) => {
                 let dx = &mut lower[i - 1][..batch * n.in_len];
                 conv::maxpool2d_backward(dz, &ws.argmax[i], dx, &s.with_batch(batch));
                 if let Some(a) = mask {
                     ops::relu_mask(dx, a);
                 }
+            }
+            (Op::MaxPool2d(s), Kernels::Fast) => {
+                let dx = &mut lower[i - 1][..batch * n.in_len];
+                fast_conv::maxpool2d_backward(dz, &ws.argmax[i], mask, dx, &s.with_batch(batch));
             }
             (Op::ReLU, _) => ops::relu_backward(dz, input, &mut lower[i - 1][..batch * n.in_len]),
             (Op::Dropout { p }, _) => {
