@@ -104,7 +104,8 @@ pub fn conv2d_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], s: &Conv2
     for n0 in (0..s.batch).step_by(g) {
         let g = g.min(s.batch - n0);
         im2col(x, n0, g, s, &mut cols);
-        gemm(s.c_out, r, g * p, (w, r, 1), (&cols, g * p, 1), T::zero(), (&mut out, g * p, 1));
+        // As `Zᵀ = colsᵀ·Wᵀ` (the long side as rows: the product splits over both cores).
+        gemm(g * p, r, s.c_out, (&cols, 1, g * p), (w, 1, r), T::zero(), (&mut out, 1, g * p));
         for gi in 0..g {
             for co in 0..s.c_out {
                 let src = &out[(co * g + gi) * p..][..p];
@@ -127,7 +128,8 @@ pub fn conv2d_backward_input<T: Real>(dz: &[T], w: &[T], a_prev: Option<&[T]>, d
     for n0 in (0..s.batch).step_by(g) {
         let g = g.min(s.batch - n0);
         by_channel(dz, n0, g, s, &mut dzc);
-        gemm(r, s.c_out, g * p, (w, 1, r), (&dzc, g * p, 1), T::zero(), (&mut cols, g * p, 1));
+        // As `dcolsᵀ = dZᵀ·W` (the long side as rows).
+        gemm(g * p, s.c_out, r, (&dzc, 1, g * p), (w, r, 1), T::zero(), (&mut cols, 1, g * p));
         col2im(&cols, n0, g, s, dx);
     }
     if let Some(a) = a_prev {
