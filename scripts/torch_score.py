@@ -6,7 +6,8 @@
 
 The network is rebuilt from `wgtrain.model` (the layer list in torch.nn's terms), the
 weights are loaded with strict=True, the inputs are scaled as `wgtrain.input` says
-(x' = (x / divide - mean) / std), and the test set named in `wgtrain.data` (the IDX
+(x' = (x / divide - mean) / std) and shaped as it says ([N, C, H, W] for a model that
+starts with a convolution), and the test set named in `wgtrain.data` (the IDX
 folder's t10k files, or the CSV test file) is scored. wgtrain is not needed.
 """
 import argparse
@@ -64,7 +65,7 @@ def main():
     with safe_open(path, "pt") as f:
         meta = f.metadata()
     layers = json.loads(meta["wgtrain.model"])
-    model = torch.nn.Sequential(*[getattr(torch.nn, l.pop("layer"))(**l) for l in layers])
+    model = torch.nn.Sequential(*[getattr(torch.nn, l.pop("layer"))(**l) for l in [dict(l) for l in layers]])
     model.load_state_dict(load_file(path), strict=True)
     model.eval()
 
@@ -75,6 +76,10 @@ def main():
     x = x / np.float32(t["divide"])
     if t["mean"]:
         x = (x - np.array(t["mean"], dtype=np.float32)) / np.array(t["std"], dtype=np.float32)
+    # Images go in as [N, C, H, W] (a model that starts with Linear takes them flat).
+    shape = t.get("shape") or []
+    if len(shape) == 3 and layers and layers[0]["layer"] != "Linear":
+        x = x.reshape(len(x), *shape)
     with torch.no_grad():
         logits = model(torch.from_numpy(x))
         loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)).item()

@@ -151,7 +151,11 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
     let best = if split.val.rows > 0 { run::BEST_FILE } else { "none: no validation set" };
     println!("weights: {} (best validation loss: {best})", run.path.join(run::MODEL_FILE).display());
     // A figure that cannot be drawn must not fail a finished run.
-    match engine.predict(&split.test).and_then(|probs| plot::test_figures(&run.path, &split, &probs)) {
+    let figures = engine.predict(&split.test).and_then(|probs| {
+        let weights = (&cfg.model, out.params.as_slice());
+        plot::test_figures(&run.path, &split, &probs, weights)
+    });
+    match figures {
         Ok((table, files)) => {
             print!("\n{table}");
             println!("figures: {}", files_str(&files));

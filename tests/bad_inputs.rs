@@ -260,6 +260,12 @@ fn every_bad_input_is_refused_with_one_clear_line() {
         case("hidden 0", &["train", "--hidden", "0"], 2, &["--hidden: 0 is invalid"]),
         case("hidden -2", &["train", "--hidden", "8,-2"], 2, &["--hidden: -2 is invalid"]),
         case("hidden word", &["train", "--hidden", "wide"], 2, &["--hidden: wide"]),
+        case("model token", &["train", "--model", "conv:32"], 2, &["--model: conv:32", "layer 1 `conv:32`"]),
+        case("model unknown", &["train", "--model", "resnet"], 2, &["--model: resnet", "unknown layer"]),
+        case("model open end", &["train", "--model", "conv:8:3,relu"], 2, &["--model", "does not end in `linear`"]),
+        case("augment word", &["train", "--augment", "rotate"], 2, &["--augment: rotate", "`rotate`"]),
+        case("augment shift", &["train", "--augment", "shift:99"], 2, &["--augment: shift:99", "1..=64"]),
+        case("input 2 dims", &["train", "--input", "1,28"], 2, &["--input: 1,28", "C,H,W"]),
         case("classes 1", &["train", "--classes", "1"], 2, &["--classes: 1 is invalid", "2 to 65536"]),
         case("classes 1e9", &["train", "--classes", "1000000000"], 2, &["--classes: 1000000000", "65536"]),
         case("classes -3", &["train", "--classes", "-3"], 2, &["--classes: -3 is invalid"]),
@@ -532,6 +538,37 @@ fn every_bad_input_is_refused_with_one_clear_line() {
             &["train", "--device", "cpu", "--data", &idx_zero],
             1,
             &["train-images-idx3-ubyte.gz", "no samples or no features"],
+        ),
+        // Layer shapes: refused naming the layer, what it got and what it needs.
+        case(
+            "cnn on flat rows",
+            &["train", "--device", "cpu", "--data", &ok4, "--model", "cnn", "--out", &out],
+            1,
+            &["layer 0 (conv:32:3:p1)", "[4]", "--input C,H,W"],
+        ),
+        case(
+            "input size",
+            &["train", "--device", "cpu", "--data", &ok4, "--input", "1,2,3", "--out", &out],
+            1,
+            &["--input: 1,2,3 is invalid", "C·H·W = 4 values"],
+        ),
+        case(
+            "kernel too large",
+            &["train", "--device", "cpu", "--data", &ok4, "--input", "1,2,2", "--model", "conv:8:3,flatten,linear"],
+            1,
+            &["layer 0 (conv:8:3)", "[1, 2, 2]", "3x3"],
+        ),
+        case(
+            "linear after conv",
+            &["train", "--device", "cpu", "--data", &ok64, "--input", "1,8,8", "--model", "conv:2:3,relu,linear"],
+            1,
+            &["layer 2 (linear:2)", "[2, 6, 6]", "flatten"],
+        ),
+        case(
+            "augment flat rows",
+            &["train", "--device", "cpu", "--data", &ok4, "--augment", "flip", "--out", &out],
+            1,
+            &["--augment: flip is invalid", "image samples"],
         ),
         // Memory: refused with the figures before anything is allocated.
         case(

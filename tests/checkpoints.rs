@@ -45,7 +45,12 @@ fn spec() -> DataSpec {
 /// A new run folder for `cfg` on `subset` (the run folder's API changed with the `run`
 /// module: it writes its config.json from typed values, and resume needs the data spec).
 fn new_run(dir: &Path, cfg: &Config) -> RunDir {
-    RunDir::create(Some(dir), false, cfg, &spec(), subset(), "test device").unwrap()
+    new_run_on(dir, cfg, subset())
+}
+
+/// [`new_run`] on other data.
+fn new_run_on(dir: &Path, cfg: &Config, data: &Split) -> RunDir {
+    RunDir::create(Some(dir), false, cfg, &spec(), data, "test device").unwrap()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -68,13 +73,13 @@ fn config(opt: &str, schedule: Schedule) -> Config {
     }
 }
 
-/// Builds a fresh engine for `cfg` on the GPU when `gpu` is given, else on the CPU.
-fn engine<'g>(cfg: &Config, gpu: Option<&'g wgtrain::gpu::Gpu>) -> Box<dyn Engine + 'g> {
+/// Builds a fresh engine for `cfg` on `data` on the GPU when `gpu` is given, else on the CPU.
+fn engine<'g>(cfg: &Config, gpu: Option<&'g wgtrain::gpu::Gpu>, data: &Split) -> Box<dyn Engine + 'g> {
     let model = cfg.model.clone();
     let p = model.init(cfg.seed);
     match gpu {
         Some(g) => Box::new(
-            GpuEngine::new(g, &model, &p, cfg.optimizer.kind, cfg.max_batch(), &subset().train, DataMode::Resident)
+            GpuEngine::new(g, &model, &p, cfg.optimizer.kind, cfg.max_batch(), &data.train, DataMode::Resident)
                 .unwrap(),
         ),
         None => Box::new(CpuEngine::new(&model, p, cfg.optimizer.kind, cfg.max_batch())),
@@ -97,31 +102,40 @@ fn loss_log(dir: &Path) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
-fn resume_is_bit_exact(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
-    let cfg = config("adam", Schedule::Cosine { warmup: 0.5, min_lr: 0.0 });
+/// `cfg` trained on `data` without a stop, and stopped after `stop` steps (on a logging
+/// boundary, where it lands at `(epoch, batch)`) then resumed: the same weights, bit for
+/// bit, and the same logged losses.
+fn resume_is_bit_exact(
+    gpu: Option<&wgtrain::gpu::Gpu>,
+    name: &str,
+    cfg: &Config,
+    data: &Split,
+    stop: u64,
+    at: (usize, usize),
+) {
     // Uninterrupted.
     let full_dir = scratch(&format!("{name}-full"));
-    let mut run = new_run(&full_dir, &cfg);
+    let mut run = new_run_on(&full_dir, cfg, data);
     let full =
-        train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &Control::default())
+        train::train(cfg, data, engine(cfg, gpu, data).as_mut(), Some(&mut run), &mut Quiet, None, &Control::default())
             .unwrap();
     assert_eq!(full.finish, Finish::Completed);
-    // Stopped mid-epoch 2 (step 48 of 32 per epoch, on a logging boundary), then resumed.
+    // Stopped, then resumed.
     let dir = scratch(&format!("{name}-resumed"));
-    let mut run = new_run(&dir, &cfg);
-    let stop = Control { stop_after: Some(48), ..Control::default() };
+    let mut run = new_run_on(&dir, cfg, data);
+    let ctl = Control { stop_after: Some(stop), ..Control::default() };
     let first =
-        train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &stop).unwrap();
-    assert_eq!(first.finish, Finish::Interrupted(48));
+        train::train(cfg, data, engine(cfg, gpu, data).as_mut(), Some(&mut run), &mut Quiet, None, &ctl).unwrap();
+    assert_eq!(first.finish, Finish::Interrupted(stop));
     drop(run);
     let r = run::load_resume(&dir).unwrap();
-    assert_eq!((r.progress.epoch, r.progress.batch, r.progress.step), (1, 16, 48));
-    let mut e = engine(&r.config, gpu);
+    assert_eq!((r.progress.epoch, r.progress.batch, r.progress.step), (at.0, at.1, stop));
+    let mut e = engine(&r.config, gpu, data);
     e.set_state(&r.params, &r.optim_state).unwrap();
-    let mut run = RunDir::reopen(&r, subset(), "test device").unwrap();
+    let mut run = RunDir::reopen(&r, data, "test device").unwrap();
     let second = train::train(
         &r.config,
-        subset(),
+        data,
         e.as_mut(),
         Some(&mut run),
         &mut Quiet,
@@ -137,15 +151,57 @@ fn resume_is_bit_exact(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
     assert_eq!((a.test_loss.to_bits(), a.train_loss.to_bits()), (b.test_loss.to_bits(), b.train_loss.to_bits()));
 }
 
+/// Stopped mid-epoch 2 (step 48 of 32 per epoch, on a logging boundary).
+fn mlp_resume(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
+    let cfg = config("adam", Schedule::Cosine { warmup: 0.5, min_lr: 0.0 });
+    resume_is_bit_exact(gpu, name, &cfg, subset(), 48, (1, 16));
+}
+
 #[test]
 fn resume_is_bit_exact_on_the_cpu() {
-    resume_is_bit_exact(None, "cpu");
+    mlp_resume(None, "cpu");
 }
 
 #[test]
 fn resume_is_bit_exact_on_the_gpu() {
     let Some(gpu) = common::gpu() else { return };
-    resume_is_bit_exact(Some(gpu), "gpu");
+    mlp_resume(Some(gpu), "gpu");
+}
+
+/// The `cnn` preset as `--model cnn` configures it (its augmentation included), on 384
+/// images in batches of 32 for 2 epochs, stopped after step 18 (mid-epoch 2).
+fn cnn_resume(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
+    static S: OnceLock<Split> = OnceLock::new();
+    let data = S.get_or_init(|| {
+        let mut s = subset().clone();
+        s.train = s.train.head(384);
+        s.test = s.test.head(100);
+        s
+    });
+    let mut cfg = cnn_config(data);
+    (cfg.batch, cfg.epochs, cfg.log_every) = (BatchSize::Mini(32), 2, 6);
+    resume_is_bit_exact(gpu, name, &cfg, data, 18, (1, 6));
+}
+
+/// `--model cnn` with its defaults on `data` (and an AdamW rate schedule with warm-up).
+fn cnn_config(data: &Split) -> Config {
+    use clap::Parser;
+    let cli = wgtrain::cli::Cli::try_parse_from(["wgtrain", "train", "--model", "cnn", "--optimizer", "adamw"]).unwrap();
+    let wgtrain::cli::Command::Train(a) = cli.command.unwrap() else { unreachable!() };
+    let cfg = a.config(data).unwrap();
+    assert!(!cfg.augment.is_none(), "the cnn preset augments");
+    cfg
+}
+
+#[test]
+fn cnn_resume_is_bit_exact_on_the_cpu() {
+    cnn_resume(None, "cnn-cpu");
+}
+
+#[test]
+fn cnn_resume_is_bit_exact_on_the_gpu() {
+    let Some(gpu) = common::gpu() else { return };
+    cnn_resume(Some(gpu), "cnn-gpu");
 }
 
 /// A stop (with its checkpoint) at step 77, inside what would have been one run of
@@ -162,18 +218,18 @@ fn resume_mid_run_is_bit_exact(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
     let mut run = new_run(&full_dir, &cfg);
     let every = Control { checkpoint_every: Some(50), ..Control::default() };
     let full =
-        train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &every).unwrap();
+        train::train(&cfg, subset(), engine(&cfg, gpu, subset()).as_mut(), Some(&mut run), &mut Quiet, None, &every).unwrap();
     assert_eq!(full.finish, Finish::Completed);
     let dir = scratch(&format!("{name}-midrun-resumed"));
     let mut run = new_run(&dir, &cfg);
     let stop = Control { stop_after: Some(77), checkpoint_every: Some(50), ..Control::default() };
     let first =
-        train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &stop).unwrap();
+        train::train(&cfg, subset(), engine(&cfg, gpu, subset()).as_mut(), Some(&mut run), &mut Quiet, None, &stop).unwrap();
     assert_eq!(first.finish, Finish::Interrupted(77));
     drop(run);
     let r = run::load_resume(&dir).unwrap();
     assert_eq!((r.progress.epoch, r.progress.batch, r.progress.step), (0, 77, 77));
-    let mut e = engine(&r.config, gpu);
+    let mut e = engine(&r.config, gpu, subset());
     e.set_state(&r.params, &r.optim_state).unwrap();
     let mut run = RunDir::reopen(&r, subset(), "test device").unwrap();
     let second =
@@ -202,7 +258,7 @@ fn resume_mid_run_is_bit_exact_on_the_gpu() {
 #[test]
 fn weights_round_trip_with_the_same_predictions() {
     let cfg = config("sgd", Schedule::Constant);
-    let mut e = engine(&cfg, None);
+    let mut e = engine(&cfg, None, subset());
     let mut c = cfg.clone();
     c.epochs = 1;
     let out = train::train(&c, subset(), e.as_mut(), None, &mut Quiet, None, &Control::default()).unwrap();
@@ -287,7 +343,7 @@ fn nan_stops_the_run(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
     let dir = scratch(&format!("nan-{name}"));
     let mut run = new_run(&dir, &cfg);
     let err =
-        train::train(&cfg, subset(), engine(&cfg, gpu).as_mut(), Some(&mut run), &mut Quiet, None, &Control::default())
+        train::train(&cfg, subset(), engine(&cfg, gpu, subset()).as_mut(), Some(&mut run), &mut Quiet, None, &Control::default())
             .map(|_| ())
             .unwrap_err()
             .to_string();

@@ -5,6 +5,7 @@
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use wgtrain::model::{Model, Shape, Spec};
 use wgtrain::cpu::ops;
 use wgtrain::data::{Dataset, FeatureData};
 use wgtrain::plot::confusion::{argmax, overall_accuracy, plot_confusion};
@@ -298,7 +299,13 @@ fn write_run_figures_writes_every_figure() {
     let dir = temp_dir("all");
     write_run(&dir, &two_epochs());
     let (test, probs) = image_set(30, 784, 3);
-    let files = write_run_figures(&dir, &test, &probs, &names(3)).expect("figures");
+    // A network with a convolution: its first layer's filters are drawn too.
+    let model = Spec::parse("conv:6:5:p2,relu,pool:2,flatten,linear", &[])
+        .unwrap()
+        .build(Shape::Image { c: 1, h: 28, w: 28 }, 3)
+        .unwrap();
+    let params = model.init(1);
+    let files = write_run_figures(&dir, &test, &probs, &names(3), (&model, &params)).expect("figures");
     let stems: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(
         stems,
@@ -307,6 +314,8 @@ fn write_run_figures_writes_every_figure() {
             "loss.png",
             "accuracy.svg",
             "accuracy.png",
+            "filters.svg",
+            "filters.png",
             "confusion.svg",
             "confusion.png",
             "mistakes.svg",
@@ -316,7 +325,11 @@ fn write_run_figures_writes_every_figure() {
     for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "png")) {
         assert_png(f);
     }
-    let err = write_run_figures(&dir, &test, &probs[1..], &names(3)).expect_err("short probabilities");
+    let err = write_run_figures(&dir, &test, &probs[1..], &names(3), (&model, &params)).expect_err("short probabilities");
+    // An MLP has no filters to draw.
+    let mlp = Model::mlp(test.shape, &[8], 3).unwrap();
+    let files = write_run_figures(&dir, &test, &probs, &names(3), (&mlp, &mlp.init(1))).expect("figures");
+    assert_eq!(files.len(), 8);
     assert!(err.to_string().contains("probabilities"), "{err}");
 }
 

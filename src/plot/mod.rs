@@ -15,6 +15,7 @@
 
 pub mod confusion;
 pub mod curves;
+pub mod filters;
 pub mod images;
 pub mod lr;
 mod pixels;
@@ -165,16 +166,20 @@ pub(crate) fn ink(size: f64, c: RGBColor) -> TextStyle<'static> {
 /// Every figure for a finished run, written into `run_dir`: `loss` and `accuracy` from its
 /// `metrics.jsonl` ([`plot_run`]), `confusion` (the test set's confusion matrix with
 /// per-class accuracy) and, when the test samples are square grayscale images, `mistakes`
-/// (the most confidently misclassified test images). `probs` are the model's softmax
-/// probabilities on `test`, `[N, C]` row-major (as `Engine::predict` returns them).
-/// Returns the files written, SVG and PNG for each figure.
+/// (the most confidently misclassified test images), and for a model with a convolution
+/// `filters` (its first convolution's filters, from `weights`: the model and its flat
+/// parameters). `probs` are the model's softmax probabilities on `test`, `[N, C]`
+/// row-major (as `Engine::predict` returns them). Returns the files written, SVG and PNG
+/// for each figure.
 pub fn write_run_figures(
     run_dir: &Path,
     test: &Dataset,
     probs: &[f32],
     class_names: &[String],
+    weights: (&crate::model::Model, &[f32]),
 ) -> Result<Vec<PathBuf>> {
     let mut written = plot_run(run_dir)?;
+    written.extend(filters::plot_filters(weights.0, weights.1, &run_dir.join("filters"))?);
     let matrix = confusion(&test.labels, probs, class_names.len())?;
     written.extend(confusion::plot_confusion(&matrix, class_names, &run_dir.join("confusion"))?);
     written.extend(images::plot_mistakes(test, probs, class_names, images::GRID_IMAGES, &run_dir.join("mistakes"))?);
@@ -183,10 +188,15 @@ pub fn write_run_figures(
 
 /// Every figure of a finished run (see [`write_run_figures`]) from the model's
 /// probabilities `probs` on `split.test`, and the confusion matrix as a terminal table.
-pub fn test_figures(run_dir: &Path, split: &crate::data::Split, probs: &[f32]) -> Result<(String, Vec<PathBuf>)> {
+pub fn test_figures(
+    run_dir: &Path,
+    split: &crate::data::Split,
+    probs: &[f32],
+    weights: (&crate::model::Model, &[f32]),
+) -> Result<(String, Vec<PathBuf>)> {
     let m = confusion(&split.test.labels, probs, split.class_names.len())?;
     let table = confusion_table(&m, &split.class_names);
-    Ok((table, write_run_figures(run_dir, &split.test, probs, &split.class_names)?))
+    Ok((table, write_run_figures(run_dir, &split.test, probs, &split.class_names, weights)?))
 }
 
 /// A run's figures redrawn from its folder: the learning curves, and, when its weights
@@ -207,9 +217,9 @@ pub fn redraw_run(run_dir: &Path) -> Result<(Option<String>, Vec<PathBuf>)> {
         ));
     }
     let mut engine =
-        crate::engine::CpuEngine::new(&w.model, w.params, crate::optim::OptimKind::Sgd, crate::train::CHUNK);
+        crate::engine::CpuEngine::new(&w.model, w.params.clone(), crate::optim::OptimKind::Sgd, crate::train::CHUNK);
     let probs = engine.predict(&split.test)?;
-    let (table, files) = test_figures(run_dir, &split, &probs)?;
+    let (table, files) = test_figures(run_dir, &split, &probs, (&w.model, &w.params))?;
     Ok((Some(table), files))
 }
 
