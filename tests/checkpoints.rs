@@ -133,16 +133,9 @@ fn resume_is_bit_exact(
     let mut e = engine(&r.config, gpu, data);
     e.set_state(&r.params, &r.optim_state).unwrap();
     let mut run = RunDir::reopen(&r, data, "test device").unwrap();
-    let second = train::train(
-        &r.config,
-        data,
-        e.as_mut(),
-        Some(&mut run),
-        &mut Quiet,
-        Some(r.progress),
-        &Control::default(),
-    )
-    .unwrap();
+    let second =
+        train::train(&r.config, data, e.as_mut(), Some(&mut run), &mut Quiet, Some(r.progress), &Control::default())
+            .unwrap();
     assert_eq!(second.finish, Finish::Completed);
     let differ = full.params.iter().zip(&second.params).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
     assert_eq!(differ, 0, "{name}: {differ} weights differ from the uninterrupted run");
@@ -186,7 +179,8 @@ fn cnn_resume(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
 /// `--model cnn` with its defaults on `data` (and an AdamW rate schedule with warm-up).
 fn cnn_config(data: &Split) -> Config {
     use clap::Parser;
-    let cli = wgtrain::cli::Cli::try_parse_from(["wgtrain", "train", "--model", "cnn", "--optimizer", "adamw"]).unwrap();
+    let cli =
+        wgtrain::cli::Cli::try_parse_from(["wgtrain", "train", "--model", "cnn", "--optimizer", "adamw"]).unwrap();
     let wgtrain::cli::Command::Train(a) = cli.command.unwrap() else { unreachable!() };
     let cfg = a.config(data).unwrap();
     assert!(!cfg.augment.is_none(), "the cnn preset augments");
@@ -218,13 +212,15 @@ fn resume_mid_run_is_bit_exact(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
     let mut run = new_run(&full_dir, &cfg);
     let every = Control { checkpoint_every: Some(50), ..Control::default() };
     let full =
-        train::train(&cfg, subset(), engine(&cfg, gpu, subset()).as_mut(), Some(&mut run), &mut Quiet, None, &every).unwrap();
+        train::train(&cfg, subset(), engine(&cfg, gpu, subset()).as_mut(), Some(&mut run), &mut Quiet, None, &every)
+            .unwrap();
     assert_eq!(full.finish, Finish::Completed);
     let dir = scratch(&format!("{name}-midrun-resumed"));
     let mut run = new_run(&dir, &cfg);
     let stop = Control { stop_after: Some(77), checkpoint_every: Some(50), ..Control::default() };
     let first =
-        train::train(&cfg, subset(), engine(&cfg, gpu, subset()).as_mut(), Some(&mut run), &mut Quiet, None, &stop).unwrap();
+        train::train(&cfg, subset(), engine(&cfg, gpu, subset()).as_mut(), Some(&mut run), &mut Quiet, None, &stop)
+            .unwrap();
     assert_eq!(first.finish, Finish::Interrupted(77));
     drop(run);
     let r = run::load_resume(&dir).unwrap();
@@ -342,11 +338,18 @@ fn nan_stops_the_run(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
     cfg.epochs = 2;
     let dir = scratch(&format!("nan-{name}"));
     let mut run = new_run(&dir, &cfg);
-    let err =
-        train::train(&cfg, subset(), engine(&cfg, gpu, subset()).as_mut(), Some(&mut run), &mut Quiet, None, &Control::default())
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
+    let err = train::train(
+        &cfg,
+        subset(),
+        engine(&cfg, gpu, subset()).as_mut(),
+        Some(&mut run),
+        &mut Quiet,
+        None,
+        &Control::default(),
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("NaN or infinite") && err.contains("lower learning rate"), "{name}: {err}");
     assert!(err.contains("last good checkpoint (step 32)"), "{name}: {err}");
     let w = checkpoint::load_weights(&dir.join("model.safetensors")).unwrap();

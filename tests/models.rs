@@ -105,7 +105,10 @@ fn shapes_are_checked_layer_by_layer_before_anything_is_allocated() {
     assert!(e.contains("layer 1 (pool:4)") && e.contains("[3, 1, 1]"), "{e}");
     // A kernel larger than the padded input is refused; padding makes it fit.
     assert!(build("conv:2:5,flatten,linear", Shape::Image { c: 1, h: 3, w: 3 }).contains("layer 0"));
-    assert!(Spec::parse("conv:2:5:p1,flatten,linear", &[]).unwrap().build(Shape::Image { c: 1, h: 3, w: 3 }, 10).is_ok());
+    assert!(Spec::parse("conv:2:5:p1,flatten,linear", &[])
+        .unwrap()
+        .build(Shape::Image { c: 1, h: 3, w: 3 }, 10)
+        .is_ok());
     // The last layer must give the classes.
     let e = Spec::parse("flatten,linear:7", &[]).unwrap().build(IMAGE, 10).unwrap_err().to_string();
     assert!(e.contains("7 class scores") && e.contains("10"), "{e}");
@@ -128,7 +131,10 @@ fn relu_fuses_only_right_after_linear_or_conv() {
 fn the_written_model_round_trips_and_old_configs_read_as_mlps() {
     let m = cnn();
     let json = serde_json::to_string(&m).unwrap();
-    assert_eq!(json, r#"{"input":[1,28,28],"layers":"conv:32:3:p1,relu,pool:2,conv:64:3:p1,relu,pool:2,flatten,linear:128,relu,linear:10"}"#);
+    assert_eq!(
+        json,
+        r#"{"input":[1,28,28],"layers":"conv:32:3:p1,relu,pool:2,conv:64:3:p1,relu,pool:2,flatten,linear:128,relu,linear:10"}"#
+    );
     assert_eq!(serde_json::from_str::<Model>(&json).unwrap(), m);
     // config.json before layer sequences: `"sizes": [784, 256, 128, 10]`.
     let old: Model = serde_json::from_str("[784, 256, 128, 10]").unwrap();
@@ -156,7 +162,8 @@ fn weights_carry_their_layer_list_and_input_shape() {
     let mlp = Model::from_sizes(&[6, 5, 3]).unwrap();
     let tensors: Vec<(String, Vec<usize>, Vec<f32>)> =
         mlp.tensors().into_iter().map(|(n, s, r)| (n, s, vec![0.5; r.len()])).collect();
-    let views: Vec<(String, Vec<usize>, &[f32])> = tensors.iter().map(|(n, s, v)| (n.clone(), s.clone(), &v[..])).collect();
+    let views: Vec<(String, Vec<usize>, &[f32])> =
+        tensors.iter().map(|(n, s, v)| (n.clone(), s.clone(), &v[..])).collect();
     let old = dir.join("old.safetensors");
     let sizes = HashMap::from([("wgtrain.sizes".to_string(), "[6,5,3]".to_string())]);
     std::fs::write(&old, checkpoint::to_bytes(&views, sizes).unwrap()).unwrap();

@@ -5,9 +5,9 @@
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use wgtrain::model::{Model, Shape, Spec};
 use wgtrain::cpu::ops;
 use wgtrain::data::{Dataset, FeatureData};
+use wgtrain::model::{Model, Shape, Spec};
 use wgtrain::plot::confusion::{argmax, overall_accuracy, plot_confusion};
 use wgtrain::plot::images::{plot_mistakes, Mistake};
 use wgtrain::plot::simplex::{
@@ -325,7 +325,8 @@ fn write_run_figures_writes_every_figure() {
     for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "png")) {
         assert_png(f);
     }
-    let err = write_run_figures(&dir, &test, &probs[1..], &names(3), (&model, &params)).expect_err("short probabilities");
+    let err =
+        write_run_figures(&dir, &test, &probs[1..], &names(3), (&model, &params)).expect_err("short probabilities");
     // An MLP has no filters to draw.
     let mlp = Model::mlp(test.shape, &[8], 3).unwrap();
     let files = write_run_figures(&dir, &test, &probs, &names(3), (&mlp, &mlp.init(1))).expect("figures");

@@ -31,92 +31,69 @@ fn valid(out: usize, size: usize, t: usize, s: &Conv2dShape) -> std::ops::Range<
     lo.min(hi)..hi
 }
 
-/// Runs `f(first, part)` on `out` cut at a multiple of `unit` values into two parts of
-/// about half the units each (`first`: the part's first unit), the second part on another
-/// thread. The copies, routings and sums around the products would otherwise leave one
-/// of the two cores idle; each output is still computed by one thread, in the same order.
-fn on_two_cores<T: Send>(out: &mut [T], unit: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    let units = out.len() / unit.max(1);
-    if units < 2 {
-        return f(0, out);
-    }
-    let (a, b) = out.split_at_mut(units / 2 * unit);
-    std::thread::scope(|s| {
-        s.spawn(|| f(units / 2, b));
-        f(0, a);
-    });
-}
-
 /// Samples `n0..n0+g`'s patches: `cols: [R, g·P]`.
 fn im2col<T: Real>(x: &[T], n0: usize, g: usize, s: &Conv2dShape, cols: &mut [T]) {
     let p = s.h_out * s.w_out;
     let gp = g * p;
-    on_two_cores(cols, gp, |r0, part| {
-        for (i, row) in part.chunks_exact_mut(gp).enumerate() {
-            let r = r0 + i;
-            let (ci, kh, kw) = (r / (s.k * s.k), r / s.k % s.k, r % s.k);
-            let (rows, cs) = (valid(s.h_out, s.h, kh, s), valid(s.w_out, s.w, kw, s));
-            for (gi, dst) in row.chunks_exact_mut(p).enumerate() {
-                let plane = &x[((n0 + gi) * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
-                dst.fill(T::zero());
-                for oh in rows.clone() {
-                    let ih = oh * s.stride + kh - s.pad;
-                    let src = &plane[ih * s.w..(ih + 1) * s.w];
-                    let d = &mut dst[oh * s.w_out..(oh + 1) * s.w_out];
-                    for ow in cs.clone() {
-                        d[ow] = src[ow * s.stride + kw - s.pad];
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// The transpose of [`im2col`]: adds each patch entry of `cols` back into samples
-/// `n0..n0+g` of `dx`, then masks them by `a_prev > 0` when given.
-fn col2im<T: Real>(cols: &[T], n0: usize, g: usize, s: &Conv2dShape, a_prev: Option<&[T]>, dx: &mut [T]) {
-    let (p, len) = (s.h_out * s.w_out, s.in_len());
-    let gp = g * p;
-    on_two_cores(&mut dx[n0 * len..(n0 + g) * len], len, |g0, part| {
-        for (i, sample) in part.chunks_exact_mut(len).enumerate() {
-            let gi = g0 + i;
-            for ci in 0..s.c_in {
-                let plane = &mut sample[ci * s.h * s.w..][..s.h * s.w];
-                for kh in 0..s.k {
-                    let rows = valid(s.h_out, s.h, kh, s);
-                    for kw in 0..s.k {
-                        let cs = valid(s.w_out, s.w, kw, s);
-                        let src = &cols[((ci * s.k + kh) * s.k + kw) * gp + gi * p..][..p];
-                        for oh in rows.clone() {
-                            let ih = oh * s.stride + kh - s.pad;
-                            let d = &mut plane[ih * s.w..(ih + 1) * s.w];
-                            let v = &src[oh * s.w_out..(oh + 1) * s.w_out];
-                            for ow in cs.clone() {
-                                let at = ow * s.stride + kw - s.pad;
-                                d[at] = d[at] + v[ow];
-                            }
+    for ci in 0..s.c_in {
+        for kh in 0..s.k {
+            let rows = valid(s.h_out, s.h, kh, s);
+            for kw in 0..s.k {
+                let cs = valid(s.w_out, s.w, kw, s);
+                let row = &mut cols[((ci * s.k + kh) * s.k + kw) * gp..][..gp];
+                for (gi, dst) in row.chunks_exact_mut(p).enumerate() {
+                    let plane = &x[((n0 + gi) * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
+                    dst.fill(T::zero());
+                    for oh in rows.clone() {
+                        let ih = oh * s.stride + kh - s.pad;
+                        let src = &plane[ih * s.w..(ih + 1) * s.w];
+                        let d = &mut dst[oh * s.w_out..(oh + 1) * s.w_out];
+                        for ow in cs.clone() {
+                            d[ow] = src[ow * s.stride + kw - s.pad];
                         }
                     }
                 }
             }
-            if let Some(a) = a_prev {
-                super::ops::relu_mask(sample, &a[(n0 + gi) * len..][..len]);
+        }
+    }
+}
+
+/// The transpose of [`im2col`]: adds each patch entry of `cols` back into `dx`.
+fn col2im<T: Real>(cols: &[T], n0: usize, g: usize, s: &Conv2dShape, dx: &mut [T]) {
+    let p = s.h_out * s.w_out;
+    let gp = g * p;
+    for ci in 0..s.c_in {
+        for kh in 0..s.k {
+            let rows = valid(s.h_out, s.h, kh, s);
+            for kw in 0..s.k {
+                let cs = valid(s.w_out, s.w, kw, s);
+                let row = &cols[((ci * s.k + kh) * s.k + kw) * gp..][..gp];
+                for (gi, src) in row.chunks_exact(p).enumerate() {
+                    let plane = &mut dx[((n0 + gi) * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
+                    for oh in rows.clone() {
+                        let ih = oh * s.stride + kh - s.pad;
+                        let d = &mut plane[ih * s.w..(ih + 1) * s.w];
+                        let v = &src[oh * s.w_out..(oh + 1) * s.w_out];
+                        for ow in cs.clone() {
+                            let at = ow * s.stride + kw - s.pad;
+                            d[at] = d[at] + v[ow];
+                        }
+                    }
+                }
             }
         }
-    });
+    }
 }
 
 /// Samples `n0..n0+g` of `dz: [B, C_out, P]` regrouped by channel: `dzc: [C_out, g·P]`.
 fn by_channel<T: Real>(dz: &[T], n0: usize, g: usize, s: &Conv2dShape, dzc: &mut [T]) {
     let p = s.h_out * s.w_out;
-    on_two_cores(&mut dzc[..s.c_out * g * p], g * p, |co0, part| {
-        for (i, dst) in part.chunks_exact_mut(g * p).enumerate() {
-            let co = co0 + i;
-            for (gi, d) in dst.chunks_exact_mut(p).enumerate() {
-                d.copy_from_slice(&dz[((n0 + gi) * s.c_out + co) * p..][..p]);
-            }
+    for gi in 0..g {
+        for co in 0..s.c_out {
+            let src = &dz[((n0 + gi) * s.c_out + co) * p..][..p];
+            dzc[(co * g + gi) * p..][..p].copy_from_slice(src);
         }
-    });
+    }
 }
 
 /// `z = b + conv(x, w)`, ReLU optionally fused; see `conv::conv2d_forward`.
@@ -126,20 +103,19 @@ pub fn conv2d_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], s: &Conv2
     let mut out = vec![T::zero(); s.c_out * g * p];
     for n0 in (0..s.batch).step_by(g) {
         let g = g.min(s.batch - n0);
-        im2col(x, n0, g, s, &mut cols[..r * g * p]);
+        im2col(x, n0, g, s, &mut cols);
         // As `Zᵀ = colsᵀ·Wᵀ` (the long side as rows: the product splits over both cores).
         gemm(g * p, r, s.c_out, (&cols, 1, g * p), (w, 1, r), T::zero(), (&mut out, 1, g * p));
-        on_two_cores(&mut z[n0 * s.out_len()..(n0 + g) * s.out_len()], s.out_len(), |g0, part| {
-            for (i, sample) in part.chunks_exact_mut(s.out_len()).enumerate() {
-                for (co, dst) in sample.chunks_exact_mut(p).enumerate() {
-                    let src = &out[(co * g + g0 + i) * p..][..p];
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        let v = v + b[co];
-                        *d = if relu { v.max(T::zero()) } else { v };
-                    }
+        for gi in 0..g {
+            for co in 0..s.c_out {
+                let src = &out[(co * g + gi) * p..][..p];
+                let dst = &mut z[((n0 + gi) * s.c_out + co) * p..][..p];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    let v = v + b[co];
+                    *d = if relu { v.max(T::zero()) } else { v };
                 }
             }
-        });
+        }
     }
 }
 
@@ -154,7 +130,10 @@ pub fn conv2d_backward_input<T: Real>(dz: &[T], w: &[T], a_prev: Option<&[T]>, d
         by_channel(dz, n0, g, s, &mut dzc);
         // As `dcolsᵀ = dZᵀ·W` (the long side as rows).
         gemm(g * p, s.c_out, r, (&dzc, 1, g * p), (w, r, 1), T::zero(), (&mut cols, 1, g * p));
-        col2im(&cols, n0, g, s, a_prev, dx);
+        col2im(&cols, n0, g, s, dx);
+    }
+    if let Some(a) = a_prev {
+        super::ops::relu_mask(&mut dx[..s.batch * s.in_len()], a);
     }
 }
 
@@ -168,7 +147,7 @@ pub fn conv2d_backward_weights<T: Real>(dz: &[T], x: &[T], dw: &mut [T], s: &Con
     }
     for n0 in (0..s.batch).step_by(g) {
         let g = g.min(s.batch - n0);
-        im2col(x, n0, g, s, &mut cols[..r * g * p]);
+        im2col(x, n0, g, s, &mut cols);
         by_channel(dz, n0, g, s, &mut dzc);
         gemm(s.c_out, g * p, r, (&dzc, g * p, 1), (&cols, 1, g * p), T::one(), (dw, r, 1));
     }
@@ -187,57 +166,46 @@ fn lane_sum<T: Real>(v: &[T]) -> T {
     acc.iter().fold(tail, |s, &a| s + a)
 }
 
-/// `db (+)= Σ_{n,oh,ow} dz`, each plane summed in lanes, channels split over two cores;
-/// see `conv::conv2d_backward_bias`.
+/// `db (+)= Σ_{n,oh,ow} dz`, each plane summed in lanes; see `conv::conv2d_backward_bias`.
 pub fn conv2d_backward_bias<T: Real>(dz: &[T], db: &mut [T], s: &Conv2dShape, accumulate: bool) {
     let p = s.h_out * s.w_out;
-    on_two_cores(&mut db[..s.c_out], 1, |co0, part| {
-        for (i, d) in part.iter_mut().enumerate() {
-            let co = co0 + i;
-            let sum = (0..s.batch).fold(T::zero(), |acc, n| acc + lane_sum(&dz[(n * s.c_out + co) * p..][..p]));
-            *d = if accumulate { *d + sum } else { sum };
-        }
-    });
+    if !accumulate {
+        db[..s.c_out].fill(T::zero());
+    }
+    for (i, plane) in dz[..s.batch * s.c_out * p].chunks_exact(p).enumerate() {
+        let co = i % s.c_out;
+        db[co] = db[co] + lane_sum(plane);
+    }
 }
 
 /// Max-pooling forward, a window row at a time; see `conv::maxpool2d_forward` (the same
 /// choice: first maximum in row-major window order, the first NaN kept).
 pub fn maxpool2d_forward<T: Real>(x: &[T], y: &mut [T], argmax: &mut [u32], s: &Pool2dShape) {
     let (k, plane_in, plane_out) = (s.k, s.h * s.w, s.h_out * s.w_out);
-    let planes = s.batch * s.c;
-    // `planes` planes from plane `first` on, into `ys` and `args`.
-    let run = |first: usize, ys: &mut [T], args: &mut [u32]| {
-        for (i, (ys, args)) in ys.chunks_exact_mut(plane_out).zip(args.chunks_exact_mut(plane_out)).enumerate() {
-            let nc = first + i;
-            let c = nc % s.c;
-            let xs = &x[nc * plane_in..(nc + 1) * plane_in];
-            for oh in 0..s.h_out {
-                let yr = &mut ys[oh * s.w_out..(oh + 1) * s.w_out];
-                let ar = &mut args[oh * s.w_out..(oh + 1) * s.w_out];
-                for i in 0..k {
-                    let h = oh * k + i;
-                    let row = &xs[h * s.w..h * s.w + s.w_out * k];
-                    for (ow, win) in row.chunks_exact(k).enumerate() {
-                        for (j, &v) in win.iter().enumerate() {
-                            let first = i == 0 && j == 0;
-                            let best = yr[ow];
-                            if first || (!best.is_nan() && (v > best || v.is_nan())) {
-                                yr[ow] = v;
-                                ar[ow] = ((c * s.h + h) * s.w + ow * k + j) as u32;
-                            }
+    for nc in 0..s.batch * s.c {
+        let c = nc % s.c;
+        let xs = &x[nc * plane_in..(nc + 1) * plane_in];
+        let ys = &mut y[nc * plane_out..(nc + 1) * plane_out];
+        let args = &mut argmax[nc * plane_out..(nc + 1) * plane_out];
+        for oh in 0..s.h_out {
+            let yr = &mut ys[oh * s.w_out..(oh + 1) * s.w_out];
+            let ar = &mut args[oh * s.w_out..(oh + 1) * s.w_out];
+            for i in 0..k {
+                let h = oh * k + i;
+                let row = &xs[h * s.w..h * s.w + s.w_out * k];
+                for (ow, win) in row.chunks_exact(k).enumerate() {
+                    for (j, &v) in win.iter().enumerate() {
+                        let first = i == 0 && j == 0;
+                        let best = yr[ow];
+                        if first || (!best.is_nan() && (v > best || v.is_nan())) {
+                            yr[ow] = v;
+                            ar[ow] = ((c * s.h + h) * s.w + ow * k + j) as u32;
                         }
                     }
                 }
             }
         }
-    };
-    let half = planes / 2;
-    let (y0, y1) = y[..planes * plane_out].split_at_mut(half * plane_out);
-    let (a0, a1) = argmax[..planes * plane_out].split_at_mut(half * plane_out);
-    std::thread::scope(|sc| {
-        sc.spawn(|| run(half, y1, a1));
-        run(0, y0, a0);
-    });
+    }
 }
 
 /// Max-pooling backward, with the mask of a ReLU fused before it as in
@@ -245,17 +213,15 @@ pub fn maxpool2d_forward<T: Real>(x: &[T], y: &mut [T], argmax: &mut [u32], s: &
 /// without `a_prev`), zero elsewhere; see `conv::maxpool2d_backward`.
 pub fn maxpool2d_backward<T: Real>(dy: &[T], argmax: &[u32], a_prev: Option<&[T]>, dx: &mut [T], s: &Pool2dShape) {
     let (plane_in, out) = (s.in_len(), s.out_len());
-    on_two_cores(&mut dx[..s.batch * plane_in], plane_in, |n0, part| {
-        for (i, dxs) in part.chunks_exact_mut(plane_in).enumerate() {
-            let n = n0 + i;
-            dxs.fill(T::zero());
-            let a = a_prev.map(|a| &a[n * plane_in..(n + 1) * plane_in]);
-            for (&g, &at) in dy[n * out..(n + 1) * out].iter().zip(&argmax[n * out..(n + 1) * out]) {
-                let at = at as usize;
-                if a.is_none_or(|a| a[at] > T::zero()) {
-                    dxs[at] = g;
-                }
+    dx[..s.batch * plane_in].fill(T::zero());
+    for n in 0..s.batch {
+        let dxs = &mut dx[n * plane_in..(n + 1) * plane_in];
+        let a = a_prev.map(|a| &a[n * plane_in..(n + 1) * plane_in]);
+        for (&g, &at) in dy[n * out..(n + 1) * out].iter().zip(&argmax[n * out..(n + 1) * out]) {
+            let at = at as usize;
+            if a.is_none_or(|a| a[at] > T::zero()) {
+                dxs[at] = g;
             }
         }
-    });
+    }
 }

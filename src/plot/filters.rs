@@ -80,13 +80,23 @@ impl Figure for FiltersFigure {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let channels = if self.c_in > 1 { format!(", averaged over {} input channels", self.c_in) } else { String::new() };
+        let channels =
+            if self.c_in > 1 { format!(", averaged over {} input channels", self.c_in) } else { String::new() };
         root.draw(&Text::new(
-            format!("The {} learned {k}×{k} filters of layer {} (Conv2d){channels}", self.filters.len(), self.layer, k = self.k),
+            format!(
+                "The {} learned {k}×{k} filters of layer {} (Conv2d){channels}",
+                self.filters.len(),
+                self.layer,
+                k = self.k
+            ),
             (PAD, PAD),
             font(18.0),
         ))?;
-        root.draw(&Text::new("red: positive weight, blue: negative, each filter on its own scale", (PAD, PAD + 22), font(13.0)))?;
+        root.draw(&Text::new(
+            "red: positive weight, blue: negative, each filter on its own scale",
+            (PAD, PAD + 22),
+            font(13.0),
+        ))?;
         let (s, side) = (self.scale(), self.side());
         for (n, f) in self.filters.iter().enumerate() {
             let x0 = PAD + (n % COLS) as i32 * (side + GAP);
