@@ -209,7 +209,7 @@ fn class_names(given: &[String], default: &[String]) -> Result<Vec<String>> {
     match given.len() {
         0 => Ok(default.to_vec()),
         3 => Ok(given.to_vec()),
-        n => Err(Error::invalid("--names", given.join(","), &format!("three names ({n} given)"))),
+        n => Err(Error::invalid("--names", given.join(","), format!("three names ({n} given)"))),
     }
 }
 

@@ -267,7 +267,7 @@ pub fn select(names: &[String]) -> Result<Vec<Workload>> {
         };
         if found.is_empty() {
             let names: Vec<_> = all.iter().map(|w| w.name.as_str()).collect();
-            return Err(Error::invalid("--workloads", name, &format!("sweep or one of {}", names.join(", "))));
+            return Err(Error::invalid("--workloads", name, format!("sweep or one of {}", names.join(", "))));
         }
         chosen.extend(found);
     }
@@ -289,12 +289,12 @@ pub fn run(
     let (dev, mut m) = match gpu {
         None => {
             let mut e = CpuEngine::new(&model, params, OptimKind::Sgd, w.batch);
-            ("cpu", measure(&mut e, data, &w, warmup, steps)?)
+            ("cpu", measure(&mut e, data, w, warmup, steps)?)
         }
         Some(g) => {
             let mut e = GpuEngine::new(g, &model, &params, OptimKind::Sgd, w.batch, data, mode)?;
-            let mut m = measure(&mut e, data, &w, warmup, steps)?;
-            profile(&mut e, data, &w, &mut m)?;
+            let mut m = measure(&mut e, data, w, warmup, steps)?;
+            profile(&mut e, data, w, &mut m)?;
             ("gpu", m)
         }
     };

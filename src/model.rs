@@ -320,7 +320,7 @@ impl Model {
             let name = format!("layer {i} ({})", layer.token());
             let at = |what: String| Error::shape(name.as_str(), what, shape);
             let (op, next) = match (*layer, shape) {
-                (Layer::Linear { out }, _) if out == 0 => return Err(at("a size of at least 1".into())),
+                (Layer::Linear { out: 0 }, _) => return Err(at("a size of at least 1".into())),
                 (Layer::Linear { out }, Shape::Flat(inp)) => (Some(Op::Linear { inp, out }), Shape::Flat(out)),
                 (Layer::Linear { out }, Shape::Image { .. }) if i == 0 => {
                     (Some(Op::Linear { inp: shape.len(), out }), Shape::Flat(out))

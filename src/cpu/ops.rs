@@ -54,7 +54,7 @@ pub fn relu_backward<T: Real>(da: &[T], z: &[T], dz: &mut [T]) {
 /// `[a > 0] = [z > 0]`; NaN compares false and is masked, as the GPU's `!(a > 0)`).
 pub fn relu_mask<T: Real>(d: &mut [T], a: &[T]) {
     for (d, &a) in d.iter_mut().zip(a) {
-        if !(a > T::zero()) {
+        if a.partial_cmp(&T::zero()) != Some(std::cmp::Ordering::Greater) {
             *d = T::zero();
         }
     }

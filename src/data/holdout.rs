@@ -58,7 +58,7 @@ impl Split {
             return Ok(());
         }
         if n >= rows {
-            return Err(Error::invalid("--val", n, &format!("fewer samples than the {rows} of the training set")));
+            return Err(Error::invalid("--val", n, format!("fewer samples than the {rows} of the training set")));
         }
         let held = stratified(&self.train.labels, self.train.classes, n, seed);
         let mut keep = vec![true; rows];

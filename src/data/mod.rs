@@ -277,7 +277,7 @@ fn resolve_classes(
     named: Option<usize>,
 ) -> Result<usize> {
     if let Some(c) = given.filter(|&c| c > MAX_CLASSES) {
-        return Err(Error::invalid("--classes", c, &format!("at most {MAX_CLASSES}")));
+        return Err(Error::invalid("--classes", c, format!("at most {MAX_CLASSES}")));
     }
     for (d, path) in [(train, train_labels), (test, test_labels)] {
         if let Some((i, &l)) = d.iter().enumerate().find(|(_, &l)| l as usize >= MAX_CLASSES) {

@@ -406,7 +406,7 @@ pub fn gradcheck(model: &Model, batch: usize, seed: u64) -> Result<Outcome> {
     let params: Vec<f64> = model.init(seed).iter().map(|&v| f64::from(v) + 0.1 * (rng.uniform() - 0.5)).collect();
     let x: Vec<f64> = (0..batch * model.inputs()).map(|_| rng.uniform() * 2.0 - 1.0).collect();
     let y: Vec<u32> = (0..batch).map(|_| rng.below(model.classes() as u64) as u32).collect();
-    let mut ws = net::Workspace::new(&model, batch);
+    let mut ws = net::Workspace::new(model, batch);
     let mut grads = vec![0.0; params.len()];
     let scale = 1.0 / batch as f64;
     net::loss_and_grad(model, &params, &x, &y, batch, scale, &mut grads, false, &mut ws, net::Kernels::Reference, draw);
