@@ -37,8 +37,9 @@
 //! (training fuses softmax into `softmax_xent`); the entries marked ‡ are recorded only
 //! for models with a stand-alone ReLU or a fused ReLU's mask after max-pooling or
 //! dropout (training fuses ReLU into the products otherwise). Those, and the
-//! convolution, max-pooling and dropout kernels (`conv_kernels`, whose table is their
-//! parity tests in `tests/conv_parity.rs`), are compiled on first use
+//! convolution, max-pooling, dropout and augmentation kernels (`conv_kernels`, whose
+//! table is their parity tests in `tests/conv_parity.rs`, and `augment_matches_cpu` in
+//! `tests/augment.rs`), are compiled on first use
 //! ([`Kernels::on_demand`]): an MLP never builds them.
 
 use super::conv_kernels::ConvKernels;

@@ -6,6 +6,7 @@
 use super::{abs, compare, dot_bound, uniform, wide, Outcome};
 use crate::cpu::conv::{self, Conv2dShape, Pool2dShape};
 use crate::cpu::dropout;
+use crate::data::augment::Augment;
 use crate::error::Result;
 use crate::gpu::conv_ops as gconv;
 use crate::gpu::Gpu;
@@ -201,7 +202,23 @@ pub fn dropout_backward(gpu: &Gpu, batch: usize, width: usize, p: f32, seed: u64
     Ok(compare("dropout_backward", format!("B={batch} D={width} p={p}"), &wide(&g), &r, &vec![0.0; r.len()]))
 }
 
-/// Every convolution, pooling and dropout case, the fused options alternating.
+/// Augmentation cases, `(B, [C, H, W], flip, shift)`.
+pub const AUGMENT_CASES: [(usize, [usize; 3], bool, u32); 4] =
+    [(1, [1, 1, 1], true, 1), (7, [3, 7, 5], true, 2), (128, [1, 28, 28], true, 2), (7, [5, 2, 9], false, 3)];
+
+/// `augment` (exact: a copy of values or a zero).
+pub fn augment(gpu: &Gpu, batch: usize, shape: [usize; 3], a: Augment, seed: u64) -> Result<Outcome> {
+    let mut rng = Rng::new(seed, 28);
+    let x = uniform(&mut rng, batch * shape.iter().product::<usize>(), 1.0);
+    let (samples, dseed, epoch) = dropout_keys(&mut rng, batch);
+    let dims = (shape[0], shape[1], shape[2]);
+    let g = gconv::augment(gpu, &x, &samples, dims, dseed, epoch, &a)?;
+    let mut r = vec![0.0; x.len()];
+    crate::data::augment::augment(&x, &mut r, &samples, dims, dseed, epoch, &a);
+    Ok(compare("augment", format!("B={batch} {shape:?} {a}"), &wide(&g), &wide(&r), &vec![0.0; r.len()]))
+}
+
+/// Every convolution, pooling, dropout and augmentation case, the fused options alternating.
 pub(super) fn all(gpu: &Gpu, next: &mut impl FnMut() -> u64) -> Result<Vec<Outcome>> {
     let mut out = Vec::new();
     for (i, &case) in CONV_CASES.iter().enumerate() {
@@ -220,6 +237,9 @@ pub(super) fn all(gpu: &Gpu, next: &mut impl FnMut() -> u64) -> Result<Vec<Outco
     for &(b, w, p) in &DROPOUT_CASES {
         out.push(dropout_forward(gpu, b, w, p, next())?);
         out.push(dropout_backward(gpu, b, w, p, next())?);
+    }
+    for &(b, shape, flip, shift) in &AUGMENT_CASES {
+        out.push(augment(gpu, b, shape, Augment { flip, shift }, next())?);
     }
     Ok(out)
 }
