@@ -28,9 +28,13 @@
 // col2im sums its taps in (kh, kw) increasing order, the others copy: the same bits every
 // run.
 //
-// Measured (cnn model's second convolution, 32→64 on 14×14, batch 128: cols 25088×288, 7.2 M
-// values; llvmpipe, Mesa 25.0.7, 2 cores shared; wgtrain bench --conv, best of 5):
-//   see conv2d.wgsl's table, which holds both paths side by side.
+// Measured (cnn model's second convolution, 32→64 on 14×14, batch 128: cols 25088×288,
+// 7.2 M values; llvmpipe, Mesa 25.0.7, 2 cores shared, per-kernel GPU timestamps of
+// `wgtrain bench --devices gpu --workloads cnn --steps 10`, one loaded run): conv_im2col
+// 34–48 ms, conv_rows_to_nchw 17–28 ms, conv_nchw_to_rows 23 ms, conv_col2im 72–87 ms,
+// against 160–340 ms for each GEMM. Each product's whole path, next to the implicit
+// kernels: conv2d.wgsl's table. col2im runs input channels fastest (neighbouring
+// invocations read neighbouring patch columns).
 
 struct Params {
     batch: u32, c_in: u32, h: u32, w: u32,
@@ -81,10 +85,13 @@ fn conv_col2im(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= p.batch * p.c_in * p.h * p.w) {
         return;
     }
-    let iw = i32(i % p.w);
-    let ih = i32((i / p.w) % p.h);
-    let ci = (i / (p.h * p.w)) % p.c_in;
+    // Input channels fastest: neighbouring invocations read neighbouring columns of the
+    // same patch rows (dx's writes scatter instead, a ninth as many as the reads).
+    let ci = i % p.c_in;
+    let iw = i32((i / p.c_in) % p.w);
+    let ih = i32((i / (p.c_in * p.w)) % p.h);
     let n = i / (p.c_in * p.h * p.w);
+    let at = ((n * p.c_in + ci) * p.h + u32(ih)) * p.w + u32(iw);
     let s = i32(p.stride);
     let kdim = p.c_in * p.k * p.k;
     let k = i32(p.k);
@@ -104,10 +111,10 @@ fn conv_col2im(@builtin(global_invocation_id) gid: vec3<u32>) {
             acc += src[(rh + u32(ow / s)) * kdim + c0 + u32(kw)];
         }
     }
-    if ((p.flags & MASK) != 0u && !(a_prev[i] > 0.0)) {
+    if ((p.flags & MASK) != 0u && !(a_prev[at] > 0.0)) {
         acc = 0.0;
     }
-    dst[i] = acc;
+    dst[at] = acc;
 }
 
 @compute @workgroup_size(LINEAR_WG)

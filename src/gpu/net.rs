@@ -17,15 +17,20 @@
 //! 1. `gather_u8`/`gather_f32` of the batch rows into `x`;
 //! 2. per Linear node `transpose` (`Wᵀ` for the forward product);
 //! 3. forward, node by node: Linear `fc_forward` (bias and ReLU fused), Conv2d
-//!    `conv2d_forward` (bias and ReLU fused), MaxPool2d `maxpool2d_forward` (argmax kept
-//!    per node), ReLU `relu_forward`, Dropout `dropout_forward` (masks keyed by the run's
-//!    seed, the epoch and each row's index in the data set; in evaluation the node is the
-//!    identity and its output is its input buffer);
+//!    `conv2d_forward` (bias and ReLU fused) or, for a convolution that takes im2col
+//!    ([`takes_im2col`]), `conv_im2col`, `transpose`, the `fc_forward` GEMM over the
+//!    patches (bias and ReLU fused) and `conv_rows_to_nchw`; MaxPool2d
+//!    `maxpool2d_forward` (argmax kept per node), ReLU `relu_forward`, Dropout
+//!    `dropout_forward` (masks keyed by the run's seed, the epoch and each row's index in
+//!    the data set; in evaluation the node is the identity and its output is its input
+//!    buffer);
 //! 4. `softmax_xent` (loss and `dZ` of the logits), `accumulate_stats`;
 //! 5. backward, last node first: Linear `fc_backward_weights`, `fc_backward_bias`,
 //!    `fc_backward_input`; Conv2d `conv2d_backward_weights`, `conv2d_backward_bias`,
-//!    `conv2d_backward_input` — both with the mask `[acts[i−1] > 0]` fused when node
-//!    `i−1` has a fused ReLU; MaxPool2d `maxpool2d_backward` and Dropout
+//!    `conv2d_backward_input` (by im2col: `conv_nchw_to_rows`, the
+//!    `fc_backward_weights` GEMM, `conv2d_backward_bias`, the `fc_backward_input` GEMM
+//!    into the patches' buffer and `conv_col2im`) — both with the mask `[acts[i−1] > 0]`
+//!    fused when node `i−1` has a fused ReLU; MaxPool2d `maxpool2d_backward` and Dropout
 //!    `dropout_backward` (into a scratch, then `relu_backward` applies that mask where
 //!    needed); ReLU `relu_backward`; node 0 computes no input gradient;
 //! 6. `optimizer_update` over the flat parameter buffer.
