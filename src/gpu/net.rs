@@ -980,11 +980,23 @@ impl<'g> GpuNet<'g> {
     }
 
     /// Bytes of device memory this network holds: parameters, gradients, optimizer state,
-    /// activations, metrics and data tables (uniforms and staging not counted).
+    /// activations, im2col patches, metrics and data tables (uniforms and staging not
+    /// counted).
     pub fn memory_bytes(&self) -> u64 {
-        let fixed =
-            [&self.params, &self.wt, &self.grads, &self.s1, &self.s2, &self.x, &self.y, &self.idx, &self.scratch];
-        let per_layer = self.acts.iter().chain(&self.dz).chain(self.argmax.iter().flatten());
+        let fixed = [
+            &self.params,
+            &self.wt,
+            &self.grads,
+            &self.s1,
+            &self.s2,
+            &self.x,
+            &self.y,
+            &self.idx,
+            &self.scratch,
+            &self.conv_rows,
+        ];
+        let per_layer =
+            self.acts.iter().chain(&self.dz).chain(self.argmax.iter().flatten()).chain(self.cols.iter().flatten());
         let tables = self.tables.iter().flat_map(|t| [Some(&t.src), Some(&t.labels), t.keys.as_ref()]).flatten();
         let rest = [&self.loss, &self.correct, &self.stats];
         fixed.into_iter().chain(per_layer).chain(tables).chain(rest).map(wgpu::Buffer::size).sum()
