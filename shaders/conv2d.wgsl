@@ -31,21 +31,28 @@
 // valid channel / position / column and the stores skip what lies outside.
 //
 // Measured (cnn model's shapes, batch 128, k 3, pad 1; llvmpipe, Mesa 25.0.7, LLVM 15,
-// 2 cores shared with other builds, so best of 5 runs, and ±30% between sessions):
+// 2 cores shared with other work, so best of 5 runs, and ±30% between sessions):
 //                                   1→32 on 28×28 (57.8 MFLOP)   32→64 on 14×14 (925 MFLOP)
 //   conv2d_forward (this, 4×8)        29 ms   2.0 GFLOP/s           256 ms   3.6 GFLOP/s
 //   conv2d_forward (first 4×4 block)  109 ms  0.5 GFLOP/s           620 ms   1.5 GFLOP/s
 //   im2col GEMM alone, gemm_vec4      42 ms   1.4 GFLOP/s           121 ms   7.7 GFLOP/s
 //   conv2d_backward_input            126 ms   0.5 GFLOP/s           320 ms   2.9 GFLOP/s
 //   conv2d_backward_weights           33 ms   1.7 GFLOP/s           354 ms   2.6 GFLOP/s
-// "im2col GEMM alone" is gemm_nn on host-built patches, [B·P, C_in·k·k]·[C_in·k·k, C_out]:
-// a lower bound on that path, which must also write and read the patches (7.2 M values for
-// the second layer) and turn its NHWC result into NCHW. So implicit GEMM wins the first
-// layer (K = 9 starves the product) and im2col + gemm_vec4 may win the second by up to 2×
-// (to measure once an im2col kernel exists). An 8-position × 8-channel forward block
-// measured the same as 4×8 within the noise. Command:
-//   wgtrain bench --conv (re-measured on the idle machine, 3 runs each: forward 24 / 305 ms,
-//   im2col GEMM alone 36 / 120 ms, the vec4 variant 7.7 GFLOP/s on the second layer)
+// "im2col GEMM alone" is gemm_nn on host-built patches, [B·P, C_in·k·k]·[C_in·k·k, C_out].
+// The whole im2col path (conv_im2col.wgsl and gpu::conv_im2col: patches, the GEMMs, the
+// layout changes, col2im), measured next to these kernels (median of 3 runs of
+// `wgtrain bench --conv --steps 5`, each best of 5, on the loaded machine, load ≈ 4.5;
+// the implicit kernels in the same runs in brackets):
+//                                   1→32 on 28×28                32→64 on 14×14
+//   forward (patches+GEMM+NCHW)       84 ms  [28]                  181 ms [330]  5.1 GFLOP/s
+//   backward_weights (rows+GEMM)      70 ms  [26]                  124 ms [391]  7.5 GFLOP/s
+//   backward_input (GEMM+col2im)      52 ms  [81]                  215 ms [482]  4.3 GFLOP/s
+// (an earlier, less loaded session: implicit 276 / 304–326 / 191–328 ms against im2col
+// 171–175 / 213–233 / 118–124 ms on the second shape). So the first layer (K = 9 starves
+// the GEMM; its input gradient is never computed, it is node 0) stays on these kernels and
+// the second runs all three products by im2col: the rule gpu::conv_im2col::IM2COL_MIN_K.
+// An 8-position × 8-channel forward block measured the same as 4×8 within the noise.
+// Command: wgtrain bench --conv.
 //
 // Grid: 1-D over the blocks, position (or column) blocks fastest, workgroup 64 (16 for the
 // two reductions over the batch, so that a few hundred blocks still spread over several

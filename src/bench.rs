@@ -353,8 +353,9 @@ pub fn gemm_row(workload: &str, t: &GemmTiming) -> String {
     )
 }
 
-/// One convolution kernel of the `cnn` preset's shapes, timed; or the matrix product an
-/// im2col path would run instead of the forward (the patch build not included).
+/// One convolution kernel of the `cnn` preset's shapes, timed; or one product of the
+/// im2col path (`gpu::conv_im2col`, every dispatch it records), or the forward's matrix
+/// product alone on host-built patches.
 #[derive(Clone, Debug, Serialize)]
 pub struct ConvTiming {
     pub shape: String,
@@ -365,7 +366,8 @@ pub struct ConvTiming {
 
 /// Times the four convolution kernels on the `cnn` preset's two convolutions (batch 128:
 /// 1→32 on 28×28 and 32→64 on 14×14, k 3, pad 1), the best of `reps` runs each, next to
-/// every GEMM variant on the `[B·H·W, C_in·k²] × [C_in·k², C_out]` product im2col would
+/// the im2col path's three products (each with its patches, layout changes and col2im)
+/// and every GEMM variant on the `[B·H·W, C_in·k²] × [C_in·k², C_out]` product im2col would
 /// run. FLOPs count the convolution as the GEMM it is (`2·B·H_out·W_out·C_out·C_in·k²`;
 /// none for the bias gradient).
 pub fn conv_kernels(gpu: &Gpu, reps: usize) -> Result<Vec<ConvTiming>> {
@@ -383,6 +385,11 @@ pub fn conv_kernels(gpu: &Gpu, reps: usize) -> Result<Vec<ConvTiming>> {
         for (i, (name, secs)) in names.iter().zip(t).enumerate() {
             push(name.to_string(), secs, i < 3);
         }
+        let t = crate::gpu::conv_ops::time_conv2d_im2col(gpu, &s, reps)?;
+        let names = ["im2col forward (patches+GEMM+NCHW)", "im2col backward_input (GEMM+col2im)"];
+        push(names[0].to_string(), t[0], true);
+        push("im2col backward_weights (rows+GEMM)".to_string(), t[1], true);
+        push(names[1].to_string(), t[2], true);
         let g = crate::gpu::gemm::GemmParams::fc_forward(rows, r, s.c_out, 0, 0, false);
         let mut rng = crate::rng::Rng::new(9, 49);
         let a = crate::verify::uniform(&mut rng, rows * r, 1.0);

@@ -315,3 +315,96 @@ pub fn maxpool2d_backward<T: Real>(dy: &[T], argmax: &[u32], dx: &mut [T], s: &P
         }
     }
 }
+
+/// The patches of a batch as a matrix (`shaders/conv_im2col.wgsl`): with
+/// `P = H_out·W_out`, `K = C_in·k·k`, row `r = n·P + oh·W_out + ow` and column
+/// `c = (ci·k + kh)·k + kw`, `cols[r, c] = x[n, ci, oh·s−p+kh, ow·s−p+kw]` (zero in the
+/// padding). Then `conv2d_forward` is `cols·Wᵀ + b` with `W` viewed as `[C_out, K]`.
+///
+/// `x: [B, C_in, H, W]`, `cols: [B·P, K]`.
+pub fn conv_im2col<T: Real>(x: &[T], cols: &mut [T], s: &Conv2dShape) {
+    let (k, hw) = (s.k, s.h * s.w);
+    let kdim = s.c_in * k * k;
+    for n in 0..s.batch {
+        for oh in 0..s.h_out {
+            for ow in 0..s.w_out {
+                let r = (n * s.h_out + oh) * s.w_out + ow;
+                for ci in 0..s.c_in {
+                    for kh in 0..k {
+                        for kw in 0..k {
+                            let v = match (s.tap(oh, kh, s.h), s.tap(ow, kw, s.w)) {
+                                (Some(ih), Some(iw)) => x[(n * s.c_in + ci) * hw + ih * s.w + iw],
+                                _ => T::zero(),
+                            };
+                            cols[r * kdim + (ci * k + kh) * k + kw] = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`conv_im2col`], as a gather: each input sums the patch entries that
+/// copied it, `dx[n, ci, ih, iw] = Σ_{kh,kw : oh·s−p+kh = ih, ow·s−p+kw = iw} dcols[r, c]`
+/// (row and column as in [`conv_im2col`]), the taps in `(kh, kw)` increasing order from
+/// zero; then `⊙ [a_prev > 0]` when given. With `dcols = dZ·W` this is
+/// `conv2d_backward_input`.
+///
+/// `dcols: [B·H_out·W_out, C_in·k·k]`, `a_prev, dx: [B, C_in, H, W]`.
+pub fn conv_col2im<T: Real>(dcols: &[T], a_prev: Option<&[T]>, dx: &mut [T], s: &Conv2dShape) {
+    let k = s.k;
+    let kdim = s.c_in * k * k;
+    // The output coordinate whose tap t reads input coordinate i, if any.
+    let from = |i: usize, t: usize, size_out: usize| {
+        let o = (i + s.pad).checked_sub(t)?;
+        (o % s.stride == 0 && o / s.stride < size_out).then_some(o / s.stride)
+    };
+    for n in 0..s.batch {
+        for ci in 0..s.c_in {
+            for ih in 0..s.h {
+                for iw in 0..s.w {
+                    let mut acc = T::zero();
+                    for kh in 0..k {
+                        let Some(oh) = from(ih, kh, s.h_out) else { continue };
+                        for kw in 0..k {
+                            let Some(ow) = from(iw, kw, s.w_out) else { continue };
+                            let r = (n * s.h_out + oh) * s.w_out + ow;
+                            acc = acc + dcols[r * kdim + (ci * k + kh) * k + kw];
+                        }
+                    }
+                    dx[((n * s.c_in + ci) * s.h + ih) * s.w + iw] = acc;
+                }
+            }
+        }
+    }
+    if let Some(a) = a_prev {
+        super::ops::relu_mask(&mut dx[..s.batch * s.in_len()], a);
+    }
+}
+
+/// A convolution's output from the GEMM's row layout to NCHW, with `P = H_out·W_out`:
+/// `z[n, co, q] = rows[n·P + q, co]`. `rows: [B·P, C_out]`, `z: [B, C_out, H_out, W_out]`.
+pub fn conv_rows_to_nchw<T: Real>(rows: &[T], z: &mut [T], s: &Conv2dShape) {
+    let plane = s.h_out * s.w_out;
+    for n in 0..s.batch {
+        for co in 0..s.c_out {
+            for q in 0..plane {
+                z[(n * s.c_out + co) * plane + q] = rows[(n * plane + q) * s.c_out + co];
+            }
+        }
+    }
+}
+
+/// The inverse of [`conv_rows_to_nchw`]: `rows[n·P + q, co] = z[n, co, q]` (the output
+/// gradient `dZ` as the GEMMs' rows). `z: [B, C_out, H_out, W_out]`, `rows: [B·P, C_out]`.
+pub fn conv_nchw_to_rows<T: Real>(z: &[T], rows: &mut [T], s: &Conv2dShape) {
+    let plane = s.h_out * s.w_out;
+    for n in 0..s.batch {
+        for co in 0..s.c_out {
+            for q in 0..plane {
+                rows[(n * plane + q) * s.c_out + co] = z[(n * s.c_out + co) * plane + q];
+            }
+        }
+    }
+}

@@ -178,8 +178,8 @@ impl AugmentParams {
     }
 }
 
-/// The convolution, max-pooling and dropout kernels (`conv2d.wgsl`, `maxpool2d.wgsl`,
-/// `dropout.wgsl` with `hash_common.wgsl`); CPU twins in `cpu::conv` and `cpu::dropout`.
+/// The convolution, max-pooling and dropout kernels (`conv2d.wgsl`, `conv_im2col.wgsl`,
+/// `maxpool2d.wgsl`, `dropout.wgsl` with `hash_common.wgsl`); CPU twins in `cpu::conv` and `cpu::dropout`.
 pub struct ConvKernels {
     pub conv2d_forward: Kernel,
     pub conv2d_backward_input: Kernel,
@@ -193,6 +193,12 @@ pub struct ConvKernels {
     pub dropout_hash_bits: Kernel,
     /// `augment.wgsl`: flips and shifts of a training batch (CPU twin `data::augment`).
     pub augment: Kernel,
+    /// `conv_im2col.wgsl`: the im2col path's patches, their adjoint and the two layout
+    /// changes between the GEMMs' rows and NCHW (see [`super::conv_im2col`]).
+    pub conv_im2col: Kernel,
+    pub conv_col2im: Kernel,
+    pub conv_rows_to_nchw: Kernel,
+    pub conv_nchw_to_rows: Kernel,
 }
 
 impl ConvKernels {
@@ -214,7 +220,15 @@ impl ConvKernels {
             "augment.wgsl",
             &[include_str!("../../shaders/hash_common.wgsl"), include_str!("../../shaders/augment.wgsl")].concat(),
         );
+        let im2col = module(
+            "conv_im2col.wgsl",
+            &[&super::pipeline::grid_prelude(), include_str!("../../shaders/conv_im2col.wgsl")].concat(),
+        );
         ConvKernels {
+            conv_im2col: build(device, &im2col, "conv_im2col", "urrw", &[]),
+            conv_col2im: build(device, &im2col, "conv_col2im", "urrw", &[]),
+            conv_rows_to_nchw: build(device, &im2col, "conv_rows_to_nchw", "urrw", &[]),
+            conv_nchw_to_rows: build(device, &im2col, "conv_nchw_to_rows", "urrw", &[]),
             conv2d_forward: build(device, &conv, "conv2d_forward", "urrrw", &[]),
             conv2d_backward_input: build(device, &conv, "conv2d_backward_input", "urrrw", &[]),
             conv2d_backward_weights: build(device, &conv, "conv2d_backward_weights", "urrrw", &[]),

@@ -1,11 +1,13 @@
 //! One-shot GPU runs of the convolution, max-pooling and dropout kernels on host data:
 //! upload, one dispatch, read back. Same names and arguments as the CPU twins in
 //! `cpu::conv` and `cpu::dropout` (as [`super::ops`] is to `cpu::ops`); used by
-//! `wgtrain verify` and the parity tests.
+//! `wgtrain verify` and the parity tests. [`conv2d_im2col`] runs a convolution's whole
+//! im2col path ([`Im2col`]) as the training step records it.
 
 use crate::cpu::conv::{Conv2dShape, Pool2dShape};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{read, storage, storage_init, uniform};
+use crate::gpu::conv_im2col::Im2col;
 use crate::gpu::conv_kernels::*;
 use crate::gpu::ops::{dummy, run};
 use crate::gpu::pipeline::*;
@@ -103,6 +105,169 @@ pub fn conv2d_backward_bias(gpu: &Gpu, dz: &[f32], db: &[f32], s: &Conv2dShape, 
     let k = &gpu.kernels.on_demand()?.conv.conv2d_backward_bias;
     run(gpu, &[k.dispatch(&gpu.device, &[&u, &dzb, &d, &d, &dbb], p.groups().backward_bias)]);
     read(gpu, &dbb, s.c_out)
+}
+
+/// One dispatch of a `conv_im2col.wgsl` kernel over `len` outputs, reading `src` (and
+/// `a_prev` as the mask when given), read back.
+fn im2col_run(
+    gpu: &Gpu,
+    k: &Kernel,
+    src: &[f32],
+    a_prev: Option<&[f32]>,
+    s: &Conv2dShape,
+    len: usize,
+) -> Result<Vec<f32>> {
+    let sb = storage_init(gpu, "src", src)?;
+    let mask = match a_prev {
+        Some(a) => storage_init(gpu, "a_prev", a)?,
+        None => dummy(gpu)?,
+    };
+    let out = storage(gpu, "out", (len * 4) as u64)?;
+    let u = uniform(gpu, k.name, &ConvParams::new(s, if a_prev.is_some() { ConvParams::MASK } else { 0 }, 0, 0));
+    run(gpu, &[k.dispatch(&gpu.device, &[&u, &sb, &mask, &out], linear_groups(len, LINEAR_WG as usize))]);
+    read(gpu, &out, len)
+}
+
+/// GPU `conv_im2col`: `x: [B, C_in, H, W]` → `cols: [B·H_out·W_out, C_in·k·k]`.
+pub fn conv_im2col(gpu: &Gpu, x: &[f32], s: &Conv2dShape) -> Result<Vec<f32>> {
+    check_len("conv_im2col x", x, s.batch * s.in_len())?;
+    let len = s.batch * s.h_out * s.w_out * s.c_in * s.k * s.k;
+    im2col_run(gpu, &gpu.kernels.on_demand()?.conv.conv_im2col, x, None, s, len)
+}
+
+/// GPU `conv_col2im`: `dcols: [B·H_out·W_out, C_in·k·k]` → `dx: [B, C_in, H, W]`,
+/// optionally `⊙ [a_prev > 0]`.
+pub fn conv_col2im(gpu: &Gpu, dcols: &[f32], a_prev: Option<&[f32]>, s: &Conv2dShape) -> Result<Vec<f32>> {
+    check_len("conv_col2im dcols", dcols, s.batch * s.h_out * s.w_out * s.c_in * s.k * s.k)?;
+    let len = s.batch * s.in_len();
+    if let Some(a) = a_prev {
+        check_len("conv_col2im a_prev", a, len)?;
+    }
+    im2col_run(gpu, &gpu.kernels.on_demand()?.conv.conv_col2im, dcols, a_prev, s, len)
+}
+
+/// GPU `conv_rows_to_nchw`: `rows: [B·H_out·W_out, C_out]` → `z: [B, C_out, H_out, W_out]`.
+pub fn conv_rows_to_nchw(gpu: &Gpu, rows: &[f32], s: &Conv2dShape) -> Result<Vec<f32>> {
+    check_len("conv_rows_to_nchw rows", rows, s.batch * s.out_len())?;
+    im2col_run(gpu, &gpu.kernels.on_demand()?.conv.conv_rows_to_nchw, rows, None, s, rows.len())
+}
+
+/// GPU `conv_nchw_to_rows`: `z: [B, C_out, H_out, W_out]` → `rows: [B·H_out·W_out, C_out]`.
+pub fn conv_nchw_to_rows(gpu: &Gpu, z: &[f32], s: &Conv2dShape) -> Result<Vec<f32>> {
+    check_len("conv_nchw_to_rows z", z, s.batch * s.out_len())?;
+    im2col_run(gpu, &gpu.kernels.on_demand()?.conv.conv_nchw_to_rows, z, None, s, z.len())
+}
+
+/// The buffers of one convolution's im2col path on host data (weights and bias at offset
+/// 0 of `params`, `Wᵀ` at 0 of `wt`).
+struct Im2colBuffers {
+    path: Im2col,
+    x: wgpu::Buffer,
+    params: wgpu::Buffer,
+    wt: wgpu::Buffer,
+    cols: wgpu::Buffer,
+    rows: wgpu::Buffer,
+    z: wgpu::Buffer,
+    dz: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    dx: wgpu::Buffer,
+    unused: wgpu::Buffer,
+}
+
+impl Im2colBuffers {
+    /// `params` is `w` then `b` (`b_off` rounded up to 4), `grads` starts as `dw0`.
+    fn new(gpu: &Gpu, x: &[f32], w: &[f32], b: &[f32], dz: &[f32], dw0: &[f32], s: &Conv2dShape) -> Result<Self> {
+        let b_off = w.len().next_multiple_of(4);
+        let mut flat = w.to_vec();
+        flat.resize(b_off, 0.0);
+        flat.extend_from_slice(b);
+        let path = Im2col { s: *s, w_off: 0, b_off, wt_off: 0 };
+        Ok(Im2colBuffers {
+            path,
+            x: storage_init(gpu, "x", x)?,
+            params: storage_init(gpu, "w and b", &flat)?,
+            wt: storage(gpu, "wt", (w.len() * 4) as u64)?,
+            cols: storage(gpu, "cols", (path.cols_len() * 4) as u64)?,
+            rows: storage(gpu, "rows", (path.out_rows_len() * 4) as u64)?,
+            z: storage(gpu, "z", (s.batch * s.out_len() * 4) as u64)?,
+            dz: storage_init(gpu, "dz", dz)?,
+            grads: storage_init(gpu, "dw", dw0)?,
+            dx: storage(gpu, "dx", (s.batch * s.in_len() * 4) as u64)?,
+            unused: dummy(gpu)?,
+        })
+    }
+}
+
+/// The im2col path of one convolution ([`Im2col`]) as the training step records it:
+/// forward `z = conv(x, w) + b` (ReLU), then from `dz` the weight gradient `dw` (added to
+/// `dw0` when `accumulate`) and the input gradient `dx` (⊙ `[a_prev > 0]` when given).
+/// Returns `(z, dw, dx)`; to hold the path to `cpu::conv`'s `conv2d_*`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_im2col(
+    gpu: &Gpu,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    dz: &[f32],
+    dw0: &[f32],
+    a_prev: Option<&[f32]>,
+    s: &Conv2dShape,
+    relu: bool,
+    accumulate: bool,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    check_len("conv2d_im2col x", x, s.batch * s.in_len())?;
+    check_len("conv2d_im2col w", w, s.weight_len())?;
+    check_len("conv2d_im2col b", b, s.c_out)?;
+    check_len("conv2d_im2col dz", dz, s.batch * s.out_len())?;
+    check_len("conv2d_im2col dw0", dw0, s.weight_len())?;
+    let m = Im2colBuffers::new(gpu, x, w, b, dz, dw0, s)?;
+    let mask = match a_prev {
+        Some(a) => {
+            check_len("conv2d_im2col a_prev", a, s.batch * s.in_len())?;
+            Some(storage_init(gpu, "a_prev", a)?)
+        }
+        None => None,
+    };
+    let p = &m.path;
+    let mut d = p.forward(gpu, &m.x, &m.params, &m.wt, &m.cols, &m.rows, &m.z, relu, &m.unused)?;
+    d.extend(p.backward_weights(gpu, &m.dz, &m.cols, &m.rows, &m.grads, accumulate, &m.unused)?);
+    d.extend(p.backward_input(gpu, &m.rows, &m.params, &m.cols, mask.as_ref(), &m.dx, &m.unused)?);
+    run(gpu, &d);
+    Ok((
+        read(gpu, &m.z, s.batch * s.out_len())?,
+        read(gpu, &m.grads, s.weight_len())?,
+        read(gpu, &m.dx, s.batch * s.in_len())?,
+    ))
+}
+
+/// Seconds per run of the im2col path's three products on random data of shape `s`
+/// (forward: patches, `Wᵀ`, GEMM, to NCHW; weight gradient: `dZ` to rows, GEMM; input
+/// gradient: GEMM, col2im), the best of `reps` timed runs of each after an untimed one,
+/// as [`time_conv2d`] times the implicit kernels.
+pub fn time_conv2d_im2col(gpu: &Gpu, s: &Conv2dShape, reps: usize) -> Result<[f64; 3]> {
+    let mut rng = crate::rng::Rng::new(1, 61);
+    let mut data = |n: usize| -> Vec<f32> { (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect() };
+    let (x, w, b, dz) = (data(s.batch * s.in_len()), data(s.weight_len()), data(s.c_out), data(s.batch * s.out_len()));
+    let m = Im2colBuffers::new(gpu, &x, &w, &b, &dz, &vec![0.0; s.weight_len()], s)?;
+    let p = &m.path;
+    let products = [
+        p.forward(gpu, &m.x, &m.params, &m.wt, &m.cols, &m.rows, &m.z, false, &m.unused)?,
+        p.backward_weights(gpu, &m.dz, &m.cols, &m.rows, &m.grads, false, &m.unused)?,
+        p.backward_input(gpu, &m.rows, &m.params, &m.cols, None, &m.dx, &m.unused)?,
+    ];
+    let mut out = [0.0; 3];
+    for (d, t) in products.iter().zip(&mut out) {
+        run(gpu, d);
+        gpu.wait()?;
+        *t = f64::INFINITY;
+        for _ in 0..reps {
+            let start = std::time::Instant::now();
+            run(gpu, d);
+            gpu.wait()?;
+            *t = t.min(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(out)
 }
 
 /// GPU `maxpool2d_forward`: returns `(y, argmax)`, both `[B, C, H_out, W_out]`.

@@ -26,6 +26,16 @@
 //! | `gather_u8` (`gather.wgsl`), D ≡ 0 mod 4   | `gather_u8`                   | `gather_u8_matches_cpu`           |
 //! | `gather_u8_unaligned` (`gather.wgsl`)      | `gather_u8`                   | `gather_u8_matches_cpu`           |
 //! | `gather_f32` (`gather.wgsl`)               | `gather_f32`                  | `gather_f32_matches_cpu`          |
+//! | `conv_im2col` (`conv_im2col.wgsl`)§        | `conv_im2col`                 | `im2col_kernels_match_cpu_bit_for_bit` |
+//! | `conv_col2im` (`conv_im2col.wgsl`)§        | `conv_col2im`                 | `im2col_kernels_match_cpu_bit_for_bit` |
+//! | `conv_rows_to_nchw` (`conv_im2col.wgsl`)§  | `conv_rows_to_nchw`           | `im2col_kernels_match_cpu_bit_for_bit` |
+//! | `conv_nchw_to_rows` (`conv_im2col.wgsl`)§  | `conv_nchw_to_rows`           | `im2col_kernels_match_cpu_bit_for_bit` |
+//!
+//! § The im2col path of a convolution (`gpu::conv_im2col`), compiled on demand with the
+//! convolution kernels: these four around the three GEMMs above (`fc_forward`,
+//! `fc_backward_weights`, `fc_backward_input` over `B·H_out·W_out` rows of patches), run
+//! whole by the runner `conv2d_im2col` and its verify case of that name; parity tests in
+//! `tests/conv_im2col.rs` (the whole path: `im2col_path_matches_the_convolution`).
 //!
 //! "(vec4)": the entry in `gemm_vec4.wgsl`, run when the product is [`Gemm::aligned`];
 //! otherwise the generic `gemm` (`gemm.wgsl`). For fewer than [`VEC4_ROWS`] rows (a

@@ -5,6 +5,7 @@
 
 pub mod buffers;
 pub mod context;
+pub mod conv_im2col;
 pub mod conv_kernels;
 /// One-shot runners of the convolution, pooling and dropout kernels.
 pub mod conv_ops;

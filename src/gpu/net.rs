@@ -17,15 +17,20 @@
 //! 1. `gather_u8`/`gather_f32` of the batch rows into `x`;
 //! 2. per Linear node `transpose` (`Wᵀ` for the forward product);
 //! 3. forward, node by node: Linear `fc_forward` (bias and ReLU fused), Conv2d
-//!    `conv2d_forward` (bias and ReLU fused), MaxPool2d `maxpool2d_forward` (argmax kept
-//!    per node), ReLU `relu_forward`, Dropout `dropout_forward` (masks keyed by the run's
-//!    seed, the epoch and each row's index in the data set; in evaluation the node is the
-//!    identity and its output is its input buffer);
+//!    `conv2d_forward` (bias and ReLU fused) or, for a convolution that takes im2col
+//!    ([`takes_im2col`]), `conv_im2col`, `transpose`, the `fc_forward` GEMM over the
+//!    patches (bias and ReLU fused) and `conv_rows_to_nchw`; MaxPool2d
+//!    `maxpool2d_forward` (argmax kept per node), ReLU `relu_forward`, Dropout
+//!    `dropout_forward` (masks keyed by the run's seed, the epoch and each row's index in
+//!    the data set; in evaluation the node is the identity and its output is its input
+//!    buffer);
 //! 4. `softmax_xent` (loss and `dZ` of the logits), `accumulate_stats`;
 //! 5. backward, last node first: Linear `fc_backward_weights`, `fc_backward_bias`,
 //!    `fc_backward_input`; Conv2d `conv2d_backward_weights`, `conv2d_backward_bias`,
-//!    `conv2d_backward_input` — both with the mask `[acts[i−1] > 0]` fused when node
-//!    `i−1` has a fused ReLU; MaxPool2d `maxpool2d_backward` and Dropout
+//!    `conv2d_backward_input` (by im2col: `conv_nchw_to_rows`, the
+//!    `fc_backward_weights` GEMM, `conv2d_backward_bias`, the `fc_backward_input` GEMM
+//!    into the patches' buffer and `conv_col2im`) — both with the mask `[acts[i−1] > 0]`
+//!    fused when node `i−1` has a fused ReLU; MaxPool2d `maxpool2d_backward` and Dropout
 //!    `dropout_backward` (into a scratch, then `relu_backward` applies that mask where
 //!    needed); ReLU `relu_backward`; node 0 computes no input gradient;
 //! 6. `optimizer_update` over the flat parameter buffer.
@@ -40,6 +45,7 @@
 use crate::engine::Draws;
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{map_read, read, storage, storage_init, uniform};
+use crate::gpu::conv_im2col::{takes_im2col, Im2col};
 use crate::gpu::conv_kernels::{AugmentParams, ConvParams, DropoutParams, PoolParams};
 use crate::gpu::gemm::*;
 use crate::gpu::kernels::*;
@@ -132,7 +138,8 @@ pub struct GpuNet<'g> {
     kind: OptimKind,
     params: wgpu::Buffer,
     /// Each Linear node's `Wᵀ: [IN, OUT]` at `wt_offsets[i]` (refreshed at the start of
-    /// every step; `None` for the other nodes).
+    /// every step), and each im2col Conv2d node's `Wᵀ: [C_in·k·k, C_out]` (refreshed by its
+    /// forward); `None` for the other nodes.
     wt: wgpu::Buffer,
     wt_offsets: Vec<Option<usize>>,
     grads: wgpu::Buffer,
@@ -145,6 +152,12 @@ pub struct GpuNet<'g> {
     dz: Vec<wgpu::Buffer>,
     /// `[B, out_len_i]` argmax of each MaxPool2d node (`None` for the others).
     argmax: Vec<Option<wgpu::Buffer>>,
+    /// `[B·H_out·W_out, C_in·k·k]` patches of each im2col Conv2d node (`None` for the
+    /// others), overwritten by their gradient in the backward pass.
+    cols: Vec<Option<wgpu::Buffer>>,
+    /// `[B·H_out·W_out, C_out]`: an im2col Conv2d node's output, or its gradient, as the
+    /// GEMMs' rows (the largest such node's size; 16 bytes when there is none).
+    conv_rows: wgpu::Buffer,
     /// `[B, widest]`: a MaxPool2d or Dropout node's routed gradient before the mask of a
     /// fused ReLU before it (16 bytes when no node needs one).
     scratch: wgpu::Buffer,
@@ -195,6 +208,10 @@ impl<'g> GpuNet<'g> {
                     wt_len += (inp * out).next_multiple_of(4);
                     Some(at)
                 }
+                Op::Conv2d(s) if takes_im2col(gpu, &s, max_batch) => {
+                    wt_len += s.weight_len().next_multiple_of(4);
+                    Some(at)
+                }
                 _ => None,
             });
         }
@@ -208,7 +225,15 @@ impl<'g> GpuNet<'g> {
         let mut acts = Vec::new();
         let mut dz = Vec::new();
         let mut argmax = Vec::new();
-        for n in model.nodes() {
+        let mut cols = Vec::new();
+        let mut rows_len = 4;
+        for (i, n) in model.nodes().iter().enumerate() {
+            let path = im2col_path(n, max_batch, wt_offsets[i]);
+            cols.push(match path {
+                Some(p) => Some(storage(gpu, "im2col patches", p.cols_len() as u64 * f)?),
+                None => None,
+            });
+            rows_len = rows_len.max(path.map_or(0, |p| p.out_rows_len()));
             let bytes = b * n.out_len as u64 * f;
             acts.push(storage(gpu, "activations", bytes)?);
             dz.push(storage(gpu, "activation gradients", bytes)?);
@@ -219,6 +244,7 @@ impl<'g> GpuNet<'g> {
         let scratch_bytes =
             if (1..nodes.len()).any(|i| masked_after_routing(nodes, i)) { b * model.widest() as u64 * f } else { 16 };
         let scratch = storage(gpu, "routed gradient scratch", scratch_bytes)?;
+        let conv_rows = storage(gpu, "im2col output rows", rows_len as u64 * f)?;
         let loss = storage(gpu, "per-sample loss", b * f)?;
         let correct = storage(gpu, "per-sample correct", b * 4)?;
         let stats_size = std::mem::size_of::<Stats>() as u64;
@@ -254,6 +280,8 @@ impl<'g> GpuNet<'g> {
             acts,
             dz,
             argmax,
+            cols,
+            conv_rows,
             scratch,
             draws: Draws::default(),
             x_aug: storage(gpu, "augmented input batch", 16)?,
@@ -296,6 +324,10 @@ impl<'g> GpuNet<'g> {
         let elementwise = linear_groups(max_batch * model.widest(), 64)[1];
         gpu.check_workgroups("the widest activation's element-wise grid (folded into y)", u64::from(elementwise))?;
         for (i, n) in model.nodes().iter().enumerate() {
+            if let Some(p) = im2col_path(n, max_batch, Some(0)).filter(|p| takes_im2col(gpu, &p.s, max_batch)) {
+                let rows = (p.rows() as u64).div_ceil(u64::from(VEC4_ROWS * GEMM_WG));
+                gpu.check_workgroups(&format!("node {i}'s im2col GEMM rows"), rows)?;
+            }
             if let Op::Conv2d(s) = n.op {
                 let g = ConvParams::new(&s.with_batch(max_batch), 0, n.w_off, n.b_off).groups();
                 let y = [g.forward, g.backward_input, g.backward_weights, g.backward_bias].map(|g| g[1]);
@@ -676,6 +708,17 @@ impl<'g> GpuNet<'g> {
                     let u = uniform(gpu, "fc_forward", &g.params);
                     g.dispatch(gpu, &u, [src, &self.wt, &self.params, &self.unused, out])
                 }
+                Op::Conv2d(_) if self.cols[i].is_some() => {
+                    let path = im2col_path(n, batch, self.wt_offsets[i]).expect("an im2col node's path");
+                    let cols = self.cols[i].as_ref().expect("an im2col node's patches");
+                    let (p, rows) = (&self.params, &self.conv_rows);
+                    for d in path.forward(gpu, src, p, &self.wt, cols, rows, out, n.relu, &self.unused)? {
+                        let what = format!("layer {i} {}", d.name);
+                        seg.push(d.named(what));
+                    }
+                    src = out;
+                    continue;
+                }
                 Op::Conv2d(s) => {
                     let flags = if n.relu { ConvParams::RELU } else { 0 };
                     let p = ConvParams::new(&s.with_batch(batch), flags, n.w_off, n.b_off);
@@ -766,19 +809,36 @@ impl<'g> GpuNet<'g> {
                     let flags = if accumulate { ConvParams::ACCUMULATE } else { 0 };
                     let p = ConvParams::new(&s, flags, n.w_off, n.b_off);
                     let (u, g) = (uniform(gpu, "conv2d_backward", &p), p.groups());
-                    let at = [&u, dz, input, &self.unused, &self.grads];
-                    seg.push(
-                        conv.conv2d_backward_weights
-                            .dispatch(dev, &at, g.backward_weights)
-                            .named(name("conv2d_backward_weights")),
-                    );
+                    let path = im2col_path(n, batch, self.wt_offsets[i]);
+                    let (cols, rows) = (self.cols[i].as_ref(), &self.conv_rows);
+                    if let (Some(path), Some(cols)) = (path, cols) {
+                        for d in path.backward_weights(gpu, dz, cols, rows, &self.grads, accumulate, &self.unused)? {
+                            let what = name(&d.name);
+                            seg.push(d.named(what));
+                        }
+                    } else {
+                        let at = [&u, dz, input, &self.unused, &self.grads];
+                        seg.push(
+                            conv.conv2d_backward_weights
+                                .dispatch(dev, &at, g.backward_weights)
+                                .named(name("conv2d_backward_weights")),
+                        );
+                    }
                     let at = [&u, dz, &self.unused, &self.unused, &self.grads];
                     seg.push(
                         conv.conv2d_backward_bias
                             .dispatch(dev, &at, g.backward_bias)
                             .named(name("conv2d_backward_bias")),
                     );
-                    if i > 0 {
+                    if let (true, Some(path), Some(cols)) = (i > 0, path, cols) {
+                        // The weight gradient has read the patches: their gradient takes their place.
+                        let a_prev = prev_relu.then_some(input);
+                        let at = &self.dz[i - 1];
+                        for d in path.backward_input(gpu, rows, &self.params, cols, a_prev, at, &self.unused)? {
+                            let what = name(&d.name);
+                            seg.push(d.named(what));
+                        }
+                    } else if i > 0 {
                         let p = ConvParams::new(&s, if prev_relu { ConvParams::MASK } else { 0 }, n.w_off, n.b_off);
                         let u = uniform(gpu, "conv2d_backward_input", &p);
                         let at = [&u, dz, &self.params, mask, &self.dz[i - 1]];
@@ -920,11 +980,23 @@ impl<'g> GpuNet<'g> {
     }
 
     /// Bytes of device memory this network holds: parameters, gradients, optimizer state,
-    /// activations, metrics and data tables (uniforms and staging not counted).
+    /// activations, im2col patches, metrics and data tables (uniforms and staging not
+    /// counted).
     pub fn memory_bytes(&self) -> u64 {
-        let fixed =
-            [&self.params, &self.wt, &self.grads, &self.s1, &self.s2, &self.x, &self.y, &self.idx, &self.scratch];
-        let per_layer = self.acts.iter().chain(&self.dz).chain(self.argmax.iter().flatten());
+        let fixed = [
+            &self.params,
+            &self.wt,
+            &self.grads,
+            &self.s1,
+            &self.s2,
+            &self.x,
+            &self.y,
+            &self.idx,
+            &self.scratch,
+            &self.conv_rows,
+        ];
+        let per_layer =
+            self.acts.iter().chain(&self.dz).chain(self.argmax.iter().flatten()).chain(self.cols.iter().flatten());
         let tables = self.tables.iter().flat_map(|t| [Some(&t.src), Some(&t.labels), t.keys.as_ref()]).flatten();
         let rest = [&self.loss, &self.correct, &self.stats];
         fixed.into_iter().chain(per_layer).chain(tables).chain(rest).map(wgpu::Buffer::size).sum()
@@ -961,6 +1033,18 @@ fn masked_after_routing(nodes: &[Node], i: usize) -> bool {
 }
 
 /// The op name of a node's `pass` ("forward" or "backward") kernel, for profiles.
+/// Node `n`'s im2col path for batches of `batch` with `Wᵀ` at `wt_off`, if it is a
+/// convolution with a `Wᵀ`: one that takes im2col ([`takes_im2col`], decided when the
+/// network is built).
+fn im2col_path(n: &Node, batch: usize, wt_off: Option<usize>) -> Option<Im2col> {
+    match (n.op, wt_off) {
+        (Op::Conv2d(s), Some(wt_off)) => {
+            Some(Im2col { s: s.with_batch(batch), w_off: n.w_off, b_off: n.b_off, wt_off })
+        }
+        _ => None,
+    }
+}
+
 fn op_name(op: &Op, pass: &str) -> String {
     let op = match op {
         Op::Linear { .. } => "fc",

@@ -111,6 +111,73 @@ pub fn conv2d_backward_weights(gpu: &Gpu, s: &Conv2dShape, accumulate: bool, see
     Ok(compare("conv2d_backward_weights", shape, &wide(&g), &r, &dot_bound(&mag, s.batch * s.h_out * s.w_out)))
 }
 
+/// The four `conv_im2col.wgsl` kernels on random data against their `f32` CPU twins,
+/// exactly: three copies, and `conv_col2im`'s sum in the twin's order (`mask`: a ReLU
+/// mask from a random `a_prev`, about half of it zero).
+pub fn conv_im2col_kernels(gpu: &Gpu, s: &Conv2dShape, mask: bool, seed: u64) -> Result<Vec<Outcome>> {
+    let mut rng = Rng::new(seed, 28);
+    let rows = s.batch * s.h_out * s.w_out;
+    let cols_len = rows * s.c_in * s.k * s.k;
+    let x = uniform(&mut rng, s.batch * s.in_len(), 1.0);
+    let dcols = uniform(&mut rng, cols_len, 1.0);
+    let a: Vec<f32> = uniform(&mut rng, s.batch * s.in_len(), 1.0).iter().map(|v| v.max(0.0)).collect();
+    let z = uniform(&mut rng, s.batch * s.out_len(), 1.0);
+    let exact = |op: &str, g: &[f32], r: &[f32], tag: &str| {
+        compare(op, format!("{s}{tag}"), &wide(g), &wide(r), &vec![0.0; r.len()])
+    };
+    let mut r = vec![0.0f32; cols_len];
+    conv::conv_im2col(&x, &mut r, s);
+    let mut out = vec![exact("conv_im2col", &gconv::conv_im2col(gpu, &x, s)?, &r, "")];
+    let mut r = vec![0.0f32; s.batch * s.in_len()];
+    conv::conv_col2im(&dcols, mask.then_some(&a[..]), &mut r, s);
+    let g = gconv::conv_col2im(gpu, &dcols, mask.then_some(&a[..]), s)?;
+    out.push(exact("conv_col2im", &g, &r, if mask { " mask" } else { "" }));
+    let mut r = vec![0.0f32; z.len()];
+    conv::conv_rows_to_nchw(&z, &mut r, s);
+    out.push(exact("conv_rows_to_nchw", &gconv::conv_rows_to_nchw(gpu, &z, s)?, &r, ""));
+    conv::conv_nchw_to_rows(&z, &mut r, s);
+    out.push(exact("conv_nchw_to_rows", &gconv::conv_nchw_to_rows(gpu, &z, s)?, &r, ""));
+    Ok(out)
+}
+
+/// The whole im2col path of a convolution (`gpu::conv_ops::conv2d_im2col`: patches, the
+/// three GEMMs, the layout changes, col2im) against `cpu::conv`'s `conv2d_forward`,
+/// `conv2d_backward_weights` and `conv2d_backward_input` in `f64`, with their bounds
+/// (the input gradient sums `C_out` products in the GEMM, then `k·k` of those in col2im).
+/// `on` switches the fused ReLU, the accumulation and the mask together.
+pub fn conv2d_im2col(gpu: &Gpu, s: &Conv2dShape, on: bool, seed: u64) -> Result<Vec<Outcome>> {
+    let mut rng = Rng::new(seed, 29);
+    let x = uniform(&mut rng, s.batch * s.in_len(), 1.0);
+    let w = uniform(&mut rng, s.weight_len(), 1.0);
+    let b = uniform(&mut rng, s.c_out, 1.0);
+    let dz = uniform(&mut rng, s.batch * s.out_len(), 1.0);
+    let dw0 = uniform(&mut rng, s.weight_len(), 1.0);
+    let a: Vec<f32> = uniform(&mut rng, s.batch * s.in_len(), 1.0).iter().map(|v| v.max(0.0)).collect();
+    let (z, dw, dx) = gconv::conv2d_im2col(gpu, &x, &w, &b, &dz, &dw0, on.then_some(&a[..]), s, on, on)?;
+    let (x64, w64, dz64, a64) = (wide(&x), wide(&w), wide(&dz), wide(&a));
+    let tag = if on { " relu accumulate mask" } else { "" };
+    let mut r = vec![0.0; z.len()];
+    conv::conv2d_forward(&x64, &w64, &wide(&b), &mut r, s, on);
+    let mut mag = vec![0.0; z.len()];
+    conv::conv2d_forward(&abs(&x), &abs(&w), &abs(&b), &mut mag, s, false);
+    let k2 = s.k * s.k;
+    let mut out =
+        vec![compare("conv2d_im2col forward", format!("{s}{tag}"), &wide(&z), &r, &dot_bound(&mag, s.c_in * k2))];
+    let mut r = if on { wide(&dw0) } else { vec![0.0; dw.len()] };
+    conv::conv2d_backward_weights(&dz64, &x64, &mut r, s, on);
+    let mut mag = if on { abs(&dw0) } else { vec![0.0; dw.len()] };
+    conv::conv2d_backward_weights(&abs(&dz), &abs(&x), &mut mag, s, on);
+    let bound = dot_bound(&mag, s.batch * s.h_out * s.w_out);
+    out.push(compare("conv2d_im2col backward_weights", format!("{s}{tag}"), &wide(&dw), &r, &bound));
+    let mut r = vec![0.0; dx.len()];
+    conv::conv2d_backward_input(&dz64, &w64, on.then_some(&a64[..]), &mut r, s);
+    let mut mag = vec![0.0; dx.len()];
+    conv::conv2d_backward_input(&abs(&dz), &abs(&w), None, &mut mag, s);
+    let bound = dot_bound(&mag, s.c_out + k2);
+    out.push(compare("conv2d_im2col backward_input", format!("{s}{tag}"), &wide(&dx), &r, &bound));
+    Ok(out)
+}
+
 /// `conv2d_backward_bias` on random `dz` (and prior gradients when `accumulate`);
 /// `K = B·H_out·W_out` terms per bias.
 pub fn conv2d_backward_bias(gpu: &Gpu, s: &Conv2dShape, accumulate: bool, seed: u64) -> Result<Outcome> {
@@ -228,6 +295,8 @@ pub(super) fn all(gpu: &Gpu, next: &mut impl FnMut() -> u64) -> Result<Vec<Outco
         out.push(conv2d_backward_input(gpu, &s, !on, next())?);
         out.push(conv2d_backward_weights(gpu, &s, on, next())?);
         out.push(conv2d_backward_bias(gpu, &s, !on, next())?);
+        out.extend(conv_im2col_kernels(gpu, &s, on, next())?);
+        out.extend(conv2d_im2col(gpu, &s, !on, next())?);
     }
     for (i, &case) in POOL_CASES.iter().enumerate() {
         let s = pool_shape(case)?;
