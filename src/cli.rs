@@ -94,7 +94,7 @@ pub struct BenchArgs {
     /// Devices to time.
     #[arg(long, value_enum, default_value = "cpu,gpu", value_delimiter = ',')]
     pub devices: Vec<BenchDevice>,
-    /// Workloads: small, wide, sweep (small at several batch sizes), or a name from the sweep.
+    /// Workloads: small, wide, cnn (the --model cnn preset), sweep (small at several batch sizes), or a name from the sweep.
     #[arg(long, default_value = "small,wide", value_delimiter = ',')]
     pub workloads: Vec<String>,
     /// Timed steps per workload (after the warm-up).

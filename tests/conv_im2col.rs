@@ -9,7 +9,7 @@
 mod common;
 use common::{assert_pass, gpu};
 use wgtrain::cpu::conv::Conv2dShape;
-use wgtrain::gpu::conv_im2col::im2col_wins;
+use wgtrain::gpu::conv_im2col::{im2col_wins, takes_im2col};
 use wgtrain::verify;
 use wgtrain::verify::conv::CONV_CASES;
 
@@ -56,6 +56,37 @@ fn the_rule_takes_im2col_for_the_second_cnn_convolution_only() {
     let second = Conv2dShape::new(128, 32, 14, 14, 64, 3, 1, 1).unwrap();
     assert!(!im2col_wins(&first));
     assert!(im2col_wins(&second));
+    let Some(gpu) = gpu() else { return };
+    assert_eq!(wgtrain::gpu::conv_im2col::im2col_batch(gpu, &first, 1024), 0);
+    // As many samples as one binding holds patches for (196 positions × 288 values × 4 bytes).
+    let cap = wgtrain::gpu::conv_im2col::im2col_batch(gpu, &second, 1 << 20);
+    let allowed = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+    assert!(cap >= 128 && (cap as u64 + 1) * 196 * 288 * 4 > allowed, "{cap}");
+    assert!(takes_im2col(gpu, &second, 128) && !takes_im2col(gpu, &second, cap + 1));
+}
+
+/// A network built for batches of 1,024 (more than one binding of llvmpipe holds patches for:
+/// training evaluates in chunks of 1,024) still runs its small training batches through
+/// im2col: the same gradient, bit for bit, as a network built for those batches alone.
+#[test]
+fn small_steps_take_im2col_in_a_network_built_for_large_batches() {
+    use wgtrain::gpu::net::{Features, GpuNet};
+    use wgtrain::model::{Shape, Spec};
+    use wgtrain::optim::OptimKind;
+    let Some(gpu) = gpu() else { return };
+    let model = Spec::parse("cnn", &[]).unwrap().build(Shape::Image { c: 1, h: 28, w: 28 }, 10).unwrap();
+    let mut rng = wgtrain::rng::Rng::new(6, 1);
+    let x: Vec<f32> = (0..12 * model.inputs()).map(|_| rng.uniform() as f32).collect();
+    let y: Vec<u32> = (0..12u32).map(|i| i % 10).collect();
+    let idx = [3u32, 11, 0, 7, 5, 2, 9];
+    let grad = |max_batch: usize| {
+        let mut g = GpuNet::new(gpu, &model, &model.init(2), OptimKind::Sgd, max_batch).unwrap();
+        let t = g.add_table(Features::F32(&x), &y).unwrap();
+        g.accumulate_gradient(t, &idx, 1.0 / 7.0, true).unwrap();
+        g.read_grads().unwrap()
+    };
+    let (small, large) = (grad(7), grad(1024));
+    assert!(small == large, "a batch of 7 took another path in the network built for 1,024");
 }
 
 /// The parameters after 4 SGD steps of the cnn preset (its second convolution through

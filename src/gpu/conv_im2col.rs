@@ -30,13 +30,25 @@ pub fn im2col_wins(s: &Conv2dShape) -> bool {
     s.c_in * s.k * s.k >= IM2COL_MIN_K
 }
 
-/// Whether the training step of a network with batches of up to `max_batch` runs the
-/// convolution of shape `s` through im2col: [`im2col_wins`], and its patches fit one
-/// binding of `gpu` (otherwise the implicit kernels, which need no patches). Fixed when
-/// the network is built, so every step of it takes the same path.
-pub fn takes_im2col(gpu: &Gpu, s: &Conv2dShape, max_batch: usize) -> bool {
-    let patches = (max_batch * s.h_out * s.w_out * s.c_in * s.k * s.k) as u64 * 4;
-    im2col_wins(s) && gpu.check_binding("im2col patches", patches).is_ok()
+/// The largest batch, up to `max_batch`, for which the convolution of shape `s` runs
+/// through im2col: 0 unless [`im2col_wins`], else as many samples as one binding of `gpu`
+/// holds patches for. A recorded step of `batch` rows takes im2col iff `batch` is at most
+/// this (steps are recorded once per batch size, so every step of one size takes the same
+/// path and gives the same bits); larger batches — evaluation's chunks of 1,024 rows on
+/// llvmpipe's 128 MiB bindings — take the implicit kernels, which need no patches.
+pub fn im2col_batch(gpu: &Gpu, s: &Conv2dShape, max_batch: usize) -> usize {
+    if !im2col_wins(s) {
+        return 0;
+    }
+    let per_sample = (s.h_out * s.w_out * s.c_in * s.k * s.k) as u64 * 4;
+    let allowed = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+    (allowed / per_sample).min(max_batch as u64) as usize
+}
+
+/// Whether a step of `batch` rows runs the convolution of shape `s` through im2col
+/// ([`im2col_batch`]).
+pub fn takes_im2col(gpu: &Gpu, s: &Conv2dShape, batch: usize) -> bool {
+    batch >= 1 && im2col_batch(gpu, s, batch) == batch
 }
 
 /// One convolution's im2col path: the batched shape and where its weights, bias and `Wᵀ`

@@ -18,7 +18,7 @@
 //! 2. per Linear node `transpose` (`Wᵀ` for the forward product);
 //! 3. forward, node by node: Linear `fc_forward` (bias and ReLU fused), Conv2d
 //!    `conv2d_forward` (bias and ReLU fused) or, for a convolution that takes im2col
-//!    ([`takes_im2col`]), `conv_im2col`, `transpose`, the `fc_forward` GEMM over the
+//!    (for batches up to [`im2col_batch`]), `conv_im2col`, `transpose`, the `fc_forward` GEMM over the
 //!    patches (bias and ReLU fused) and `conv_rows_to_nchw`; MaxPool2d
 //!    `maxpool2d_forward` (argmax kept per node), ReLU `relu_forward`, Dropout
 //!    `dropout_forward` (masks keyed by the run's seed, the epoch and each row's index in
@@ -45,7 +45,7 @@
 use crate::engine::Draws;
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{map_read, read, storage, storage_init, uniform};
-use crate::gpu::conv_im2col::{takes_im2col, Im2col};
+use crate::gpu::conv_im2col::{im2col_batch, Im2col};
 use crate::gpu::conv_kernels::{AugmentParams, ConvParams, DropoutParams, PoolParams};
 use crate::gpu::gemm::*;
 use crate::gpu::kernels::*;
@@ -155,6 +155,8 @@ pub struct GpuNet<'g> {
     /// `[B·H_out·W_out, C_in·k·k]` patches of each im2col Conv2d node (`None` for the
     /// others), overwritten by their gradient in the backward pass.
     cols: Vec<Option<wgpu::Buffer>>,
+    /// The largest batch each node runs through im2col (0: never; see [`im2col_batch`]).
+    im2col_rows: Vec<usize>,
     /// `[B·H_out·W_out, C_out]`: an im2col Conv2d node's output, or its gradient, as the
     /// GEMMs' rows (the largest such node's size; 16 bytes when there is none).
     conv_rows: wgpu::Buffer,
@@ -201,14 +203,20 @@ impl<'g> GpuNet<'g> {
         // Each layer's Wᵀ starts on a multiple of 4 floats, as the vec4 kernel loads it.
         let mut wt_offsets = Vec::new();
         let mut wt_len = 0;
-        for n in model.nodes() {
+        // The largest batch each convolution runs through im2col (0: never).
+        let im2col_rows: Vec<usize> = model
+            .nodes()
+            .iter()
+            .map(|n| if let Op::Conv2d(s) = n.op { im2col_batch(gpu, &s, max_batch) } else { 0 })
+            .collect();
+        for (n, &cap) in model.nodes().iter().zip(&im2col_rows) {
             let at = wt_len;
             wt_offsets.push(match n.op {
                 Op::Linear { inp, out } => {
                     wt_len += (inp * out).next_multiple_of(4);
                     Some(at)
                 }
-                Op::Conv2d(s) if takes_im2col(gpu, &s, max_batch) => {
+                Op::Conv2d(s) if cap > 0 => {
                     wt_len += s.weight_len().next_multiple_of(4);
                     Some(at)
                 }
@@ -228,7 +236,7 @@ impl<'g> GpuNet<'g> {
         let mut cols = Vec::new();
         let mut rows_len = 4;
         for (i, n) in model.nodes().iter().enumerate() {
-            let path = im2col_path(n, max_batch, wt_offsets[i]);
+            let path = im2col_path(n, im2col_rows[i], wt_offsets[i]);
             cols.push(match path {
                 Some(p) => Some(storage(gpu, "im2col patches", p.cols_len() as u64 * f)?),
                 None => None,
@@ -281,6 +289,7 @@ impl<'g> GpuNet<'g> {
             dz,
             argmax,
             cols,
+            im2col_rows,
             conv_rows,
             scratch,
             draws: Draws::default(),
@@ -324,7 +333,8 @@ impl<'g> GpuNet<'g> {
         let elementwise = linear_groups(max_batch * model.widest(), 64)[1];
         gpu.check_workgroups("the widest activation's element-wise grid (folded into y)", u64::from(elementwise))?;
         for (i, n) in model.nodes().iter().enumerate() {
-            if let Some(p) = im2col_path(n, max_batch, Some(0)).filter(|p| takes_im2col(gpu, &p.s, max_batch)) {
+            let cap = if let Op::Conv2d(s) = n.op { im2col_batch(gpu, &s, max_batch) } else { 0 };
+            if let Some(p) = im2col_path(n, cap, Some(0)).filter(|_| cap > 0) {
                 let rows = (p.rows() as u64).div_ceil(u64::from(VEC4_ROWS * GEMM_WG));
                 gpu.check_workgroups(&format!("node {i}'s im2col GEMM rows"), rows)?;
             }
@@ -708,8 +718,8 @@ impl<'g> GpuNet<'g> {
                     let u = uniform(gpu, "fc_forward", &g.params);
                     g.dispatch(gpu, &u, [src, &self.wt, &self.params, &self.unused, out])
                 }
-                Op::Conv2d(_) if self.cols[i].is_some() => {
-                    let path = im2col_path(n, batch, self.wt_offsets[i]).expect("an im2col node's path");
+                Op::Conv2d(_) if self.im2col_at(i, batch).is_some() => {
+                    let path = self.im2col_at(i, batch).expect("an im2col node's path");
                     let cols = self.cols[i].as_ref().expect("an im2col node's patches");
                     let (p, rows) = (&self.params, &self.conv_rows);
                     for d in path.forward(gpu, src, p, &self.wt, cols, rows, out, n.relu, &self.unused)? {
@@ -809,7 +819,7 @@ impl<'g> GpuNet<'g> {
                     let flags = if accumulate { ConvParams::ACCUMULATE } else { 0 };
                     let p = ConvParams::new(&s, flags, n.w_off, n.b_off);
                     let (u, g) = (uniform(gpu, "conv2d_backward", &p), p.groups());
-                    let path = im2col_path(n, batch, self.wt_offsets[i]);
+                    let path = self.im2col_at(i, batch);
                     let (cols, rows) = (self.cols[i].as_ref(), &self.conv_rows);
                     if let (Some(path), Some(cols)) = (path, cols) {
                         for d in path.backward_weights(gpu, dz, cols, rows, &self.grads, accumulate, &self.unused)? {
@@ -1005,6 +1015,15 @@ impl<'g> GpuNet<'g> {
 
 /// Whether node `i`'s input gradient is routed (MaxPool2d, Dropout) and then masked by
 /// the fused ReLU of node `i − 1`, which needs the scratch buffer.
+impl GpuNet<'_> {
+    /// Node `i`'s im2col path for a step of `batch` rows, if it takes one: a convolution
+    /// whose patches for `batch` rows fit its buffer ([`im2col_batch`]).
+    fn im2col_at(&self, i: usize, batch: usize) -> Option<Im2col> {
+        let n = &self.model.nodes()[i];
+        im2col_path(n, batch, self.wt_offsets[i]).filter(|_| batch <= self.im2col_rows[i])
+    }
+}
+
 /// A recorded parameter block holding the draws' seed and epoch.
 enum Keyed {
     Dropout(wgpu::Buffer, DropoutParams),
@@ -1034,8 +1053,7 @@ fn masked_after_routing(nodes: &[Node], i: usize) -> bool {
 
 /// The op name of a node's `pass` ("forward" or "backward") kernel, for profiles.
 /// Node `n`'s im2col path for batches of `batch` with `Wᵀ` at `wt_off`, if it is a
-/// convolution with a `Wᵀ`: one that takes im2col ([`takes_im2col`], decided when the
-/// network is built).
+/// convolution with a `Wᵀ` (one that takes im2col for some batch, [`im2col_batch`]).
 fn im2col_path(n: &Node, batch: usize, wt_off: Option<usize>) -> Option<Im2col> {
     match (n.op, wt_off) {
         (Op::Conv2d(s), Some(wt_off)) => {
