@@ -14,6 +14,9 @@ use std::path::Path;
 /// The metadata key of the layer list in PyTorch's terms ([`Model::torch_layers`]), in every
 /// weights file.
 pub const MODEL_KEY: &str = "wgtrain.model";
+/// The metadata key of the model's input: its shape and scaling (`run::META_INPUT`, an
+/// `InputTransform` as JSON); a model that starts with a convolution takes its shape from it.
+pub const INPUT_KEY: &str = "wgtrain.input";
 
 /// Serialises `tensors` (name, shape, values) with `metadata` to safetensors bytes.
 pub fn to_bytes(tensors: &[(String, Vec<usize>, &[f32])], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
@@ -89,7 +92,7 @@ pub fn parse_weights(path: &Path, bytes: &[u8]) -> Result<Weights> {
 fn model_of(st: &SafeTensors, metadata: &HashMap<String, String>, layers: &str) -> std::result::Result<Model, String> {
     let list: serde_json::Value = serde_json::from_str(layers).map_err(|e| format!("not JSON ({e})"))?;
     let stored: Option<Vec<usize>> = metadata
-        .get(crate::run::META_INPUT)
+        .get(INPUT_KEY)
         .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
         .and_then(|v| serde_json::from_value(v.get("shape")?.clone()).ok())
         .filter(|s: &Vec<usize>| !s.is_empty());

@@ -3,7 +3,7 @@
 //! [`crate::train`] drives either the same way.
 
 use crate::cpu::{net, ops};
-use crate::data::augment::{self, Augment};
+use crate::data::augment::{self, Draws};
 use crate::data::batches::{Batch, Gather};
 use crate::data::{Dataset, FeatureData};
 use crate::error::{Error, Result};
@@ -50,16 +50,6 @@ impl From<crate::gpu::kernels::Stats> for Tally {
             bad_steps: u64::from(s.bad_steps),
         }
     }
-}
-
-/// The random draws of one epoch's training steps: keyed by the run's seed, the epoch and
-/// each sample's index in the data set (so they do not depend on the batches), with the
-/// images augmented as `augment` says.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Draws {
-    pub seed: u64,
-    pub epoch: u32,
-    pub augment: Augment,
 }
 
 /// A device that trains the network.

@@ -78,7 +78,7 @@ pub fn lr_find(setup: &Setup, a: &crate::cli::TrainArgs, range: Range) -> Result
     let batches: Vec<&[u32]> = orders.iter().flat_map(|o| o.chunks(b)).take(range.steps).collect();
     let mut engine = setup.engine(a)?;
     let cfg = &setup.cfg;
-    engine.begin_epoch(crate::engine::Draws { seed: cfg.seed, epoch: 0, augment: cfg.augment })?;
+    engine.begin_epoch(crate::data::augment::Draws { seed: cfg.seed, epoch: 0, augment: cfg.augment })?;
     let how = engine.gather();
     let opt = &setup.cfg.optimizer;
     let (mut points, mut stopped) = (Vec::<Point>::new(), None);

@@ -48,7 +48,7 @@ pub const META_DEVICE: &str = "wgtrain.device";
 pub const META_PROGRESS: &str = "wgtrain.progress";
 pub const META_CONFIG: &str = "wgtrain.config";
 /// The input transform the model expects ([`InputTransform`], JSON).
-pub const META_INPUT: &str = "wgtrain.input";
+pub const META_INPUT: &str = checkpoint::INPUT_KEY;
 
 /// What data a run trained on, stored with it so `--resume`, `eval` and `plot` find it
 /// again.

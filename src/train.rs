@@ -6,10 +6,10 @@
 //! The loop knows nothing of files: it hands its records and checkpoints to a
 //! [`Journal`] (the run folder of [`crate::run`] implements it).
 
-use crate::data::augment::Augment;
+use crate::data::augment::{Augment, Draws};
 use crate::data::batches::{batch_count, epoch_order, stream, stream_owned, Batch};
 use crate::data::Split;
-use crate::engine::{Draws, Engine, Tally};
+use crate::engine::{Engine, Tally};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::optim::{LrSchedule, OptimStep, Optimizer, Schedule};

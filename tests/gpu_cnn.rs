@@ -6,9 +6,9 @@
 mod common;
 use std::path::PathBuf;
 use wgtrain::cpu::net;
-use wgtrain::data::augment::{self, Augment};
+use wgtrain::data::augment::{self, Augment, Draws};
 use wgtrain::data::{Dataset, FeatureData};
-use wgtrain::engine::{CpuEngine, DataMode, Draws, Engine, GpuEngine};
+use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::gpu::net::{Features, GpuNet};
 use wgtrain::model::{Model, Shape, Spec};
 use wgtrain::optim::{OptimKind, Optimizer};

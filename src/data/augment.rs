@@ -22,6 +22,16 @@ pub const SHIFT_X: u32 = u32::MAX - 2;
 /// The largest shift `--augment shift:N` accepts.
 pub const MAX_SHIFT: u32 = 64;
 
+/// The random draws of one epoch's training steps: keyed by the run's seed, the epoch and
+/// each sample's index in the data set (so they do not depend on the batches), with the
+/// images augmented as `augment` says.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Draws {
+    pub seed: u64,
+    pub epoch: u32,
+    pub augment: Augment,
+}
+
 /// What `--augment` asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Augment {

@@ -42,7 +42,7 @@
 //! Longer than ~500 lines for a reason: the buffers, the recorded steps, the rings of
 //! runs, evaluation and read-back are one struct's methods over the same buffers.
 
-use crate::engine::Draws;
+use crate::data::augment::Draws;
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{map_read, read, storage, storage_init, uniform};
 use crate::gpu::conv_im2col::{im2col_batch, Im2col};
