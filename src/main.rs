@@ -120,6 +120,10 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
     let (data, how) = (spec.data.display(), cfg.describe());
     let counts = format!("{ntrain} train / {nval} validation / {ntest} test samples");
     println!("training {net} on {data} ({counts}) with {how} on {device}");
+    if cfg.model.mlp_sizes().is_none() {
+        // Layer by layer: position, layer, output shape, parameters.
+        cfg.model.summary().iter().for_each(|l| println!("{l}"));
+    }
     println!("run folder: {}", run.path.display());
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {

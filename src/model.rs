@@ -431,11 +431,6 @@ impl Model {
         self.nodes.iter().map(|n| n.in_len.max(n.out_len)).max().unwrap_or(1)
     }
 
-    /// Whether any layer draws random numbers while training (dropout).
-    pub fn has_dropout(&self) -> bool {
-        self.nodes.iter().any(|n| matches!(n.op, Op::Dropout { .. }))
-    }
-
     /// The written form, `--model` syntax with every size filled in.
     pub fn spec(&self) -> String {
         self.layers.iter().map(Layer::token).collect::<Vec<_>>().join(",")

@@ -96,11 +96,35 @@ fn by_channel<T: Real>(dz: &[T], n0: usize, g: usize, s: &Conv2dShape, dzc: &mut
     }
 }
 
+thread_local! {
+    /// Buffers of earlier calls on this thread, kept for the next (patches are megabytes:
+    /// allocating and zeroing them for every product of every step showed in the step time).
+    static SCRATCH: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` values for the patches or the regrouped gradient, reused from an
+/// earlier call when one is free. Its values are stale: every caller writes each value
+/// it reads (im2col, `by_channel` and the products with `β = 0` overwrite).
+fn take<T: Real>(len: usize) -> Vec<T> {
+    let kept = SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let i = s.iter().position(|b| b.is::<Vec<T>>())?;
+        s.swap_remove(i).downcast::<Vec<T>>().ok().map(|b| *b)
+    });
+    let mut v = kept.unwrap_or_default();
+    v.resize(len, T::zero());
+    v
+}
+
+/// Returns a [`take`]n buffer for the next call.
+fn give<T: Real>(v: Vec<T>) {
+    SCRATCH.with(|s| s.borrow_mut().push(Box::new(v)));
+}
+
 /// `z = b + conv(x, w)`, ReLU optionally fused; see `conv::conv2d_forward`.
 pub fn conv2d_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], s: &Conv2dShape, relu: bool) {
     let (r, p, g) = (s.c_in * s.k * s.k, s.h_out * s.w_out, chunk(s));
-    let mut cols = vec![T::zero(); r * g * p];
-    let mut out = vec![T::zero(); s.c_out * g * p];
+    let (mut cols, mut out) = (take(r * g * p), take(s.c_out * g * p));
     for n0 in (0..s.batch).step_by(g) {
         let g = g.min(s.batch - n0);
         im2col(x, n0, g, s, &mut cols);
@@ -117,13 +141,14 @@ pub fn conv2d_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], s: &Conv2
             }
         }
     }
+    give(cols);
+    give(out);
 }
 
 /// `dx = convᵀ(dz, w)`, optionally `⊙ [a_prev > 0]`; see `conv::conv2d_backward_input`.
 pub fn conv2d_backward_input<T: Real>(dz: &[T], w: &[T], a_prev: Option<&[T]>, dx: &mut [T], s: &Conv2dShape) {
     let (r, p, g) = (s.c_in * s.k * s.k, s.h_out * s.w_out, chunk(s));
-    let mut cols = vec![T::zero(); r * g * p];
-    let mut dzc = vec![T::zero(); s.c_out * g * p];
+    let (mut cols, mut dzc) = (take(r * g * p), take(s.c_out * g * p));
     dx[..s.batch * s.in_len()].fill(T::zero());
     for n0 in (0..s.batch).step_by(g) {
         let g = g.min(s.batch - n0);
@@ -132,6 +157,8 @@ pub fn conv2d_backward_input<T: Real>(dz: &[T], w: &[T], a_prev: Option<&[T]>, d
         gemm(g * p, s.c_out, r, (&dzc, 1, g * p), (w, r, 1), T::zero(), (&mut cols, 1, g * p));
         col2im(&cols, n0, g, s, dx);
     }
+    give(cols);
+    give(dzc);
     if let Some(a) = a_prev {
         super::ops::relu_mask(&mut dx[..s.batch * s.in_len()], a);
     }
@@ -140,8 +167,7 @@ pub fn conv2d_backward_input<T: Real>(dz: &[T], w: &[T], a_prev: Option<&[T]>, d
 /// `dw (+)= Σ dZ·colsᵀ` over the chunks; see `conv::conv2d_backward_weights`.
 pub fn conv2d_backward_weights<T: Real>(dz: &[T], x: &[T], dw: &mut [T], s: &Conv2dShape, accumulate: bool) {
     let (r, p, g) = (s.c_in * s.k * s.k, s.h_out * s.w_out, chunk(s));
-    let mut cols = vec![T::zero(); r * g * p];
-    let mut dzc = vec![T::zero(); s.c_out * g * p];
+    let (mut cols, mut dzc) = (take(r * g * p), take(s.c_out * g * p));
     if !accumulate {
         dw[..s.weight_len()].fill(T::zero());
     }
@@ -151,6 +177,8 @@ pub fn conv2d_backward_weights<T: Real>(dz: &[T], x: &[T], dw: &mut [T], s: &Con
         by_channel(dz, n0, g, s, &mut dzc);
         gemm(s.c_out, g * p, r, (&dzc, g * p, 1), (&cols, 1, g * p), T::one(), (dw, r, 1));
     }
+    give(cols);
+    give(dzc);
 }
 
 /// Sums `v` in eight interleaved lanes (vectorizes; the order differs from a plain loop's).
