@@ -238,6 +238,15 @@ pub struct TrainArgs {
     /// Stop after N steps in all (with a checkpoint), as Ctrl-C does.
     #[arg(long, allow_negative_numbers = true, value_parser = at_least_one_step)]
     pub stop_after: Option<u64>,
+    /// Data parallel in one process: split each batch into N shares, compute each share's
+    /// gradient on its own and add them in share order — the same bits as N ranks of
+    /// --distributed.
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = at_least_one)]
+    pub shards: usize,
+    /// Data parallel over MPI: each rank computes its share of every batch (run under
+    /// mpirun; needs a build with `--features mpi`). README: "Past one machine".
+    #[arg(long, conflicts_with = "shards")]
+    pub distributed: bool,
 }
 
 /// `wgtrain sweep`: every `train` flag, with `--lr` a list of rates.
@@ -507,6 +516,20 @@ fn delimiter(s: &str) -> std::result::Result<char, String> {
 
 /// Checks between flags that clap cannot express; `Err` is the one-line usage error.
 pub fn check(cli: &Cli) -> std::result::Result<(), String> {
+    let parallel = match &cli.command {
+        Some(Command::Sweep(a)) => Some(("sweep", &a.train)),
+        Some(Command::LrFind(a)) => Some(("lr-find", &a.train)),
+        _ => None,
+    };
+    if let Some((cmd, a)) = parallel.filter(|(_, a)| a.shards > 1 || a.distributed) {
+        let flag = if a.distributed { "--distributed" } else { "--shards" };
+        return Err(format!("error: {flag} is invalid for `{cmd}`: expected it with `wgtrain train` only"));
+    }
+    if matches!(&cli.command, Some(Command::Train(a)) if a.distributed) && !cfg!(feature = "mpi") {
+        return Err("error: --distributed: this wgtrain was built without MPI; expected a build with \
+                    `cargo build --release --features mpi` (README: Past one machine)"
+            .into());
+    }
     let (device, adapter) = match &cli.command {
         Some(Command::Train(a)) => (Some(a.dev.device), a.dev.adapter.as_deref()),
         Some(Command::Eval(a)) => (Some(a.dev.device), a.dev.adapter.as_deref()),

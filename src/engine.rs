@@ -76,6 +76,11 @@ pub trait Engine {
     fn accumulate(&mut self, b: &Batch, scale: f32, first: bool) -> Result<()>;
     /// Applies the update with the accumulated gradient.
     fn update(&mut self, opt: &OptimStep) -> Result<()>;
+    /// The gradient accumulated so far (the GPU reads it back).
+    fn gradient(&mut self) -> Result<Vec<f32>>;
+    /// Replaces the accumulated gradient with `g` (a data-parallel step's reduced one,
+    /// [`crate::parallel`]) and clears the non-finite flag: the next `update` applies `g`.
+    fn set_gradient(&mut self, g: &[f32]) -> Result<()>;
     /// Training metrics since the last call (the GPU reads them back here, and only here).
     fn take_tally(&mut self) -> Result<Tally>;
     /// Loss and accuracy over a whole data set.
@@ -213,6 +218,19 @@ impl Engine for CpuEngine {
         if !self.step_bad {
             ops::optimizer_update(&mut self.params, &self.grads, &mut self.s1, &mut self.s2, opt);
         }
+        Ok(())
+    }
+
+    fn gradient(&mut self) -> Result<Vec<f32>> {
+        Ok(self.grads.clone())
+    }
+
+    fn set_gradient(&mut self, g: &[f32]) -> Result<()> {
+        if g.len() != self.grads.len() {
+            return Err(Error::shape("Engine::set_gradient", format!("{} values", self.grads.len()), g.len()));
+        }
+        self.grads.copy_from_slice(g);
+        self.step_bad = false;
         Ok(())
     }
 
@@ -492,6 +510,14 @@ impl Engine for GpuEngine<'_> {
 
     fn update(&mut self, opt: &OptimStep) -> Result<()> {
         self.net.apply_update(opt)
+    }
+
+    fn gradient(&mut self) -> Result<Vec<f32>> {
+        self.net.read_grads()
+    }
+
+    fn set_gradient(&mut self, g: &[f32]) -> Result<()> {
+        self.net.write_grads(g)
     }
 
     fn take_tally(&mut self) -> Result<Tally> {

@@ -43,6 +43,10 @@ pub enum Error {
         gib(*.available)
     )]
     OutOfMemory { what: String, needed: u64, available: u64, hint: String },
+    /// The ranks of a data-parallel run disagree (another rank failed, or their weights
+    /// differ).
+    #[error("data-parallel training: {0}")]
+    Ranks(String),
 }
 
 /// `12.3 GiB`.

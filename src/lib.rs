@@ -31,6 +31,7 @@ pub mod jacobian;
 pub mod lrfind;
 pub mod model;
 pub mod optim;
+pub mod parallel;
 pub mod plot;
 pub mod predict;
 pub mod progress;

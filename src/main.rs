@@ -8,11 +8,13 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wgtrain::bench::{self, BenchDevice};
 use wgtrain::cli::{self, BenchArgs, Cli, Command, EvalArgs, LrFindArgs, PlotArgs, PredictArgs, SweepArgs, TrainArgs};
+use wgtrain::data::Split;
 use wgtrain::engine::{self, DataMode};
 use wgtrain::error::{Error, Result};
 use wgtrain::gpu::{context, Gpu};
 use wgtrain::model::Shape;
 use wgtrain::optim::OptimKind;
+use wgtrain::parallel::{self, Collective, Sharded};
 use wgtrain::predict::Predictor;
 use wgtrain::progress::{self, Ui};
 use wgtrain::run::{self, RunDir};
@@ -41,8 +43,8 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = match cli.command {
-        None => train_cmd(TrainArgs::defaults()),
-        Some(Command::Train(a)) => train_cmd(*a),
+        None => return train_exit(TrainArgs::defaults()),
+        Some(Command::Train(a)) => return train_exit(*a),
         Some(Command::Eval(a)) => eval_cmd(a),
         Some(Command::Verify { adapter }) => verify_cmd(adapter.as_deref()),
         Some(Command::Devices) => {
@@ -68,63 +70,120 @@ fn main() -> ExitCode {
 /// Set by Ctrl-C; the trainer finishes its step, checkpoints and stops. A second Ctrl-C
 /// exits at once.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Under MPI: set on every rank at the step after which any rank saw Ctrl-C, so all stop
+/// at the same step ([`Sharded::agree_on_stop`]).
+static STOP_AGREED: AtomicBool = AtomicBool::new(false);
 
-/// Trains a new run, or continues one (`--resume`); returns whether it completed.
-fn train_cmd(a: TrainArgs) -> Result<bool> {
-    let resume = a.resume.as_deref().map(run::load_resume).transpose()?;
-    let mut spec = resume.as_ref().map_or_else(|| a.data_spec(), |r| r.data.clone());
-    let split = spec.load()?;
-    let cfg = match &resume {
-        Some(r) => r.config.clone(),
-        None => a.config(&split)?,
-    };
-    let model = cfg.model.clone();
-    let image_mismatch = matches!(model.input, Shape::Image { .. }) && model.input != split.train.shape;
-    if model.inputs() != split.train.width || model.classes() != split.train.classes || image_mismatch {
-        let (s, c) = (split.train.shape, split.train.classes);
-        let what = format!(
-            "the data has samples of {s} and {c} classes, the run's network takes {} and gives {} classes",
-            model.input,
-            model.classes()
-        );
-        return Err(Error::format(&spec.data, what));
+/// Why `train` failed, and whether this process prints it: among ranks, the error every
+/// rank meets alike is printed by one.
+struct Failure {
+    error: Error,
+    print: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { error, print: true }
     }
-    let (gpu, why) = Gpu::choose(a.dev.device, a.dev.adapter.as_deref())?;
-    if let Some(why) = why {
+}
+
+/// `train`'s exit status; prints its error.
+fn train_exit(a: TrainArgs) -> ExitCode {
+    #[cfg(feature = "mpi")]
+    if a.distributed {
+        return match wgtrain::parallel::mpi::Mpi::init() {
+            Ok(mpi) => report(train_cmd(a, Some(&mpi))),
+            Err(e) => report(Err(e.into())),
+        };
+    }
+    report(train_cmd(a, None))
+}
+
+fn report(r: std::result::Result<ExitCode, Failure>) -> ExitCode {
+    r.unwrap_or_else(|f| {
+        if f.print {
+            eprintln!("error: {}", f.error);
+        }
+        ExitCode::FAILURE
+    })
+}
+
+/// Among ranks: whether every rank's `r` succeeded. A failure is printed by the lowest
+/// rank that failed (the same line one process prints, once, when all failed alike).
+fn agree<T>(comm: Option<&dyn Collective>, r: Result<T>) -> std::result::Result<T, Failure> {
+    let Some(c) = comm else { return r.map_err(Failure::from) };
+    let flags = c.all_gather(&[f64::from(u8::from(r.is_err()))])?;
+    let first = flags.iter().position(|&f| f > 0.0);
+    match (r, first) {
+        (Ok(v), None) => Ok(v),
+        (Err(error), f) => Err(Failure { print: f == Some(c.rank()), error }),
+        (Ok(_), Some(rank)) => Err(Failure { error: Error::Ranks(format!("rank {rank} failed")), print: false }),
+    }
+}
+
+/// Trains a new run, or continues one (`--resume`); data parallel with `--shards` or
+/// (`comm`) over MPI, where rank 0 alone writes the run folder and prints.
+fn train_cmd(a: TrainArgs, comm: Option<&dyn Collective>) -> std::result::Result<ExitCode, Failure> {
+    let root = comm.is_none_or(|c| c.rank() == 0);
+    let shards = comm.map_or(a.shards, |c| c.size());
+    let loaded = agree(comm, load_run(&a, shards))?;
+    let (resume, spec, split, cfg) = loaded;
+    let model = cfg.model.clone();
+    let local = comm.map_or(0, |c| c.local_rank());
+    let (gpu, why) = agree(comm, Gpu::choose_nth(a.dev.device, a.dev.adapter.as_deref(), local))?;
+    if let (Some(why), true) = (why, root) {
         eprintln!("{why}");
     }
     let (kind, rows) = (cfg.optimizer.kind, cfg.max_batch());
-    engine::check_memory(gpu.is_some(), &model, kind, rows, &split.train)?;
-    let params = resume.as_ref().map_or_else(|| model.init(cfg.seed), |r| r.params.clone());
-    let mut engine = engine::open(gpu.as_ref(), &model, params, kind, rows, &split.train, a.dev.data_mode)?;
-    let device = engine.describe();
-    let (mut run, progress) = match resume {
-        Some(r) => {
-            engine.set_state(&r.params, &r.optim_state)?;
-            if r.device.as_deref() != Some(device.as_str()) {
-                let was = r.device.as_deref().unwrap_or("an unknown device");
-                eprintln!(
-                    "note: this run was trained on {was}; resuming on {device} continues it, but not bit for bit"
-                );
+    let mut cost = None;
+    let opened = engine::check_memory(gpu.is_some(), &model, kind, rows, &split.train).and_then(|_| {
+        let params = resume.as_ref().map_or_else(|| model.init(cfg.seed), |r| r.params.clone());
+        let inner = engine::open(gpu.as_ref(), &model, params, kind, rows, &split.train, a.dev.data_mode)?;
+        let mut engine: Box<dyn engine::Engine + '_> = match (shards, comm) {
+            (1, None) => inner,
+            _ => {
+                let mut sharded = Sharded::new(inner, shards, comm)?;
+                if comm.is_some() {
+                    sharded.agree_on_stop(&INTERRUPTED, &STOP_AGREED);
+                }
+                cost = Some(sharded.cost());
+                Box::new(sharded)
             }
-            let dir = RunDir::reopen(&r, &split, &device)?;
-            let (step, epoch, batch) =
-                (r.progress.checkpoint_step.unwrap_or(0), r.progress.epoch + 1, r.progress.batch);
-            println!("resuming {} at step {step} (epoch {epoch}, batch {batch})", r.dir.display());
-            (dir, Some(r.progress))
+        };
+        if let Some(r) = &resume {
+            engine.set_state(&r.params, &r.optim_state)?;
         }
-        None => (RunDir::create(a.out.as_deref(), a.force, &cfg, &spec, &split, &device)?, None),
+        Ok(engine)
+    });
+    let mut engine = agree(comm, opened)?;
+    let device = engine.describe();
+    let folder = match (&resume, root) {
+        (_, false) => Ok(None),
+        (Some(r), true) => RunDir::reopen(r, &split, &device).map(Some),
+        (None, true) => RunDir::create(a.out.as_deref(), a.force, &cfg, &spec, &split, &device).map(Some),
     };
-    let (ntrain, nval, ntest) = (split.train.rows, split.val.rows, split.test.rows);
-    let net = cli::model_str(&cfg.model);
-    let (data, how) = (spec.data.display(), cfg.describe());
-    let counts = format!("{ntrain} train / {nval} validation / {ntest} test samples");
-    println!("training {net} on {data} ({counts}) with {how} on {device}");
-    if cfg.model.mlp_sizes().is_none() {
-        // Layer by layer: position, layer, output shape, parameters.
-        cfg.model.summary().iter().for_each(|l| println!("{l}"));
+    let mut run = agree(comm, folder)?;
+    if let (Some(r), true) = (&resume, root) {
+        if r.device.as_deref() != Some(device.as_str()) {
+            let was = r.device.as_deref().unwrap_or("an unknown device");
+            eprintln!("note: this run was trained on {was}; resuming on {device} continues it, but not bit for bit");
+        }
+        let (step, epoch, batch) = (r.progress.checkpoint_step.unwrap_or(0), r.progress.epoch + 1, r.progress.batch);
+        println!("resuming {} at step {step} (epoch {epoch}, batch {batch})", r.dir.display());
     }
-    println!("run folder: {}", run.path.display());
+    let progress = resume.map(|r| r.progress);
+    if let Some(run) = &run {
+        let (ntrain, nval, ntest) = (split.train.rows, split.val.rows, split.test.rows);
+        let net = cli::model_str(&cfg.model);
+        let (data, how) = (spec.data.display(), cfg.describe());
+        let counts = format!("{ntrain} train / {nval} validation / {ntest} test samples");
+        println!("training {net} on {data} ({counts}) with {how} on {device}");
+        if cfg.model.mlp_sizes().is_none() {
+            // Layer by layer: position, layer, output shape, parameters.
+            cfg.model.summary().iter().for_each(|l| println!("{l}"));
+        }
+        println!("run folder: {}", run.path.display());
+    }
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
@@ -134,23 +193,51 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
     let ctl = Control {
         checkpoint_every: a.checkpoint_every,
         stop_after: a.stop_after,
-        interrupt: Some(&INTERRUPTED),
+        interrupt: Some(if comm.is_some() { &STOP_AGREED } else { &INTERRUPTED }),
         ..Control::default()
     };
     let mut ui = Ui::default();
-    let mut live = plot::LiveFigures::new(&mut ui, &run.path);
-    let out = train::train(&cfg, &split, engine.as_mut(), Some(&mut run), &mut live, progress, &ctl);
+    let out = match run.as_mut() {
+        Some(run) => {
+            let mut live = plot::LiveFigures::new(&mut ui, &run.path);
+            let journal: &mut dyn train::Journal = run;
+            train::train(&cfg, &split, engine.as_mut(), Some(journal), &mut live, progress, &ctl)
+        }
+        None => train::train(&cfg, &split, engine.as_mut(), None, &mut train::Quiet, progress, &ctl),
+    };
     ui.finish();
-    let out = out?;
+    let out = match (out, comm) {
+        (Ok(out), _) => out,
+        // Every rank meets a non-finite loss at the same step; anything else this rank alone.
+        (Err(error @ Error::NonFinite { .. }), Some(_)) => return Err(Failure { error, print: root }),
+        (Err(e), Some(c)) => {
+            eprintln!("error (rank {}): {e}", c.rank());
+            c.abort(1)
+        }
+        (Err(e), None) => return Err(e.into()),
+    };
+    if let Some(c) = comm {
+        let f = parallel::fingerprint(&out.params);
+        let all = c.all_gather(&[(f >> 32) as f64, (f & 0xffff_ffff) as f64])?;
+        if all.chunks_exact(2).any(|p| *p != all[..2]) {
+            let error = Error::Ranks(format!("the ranks' weights differ after training (fingerprints {all:?})"));
+            return Err(Failure { error, print: root });
+        }
+        if root {
+            println!("weights identical on all {} ranks (fingerprint {f:016x})", c.size());
+        }
+    }
+    if let (Some(cost), true) = (cost, root) {
+        let (c, mb) = (cost.get(), model.param_count() as f64 * 4e-6);
+        println!("combining the {shards} shares: {} ({} steps; a gradient is {mb:.2} MB)", c.per_step(), c.steps);
+    }
+    let Some(run) = run else { return Ok(ExitCode::SUCCESS) };
     print!("{}", progress::summary(&out.epochs));
     if let Finish::Interrupted(step) = out.finish {
         println!("stopped after step {step}; checkpoint in {}", run.path.display());
         println!("resume with: wgtrain train --resume {}", run.path.display());
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            drop(run); // releases the folder's lock
-            std::process::exit(130);
-        }
-        return Ok(true);
+        let interrupted = INTERRUPTED.load(Ordering::SeqCst) || STOP_AGREED.load(Ordering::SeqCst);
+        return Ok(if interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS });
     }
     let best = if split.val.rows > 0 { run::BEST_FILE } else { "none: no validation set" };
     println!("weights: {} (best validation loss: {best})", run.path.join(run::MODEL_FILE).display());
@@ -166,7 +253,38 @@ fn train_cmd(a: TrainArgs) -> Result<bool> {
         }
         Err(e) => eprintln!("note: the figures were not drawn: {e}"),
     }
-    Ok(true)
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The run `train` starts or resumes: the checkpoint, the data's description, the data
+/// and the configuration, checked against each other (the global batch against the
+/// number of shares too).
+fn load_run(a: &TrainArgs, shards: usize) -> Result<(Option<run::Resume>, run::DataSpec, Split, train::Config)> {
+    let resume = a.resume.as_deref().map(run::load_resume).transpose()?;
+    let mut spec = resume.as_ref().map_or_else(|| a.data_spec(), |r| r.data.clone());
+    let split = spec.load()?;
+    let cfg = match &resume {
+        Some(r) => r.config.clone(),
+        None => a.config(&split)?,
+    };
+    let model = &cfg.model;
+    let image_mismatch = matches!(model.input, Shape::Image { .. }) && model.input != split.train.shape;
+    if model.inputs() != split.train.width || model.classes() != split.train.classes || image_mismatch {
+        let (s, c) = (split.train.shape, split.train.classes);
+        let what = format!(
+            "the data has samples of {s} and {c} classes, the run's network takes {} and gives {} classes",
+            model.input,
+            model.classes()
+        );
+        return Err(Error::format(&spec.data, what));
+    }
+    if let train::BatchSize::Mini(b) = cfg.batch {
+        if b < shards {
+            let flag = if a.distributed { "the number of ranks" } else { "--shards" };
+            return Err(Error::invalid("--batch", b, format!("a global batch of at least {flag} ({shards})")));
+        }
+    }
+    Ok((resume, spec, split, cfg))
 }
 
 fn files_str(files: &[PathBuf]) -> String {

@@ -59,6 +59,18 @@ impl Batch {
         };
         Batch { idx, rows, x, labels }
     }
+
+    /// Rows `r` of the batch (a data-parallel share of it), with whatever was gathered.
+    pub fn rows(&self, r: std::ops::Range<usize>) -> Batch {
+        let n = self.idx.len().max(1);
+        let part = |len: usize| (r.start * len / n)..(r.end * len / n);
+        let rows = self.rows.as_ref().map(|f| match f {
+            FeatureData::U8(v) => FeatureData::U8(v[part(v.len())].to_vec()),
+            FeatureData::F32(v) => FeatureData::F32(v[part(v.len())].to_vec()),
+        });
+        let x = self.x[part(self.x.len())].to_vec();
+        Batch { idx: self.idx[r.clone()].to_vec(), rows, x, labels: self.labels[r].to_vec() }
+    }
 }
 
 /// Runs `f` on each batch in order while a producer thread gathers the next ones as

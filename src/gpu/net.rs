@@ -964,6 +964,20 @@ impl<'g> GpuNet<'g> {
         read(self.gpu, &self.grads, self.model.param_count())
     }
 
+    /// Overwrites the gradient buffer with `g` and clears the metrics' non-finite flag, so
+    /// the next [`apply_update`](Self::apply_update) applies `g` (a data-parallel step's
+    /// reduced gradient).
+    pub fn write_grads(&self, g: &[f32]) -> Result<()> {
+        let m = self.model.param_count();
+        if g.len() != m {
+            return Err(Error::shape("GpuNet::write_grads", format!("{m} values"), g.len()));
+        }
+        self.gpu.queue.write_buffer(&self.grads, 0, bytemuck::cast_slice(g));
+        let flag = std::mem::offset_of!(Stats, step_bad) as u64;
+        self.gpu.queue.write_buffer(&self.stats, flag, bytemuck::bytes_of(&0u32));
+        Ok(())
+    }
+
     /// The optimizer's state vectors (as many as the rule keeps).
     pub fn read_state(&self) -> Result<Vec<Vec<f32>>> {
         let m = self.model.param_count();
