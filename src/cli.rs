@@ -423,7 +423,8 @@ fn model_spec(s: &str) -> std::result::Result<String, String> {
 
 /// The flags that may accompany `--resume`: they change where and how long the run goes
 /// on, not what it computes.
-const RESUME_FLAGS: [&str; 6] = ["resume", "device", "adapter", "data_mode", "checkpoint_every", "stop_after"];
+const RESUME_FLAGS: [&str; 8] =
+    ["resume", "device", "adapter", "data_mode", "checkpoint_every", "stop_after", "shards", "distributed"];
 
 /// With `--resume`, the flags given on the command line (`train`'s matches) that would
 /// change the run, refused as a usage error naming each.
@@ -446,7 +447,7 @@ pub fn check_resume_flags(m: &clap::ArgMatches) -> std::result::Result<(), Strin
     }
     Err(format!(
         "error: --resume continues the run as it was recorded; {} would change it (with --resume only \
-         --device, --adapter, --data-mode, --checkpoint-every and --stop-after apply)",
+         --device, --adapter, --data-mode, --checkpoint-every, --stop-after, --shards and --distributed apply)",
         changing.join(", ")
     ))
 }

@@ -241,11 +241,14 @@ impl Drop for Lock {
     }
 }
 
-/// Whether process `pid` exists (Linux: `/proc/PID`; elsewhere assumed alive, so a stale
-/// lock must be removed by hand).
+/// Whether process `pid` runs (Linux: `/proc/PID/stat`, a zombie — killed, not yet
+/// reaped, as a killed MPI job's ranks are for a moment — counting as gone; elsewhere
+/// assumed alive, so a stale lock must be removed by hand).
 fn process_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
+        // `PID (COMM) STATE …`: the state follows the last ')'.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
     } else {
         true
     }

@@ -1,0 +1,150 @@
+//! `train --distributed` under `mpirun -np 2` (a build with `--features mpi`, Open MPI
+//! installed): two ranks give the bits of one process with `--shards 2` and of each
+//! other, a killed rank ends the job with its last checkpoint whole, and bad input is one
+//! error line.
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use wgtrain::checkpoint;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wgtrain");
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wgtrain-mpi-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// `mpirun -np 2 wgtrain train --distributed ARGS`.
+fn mpirun(args: &[&str]) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args(["--allow-run-as-root", "--oversubscribe", "-np", "2", BIN, "train", "--distributed"]).args(args);
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// 64 SGD steps of 128 (8,192 samples).
+const RUN: [&str; 16] = [
+    "--limit",
+    "8192",
+    "--val",
+    "0",
+    "--epochs",
+    "1",
+    "--batch",
+    "128",
+    "--optimizer",
+    "sgd",
+    "--lr",
+    "0.01",
+    "--schedule",
+    "constant",
+    "--log-every",
+    "8",
+];
+
+fn weights(dir: &Path) -> Vec<u32> {
+    checkpoint::load_weights(&dir.join("model.safetensors")).unwrap().params.iter().map(|p| p.to_bits()).collect()
+}
+
+/// The logged losses and accuracies (every record but its times and rates).
+fn metrics(dir: &Path) -> Vec<String> {
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    log.lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let m = v.as_object_mut().unwrap();
+            m.retain(|k, _| !k.contains("seconds") && !k.contains("elapsed") && !k.contains("per_s"));
+            v.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn two_ranks_give_the_bits_of_two_shares_on_both_devices() {
+    let gpu = std::env::var("WGTRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    let devices: &[&str] = if gpu { &["cpu", "gpu"] } else { &["cpu"] };
+    for dev in devices {
+        let (ranks, shards) = (scratch(&format!("ranks-{dev}")), scratch(&format!("shards-{dev}")));
+        let o = mpirun(&RUN).args(["--device", dev, "--out"]).arg(&ranks).output().unwrap();
+        assert!(o.status.success(), "{dev}: {}", text(&o));
+        assert!(text(&o).contains("weights identical on all 2 ranks"), "{dev}: {}", text(&o));
+        let mut one = Command::new(BIN);
+        one.arg("train").args(RUN).args(["--device", dev, "--shards", "2", "--out"]).arg(&shards);
+        let o = one.output().unwrap();
+        assert!(o.status.success(), "{dev}: {}", text(&o));
+        assert_eq!(weights(&ranks), weights(&shards), "{dev}: 2 ranks and --shards 2 differ");
+        assert_eq!(metrics(&ranks), metrics(&shards), "{dev}: the logged metrics differ");
+    }
+}
+
+#[test]
+fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes() {
+    let dir = scratch("killed");
+    let mut job = mpirun(&["--device", "cpu", "--epochs", "4", "--checkpoint-every", "20", "--log-every", "10"])
+        .args(["--batch", "64", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = dir.join("state.safetensors");
+    let t = Instant::now();
+    while !state.exists() {
+        assert!(t.elapsed() < Duration::from_secs(120), "no checkpoint after 2 minutes");
+        assert!(job.try_wait().unwrap().is_none(), "the job ended before its first checkpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // The ranks: wgtrain processes whose command line names this run's folder.
+    let ranks: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            comm.trim() == "wgtrain" && String::from_utf8_lossy(&cmd).contains(dir.to_str().unwrap())
+        })
+        .collect();
+    assert_eq!(ranks.len(), 2, "two ranks running");
+    let victim = ranks.iter().max().unwrap();
+    assert!(Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap().success());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "the job hangs 60 s after a rank was killed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success(), "a killed rank must fail the job");
+    let t = Instant::now();
+    while ranks.iter().any(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+        assert!(t.elapsed() < Duration::from_secs(30), "a rank outlives the job by 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The checkpoint is whole: one process resumes it and finishes the run.
+    let o = Command::new(BIN).args(["train", "--shards", "2", "--stop-after", "200", "--resume"]).arg(&dir).output();
+    let o = o.unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("resuming"), "{}", text(&o));
+}
+
+#[test]
+fn bad_input_is_one_error_line() {
+    let missing = scratch("no-such-data");
+    let o = mpirun(&["--device", "cpu", "--data"]).arg(&missing).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(lines.len(), 1, "one error line, got: {err}");
+    assert!(lines[0].contains(missing.to_str().unwrap()), "{}", lines[0]);
+    let o = mpirun(&["--device", "cpu", "--batch", "1"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--batch") && err.contains("ranks (2)"), "{err}");
+}
