@@ -14,7 +14,7 @@ use wgtrain::error::{Error, Result};
 use wgtrain::gpu::{context, Gpu};
 use wgtrain::model::Shape;
 use wgtrain::optim::OptimKind;
-use wgtrain::parallel::{self, Collective, Sharded};
+use wgtrain::parallel::{self, agree, Collective, Failure, Sharded};
 use wgtrain::predict::Predictor;
 use wgtrain::progress::{self, Ui};
 use wgtrain::run::{self, RunDir};
@@ -74,19 +74,6 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// at the same step ([`Sharded::agree_on_stop`]).
 static STOP_AGREED: AtomicBool = AtomicBool::new(false);
 
-/// Why `train` failed, and whether this process prints it: among ranks, the error every
-/// rank meets alike is printed by one.
-struct Failure {
-    error: Error,
-    print: bool,
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Self {
-        Failure { error, print: true }
-    }
-}
-
 /// `train`'s exit status; prints its error.
 fn train_exit(a: TrainArgs) -> ExitCode {
     #[cfg(feature = "mpi")]
@@ -106,19 +93,6 @@ fn report(r: std::result::Result<ExitCode, Failure>) -> ExitCode {
         }
         ExitCode::FAILURE
     })
-}
-
-/// Among ranks: whether every rank's `r` succeeded. A failure is printed by the lowest
-/// rank that failed (the same line one process prints, once, when all failed alike).
-fn agree<T>(comm: Option<&dyn Collective>, r: Result<T>) -> std::result::Result<T, Failure> {
-    let Some(c) = comm else { return r.map_err(Failure::from) };
-    let flags = c.all_gather(&[f64::from(u8::from(r.is_err()))])?;
-    let first = flags.iter().position(|&f| f > 0.0);
-    match (r, first) {
-        (Ok(v), None) => Ok(v),
-        (Err(error), f) => Err(Failure { print: f == Some(c.rank()), error }),
-        (Ok(_), Some(rank)) => Err(Failure { error: Error::Ranks(format!("rank {rank} failed")), print: false }),
-    }
 }
 
 /// Trains a new run, or continues one (`--resume`); data parallel with `--shards` or
@@ -217,12 +191,7 @@ fn train_cmd(a: TrainArgs, comm: Option<&dyn Collective>) -> std::result::Result
         (Err(e), None) => return Err(e.into()),
     };
     if let Some(c) = comm {
-        let f = parallel::fingerprint(&out.params);
-        let all = c.all_gather(&[(f >> 32) as f64, (f & 0xffff_ffff) as f64])?;
-        if all.chunks_exact(2).any(|p| *p != all[..2]) {
-            let error = Error::Ranks(format!("the ranks' weights differ after training (fingerprints {all:?})"));
-            return Err(Failure { error, print: root });
-        }
+        let f = parallel::same_weights(c, &out.params).map_err(|error| Failure { error, print: root })?;
         if root {
             println!("weights identical on all {} ranks (fingerprint {f:016x})", c.size());
         }

@@ -151,3 +151,13 @@ fn ctrl_c_checkpoints_and_exits_130_and_the_run_resumes() {
         wgtrain(&["train", "--resume", &d, "--device", "cpu", "--stop-after", &(r.progress.step + 5).to_string()]);
     assert!(ok && out.contains(&format!("resuming {d} at step {}", r.progress.step)), "{out}{err}");
 }
+
+/// A build without the `mpi` feature refuses `--distributed` with the way to get it.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn distributed_without_mpi_says_how_to_build_it() {
+    let (ok, _, err) = wgtrain(&["train", "--distributed"]);
+    assert!(!ok);
+    assert!(err.starts_with("error: --distributed") && err.contains("--features mpi"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -65,6 +65,19 @@ fn metrics(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The ranks: wgtrain processes whose command line names the run folder `dir`.
+fn ranks_of(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            comm.trim() == "wgtrain" && String::from_utf8_lossy(&cmd).contains(dir.to_str().unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn two_ranks_give_the_bits_of_two_shares_on_both_devices() {
     let gpu = std::env::var("WGTRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1");
@@ -101,16 +114,7 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
-    // The ranks: wgtrain processes whose command line names this run's folder.
-    let ranks: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            comm.trim() == "wgtrain" && String::from_utf8_lossy(&cmd).contains(dir.to_str().unwrap())
-        })
-        .collect();
+    let ranks = ranks_of(&dir);
     assert_eq!(ranks.len(), 2, "two ranks running");
     let victim = ranks.iter().max().unwrap();
     assert!(Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap().success());
@@ -147,4 +151,59 @@ fn bad_input_is_one_error_line() {
     let o = mpirun(&["--device", "cpu", "--batch", "1"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--batch") && err.contains("ranks (2)"), "{err}");
+}
+
+/// Stopped after 40 steps and resumed with 2 ranks: the weights of the uninterrupted
+/// 2-rank run, bit for bit; resumed in 3 shares instead: the same up to rounding.
+#[test]
+fn resume_with_the_same_ranks_is_exact() {
+    let run: [&str; 12] =
+        ["--device", "cpu", "--limit", "4096", "--val", "0", "--epochs", "2", "--optimizer", "sgd", "--lr", "0.01"];
+    let (whole, parts, three) = (scratch("whole"), scratch("parts"), scratch("three"));
+    let o = mpirun(&run).arg("--out").arg(&whole).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    for dir in [&parts, &three] {
+        let o = mpirun(&run).args(["--stop-after", "40", "--out"]).arg(dir).output().unwrap();
+        assert!(o.status.success() && text(&o).contains("stopped after step 40"), "{}", text(&o));
+    }
+    let o = mpirun(&["--resume", parts.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(weights(&whole), weights(&parts), "resumed on 2 ranks");
+    let o = Command::new(BIN).args(["train", "--shards", "3", "--resume"]).arg(&three).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let (a, b) = (weights(&whole), weights(&three));
+    let worst = a.iter().zip(&b).map(|(p, q)| (f32::from_bits(*p) - f32::from_bits(*q)).abs()).fold(0f32, f32::max);
+    let big = a.iter().map(|p| f32::from_bits(*p).abs()).fold(0f32, f32::max);
+    assert!(worst > 0.0 && worst <= 1e-5 * big, "resumed in 3 shares: {worst:e} of {big:e}");
+}
+
+/// Ctrl-C reaching one rank only: every rank stops at the same step, rank 0 writes the
+/// checkpoint, nobody hangs.
+#[test]
+fn ctrl_c_on_one_rank_stops_all_at_one_step() {
+    let dir = scratch("ctrl-c");
+    let mut job = mpirun(&["--device", "cpu", "--epochs", "4", "--batch", "64", "--log-every", "10", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !dir.join("metrics.jsonl").exists() {
+        assert!(t.elapsed() < Duration::from_secs(120), "no metrics after 2 minutes");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ranks = ranks_of(&dir);
+    assert_eq!(ranks.len(), 2, "two ranks running");
+    assert!(Command::new("kill").args(["-INT", &ranks.iter().max().unwrap().to_string()]).status().unwrap().success());
+    let t = Instant::now();
+    while job.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(60), "the job hangs 60 s after Ctrl-C on one rank");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(job.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(out.contains("stopped after step") && out.contains("weights identical on all 2 ranks"), "{out}");
+    let o = Command::new(BIN).args(["train", "--stop-after", "1", "--resume"]).arg(&dir).output().unwrap();
+    assert!(text(&o).contains("resuming"), "{}", text(&o));
 }

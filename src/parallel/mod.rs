@@ -281,6 +281,44 @@ impl Engine for Sharded<'_> {
     }
 }
 
+/// An error, and whether this process reports it: among ranks, an error every rank meets
+/// alike is reported by one.
+pub struct Failure {
+    pub error: Error,
+    pub print: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { error, print: true }
+    }
+}
+
+/// Among ranks (`comm`; without it, `r` as it is): `r`'s value if every rank's `r`
+/// succeeded, else a failure on every rank — printed by the lowest rank that failed, so
+/// bad input that every rank reads alike gives the one line one process gives, once.
+pub fn agree<T>(comm: Option<&dyn Collective>, r: Result<T>) -> std::result::Result<T, Failure> {
+    let Some(c) = comm else { return r.map_err(Failure::from) };
+    let flags = c.all_gather(&[f64::from(u8::from(r.is_err()))])?;
+    let first = flags.iter().position(|&f| f > 0.0);
+    match (r, first) {
+        (Ok(v), None) => Ok(v),
+        (Err(error), f) => Err(Failure { print: f == Some(c.rank()), error }),
+        (Ok(_), Some(rank)) => Err(Failure { error: Error::Ranks(format!("rank {rank} failed")), print: false }),
+    }
+}
+
+/// Checks that every rank holds the same `params`, bit for bit; returns their
+/// [`fingerprint`].
+pub fn same_weights(c: &dyn Collective, params: &[f32]) -> Result<u64> {
+    let f = fingerprint(params);
+    let all = c.all_gather(&[(f >> 32) as f64, (f & 0xffff_ffff) as f64])?;
+    if all.chunks_exact(2).any(|p| *p != all[..2]) {
+        return Err(Error::Ranks(format!("the ranks' weights differ after training (fingerprints {all:?})")));
+    }
+    Ok(f)
+}
+
 /// A fingerprint of a parameter vector's bits (FNV-1a), to check that ranks agree.
 pub fn fingerprint(params: &[f32]) -> u64 {
     params.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, p| {
