@@ -5,6 +5,9 @@
 
 mod common;
 use common::{assert_pass, gpu};
+use wgtrain::gpu::gemm::{Gemm, GemmParams, SMALL_BATCH};
+use wgtrain::gpu::pipeline::{record, Kernel};
+use wgtrain::gpu::Gpu;
 use wgtrain::optim::OptimKind;
 use wgtrain::verify::{self, BATCHES, WIDTHS};
 
@@ -182,4 +185,103 @@ fn gemm_nn_row_matches_the_8x8_kernel_bit_for_bit() {
             }
         }
     }
+}
+
+/// Batches of 1 to 7 rows, on both sides of `SMALL_BATCH` (the row kernels that read `W`
+/// itself and store the weight gradient as vec4s up to it, `transpose` with the vec4 or
+/// generic products past it), over ragged widths: the forward product (with and without
+/// ReLU) and the weight gradient, overwriting and accumulating.
+#[test]
+fn small_batches_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut out = Vec::new();
+    for b in 1..8 {
+        for i in [3, 17, 100, 784] {
+            for o in [1, 17, 129] {
+                out.push(verify::fc_forward(gpu, b, i, o, (b + i + o) % 2 == 0, 14).unwrap());
+                for acc in [false, true] {
+                    out.push(verify::fc_backward_weights(gpu, b, i, o, acc, 15).unwrap());
+                }
+            }
+        }
+    }
+    assert_pass(&out);
+}
+
+/// Runs `kernel` over `groups` for the product `g` of `a` and `b`, with `extra` bound as
+/// bias and mask and C starting as `c0`; returns C.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    groups: [u32; 3],
+    g: &Gemm,
+    a: &[f32],
+    b: &[f32],
+    extra: &[f32],
+    c0: &[f32],
+) -> Vec<f32> {
+    use wgtrain::gpu::buffers::{read, storage_init, uniform};
+    let buf = |v: &[f32]| storage_init(gpu, "operand", v).unwrap();
+    let (ab, bb, eb, cb) = (buf(a), buf(b), buf(extra), buf(c0));
+    let u = uniform(gpu, "gemm", &g.params);
+    let d = kernel.dispatch(&gpu.device, &[&u, &ab, &bb, &eb, &eb, &cb], groups);
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    record(&mut enc.begin_compute_pass(&Default::default()), &[d]);
+    gpu.queue.submit([enc.finish()]);
+    read(gpu, &cb, c0.len()).unwrap()
+}
+
+/// Batches of at most `SMALL_BATCH` rows: `gemm_nt_row`, the forward product on `W`
+/// itself, gives the bits of the product on `Wᵀ` it replaces (`gemm_nn_row` or the
+/// generic `gemm`), with bias and ReLU; `gemm_tn_row`, the weight gradient with vec4
+/// stores, the bits of `gemm_tn` or `gemm`, overwriting and accumulating. So a step of
+/// such a batch updates the weights exactly as the transposed path does.
+#[test]
+fn gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = wgtrain::rng::Rng::new(22, 0);
+    let mut tn_rows = 0;
+    for batch in 1..=SMALL_BATCH {
+        for (inp, out) in [(784, 256), (256, 128), (128, 10), (3, 4), (17, 12), (20, 7), (1, 1), (129, 3)] {
+            let shape = format!("B={batch} IN={inp} OUT={out}");
+            let x = verify::uniform(&mut rng, batch * inp, 1.0);
+            let w = verify::uniform(&mut rng, out * inp, 1.0);
+            let bias = verify::uniform(&mut rng, out, 1.0);
+            let mut wt = vec![0.0f32; out * inp];
+            wgtrain::cpu::ops::transpose(&w, &mut wt, out, inp);
+            let z0 = vec![0.0; batch * out];
+            let on_wt = GemmParams::fc_forward(batch, inp, out, 0, 0, true);
+            let on_w = GemmParams::fc_forward_w(batch, inp, out, 0, 0, true);
+            let ((k_old, g_old), (k_new, g_new)) = (on_wt.kernel(&gpu.kernels), on_w.kernel(&gpu.kernels));
+            assert_eq!(k_new.name, "gemm_nt_row", "{shape}");
+            let old = product(gpu, k_old, g_old, &on_wt, &x, &wt, &bias, &z0);
+            let new = product(gpu, k_new, g_new, &on_w, &x, &w, &bias, &z0);
+            let differ = old.iter().zip(&new).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
+            assert_eq!(differ, 0, "fc_forward {shape}: {differ} elements differ from {}", k_old.name);
+
+            let dz = verify::uniform(&mut rng, batch * out, 1.0);
+            let dw0 = verify::uniform(&mut rng, out * inp, 1.0);
+            for acc in [false, true] {
+                let g = GemmParams::fc_backward_weights(batch, inp, out, 0, acc);
+                assert_eq!(g.tn_row(), inp % 4 == 0, "{shape}");
+                if !g.tn_row() {
+                    continue;
+                }
+                let v = g.variants(&gpu.kernels);
+                let ((_, k_old, g_old), (_, k_new, g_new)) = (v[v.len() - 2], v[v.len() - 1]);
+                assert_eq!(k_new.name, "gemm_tn_row", "{shape}");
+                let old = product(gpu, k_old, g_old, &g, &dz, &x, &[0.0], &dw0);
+                let new = product(gpu, k_new, g_new, &g, &dz, &x, &[0.0], &dw0);
+                let differ = old.iter().zip(&new).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
+                assert_eq!(
+                    differ, 0,
+                    "fc_backward_weights {shape} acc={acc}: {differ} elements differ from {}",
+                    k_old.name
+                );
+                tn_rows += 1;
+            }
+        }
+    }
+    assert_eq!(tn_rows, 2 * 4 * SMALL_BATCH, "the weight gradients gemm_tn_row took");
 }

@@ -15,7 +15,8 @@
 //! ReLU). A training step, in one compute pass:
 //!
 //! 1. `gather_u8`/`gather_f32` of the batch rows into `x`;
-//! 2. per Linear node `transpose` (`Wᵀ` for the forward product);
+//! 2. per Linear node `transpose` (`Wᵀ` for the forward product), for batches of more than
+//!    [`SMALL_BATCH`] rows (smaller ones read `W` itself, `gemm_nt_row`);
 //! 3. forward, node by node: Linear `fc_forward` (bias and ReLU fused), Conv2d
 //!    `conv2d_forward` (bias and ReLU fused) or, for a convolution that takes im2col
 //!    (for batches up to [`im2col_batch`]), `conv_im2col`, `transpose`, the `fc_forward` GEMM over the
@@ -138,7 +139,7 @@ pub struct GpuNet<'g> {
     kind: OptimKind,
     params: wgpu::Buffer,
     /// Each Linear node's `Wᵀ: [IN, OUT]` at `wt_offsets[i]` (refreshed at the start of
-    /// every step), and each im2col Conv2d node's `Wᵀ: [C_in·k·k, C_out]` (refreshed by its
+    /// every step of more than [`SMALL_BATCH`] rows), and each im2col Conv2d node's `Wᵀ: [C_in·k·k, C_out]` (refreshed by its
     /// forward); `None` for the other nodes.
     wt: wgpu::Buffer,
     wt_offsets: Vec<Option<usize>>,
@@ -676,7 +677,9 @@ impl<'g> GpuNet<'g> {
         };
         let mut seg = vec![self.gather_dispatch(table, batch, &uniform_gather(gpu, batch, self.model.inputs()), idx)];
 
-        for (i, n) in nodes.iter().enumerate() {
+        // Batches of at most SMALL_BATCH rows read W itself (gemm_nt_row).
+        let transposed = batch > SMALL_BATCH;
+        for (i, n) in nodes.iter().enumerate().filter(|_| transposed) {
             if let (Op::Linear { inp, out }, Some(wt_off)) = (n.op, self.wt_offsets[i]) {
                 let t = TransposeParams {
                     rows: out as u32,
@@ -712,6 +715,11 @@ impl<'g> GpuNet<'g> {
             inputs.push(src);
             let (out, len) = (&self.acts[i], batch * n.out_len);
             let d = match n.op {
+                Op::Linear { inp, out: o } if !transposed => {
+                    let g = GemmParams::fc_forward_w(batch, inp, o, n.w_off, n.b_off, n.relu);
+                    let u = uniform(gpu, "fc_forward", &g.params);
+                    g.dispatch(gpu, &u, [src, &self.params, &self.params, &self.unused, out])
+                }
                 Op::Linear { inp, out: o } => {
                     let wt_off = self.wt_offsets[i].expect("a Linear node's Wᵀ");
                     let g = GemmParams::fc_forward(batch, inp, o, wt_off, n.b_off, n.relu);

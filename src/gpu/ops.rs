@@ -40,15 +40,22 @@ pub fn fc_forward(
     relu: bool,
 ) -> Result<Vec<f32>> {
     let params = storage_init(gpu, "params", &[w, b].concat())?;
-    let wt = storage(gpu, "transposed weights", (out * inp * 4) as u64)?;
     let xb = storage_init(gpu, "x", x)?;
     let z = storage(gpu, "z", (batch * out * 4) as u64)?;
-    // As in training: transpose W, then the product reads Wᵀ.
+    let d = dummy(gpu)?;
+    // As in training: a batch of at most SMALL_BATCH rows reads W itself; a larger one
+    // transposes W, then the product reads Wᵀ.
+    if batch <= SMALL_BATCH {
+        let g = GemmParams::fc_forward_w(batch, inp, out, 0, out * inp, relu);
+        let u = uniform(gpu, "gemm", &g.params);
+        run(gpu, &[g.dispatch(gpu, &u, [&xb, &params, &params, &d, &z])]);
+        return read(gpu, &z, batch * out);
+    }
+    let wt = storage(gpu, "transposed weights", (out * inp * 4) as u64)?;
     let t = TransposeParams { rows: out as u32, cols: inp as u32, src_off: 0, dst_off: 0 };
     let ut = uniform(gpu, "transpose", &t);
     let g = GemmParams::fc_forward(batch, inp, out, 0, out * inp, relu);
     let u = uniform(gpu, "gemm", &g.params);
-    let d = dummy(gpu)?;
     run(
         gpu,
         &[

@@ -1,0 +1,53 @@
+// gemm_tn_row  C = Aᵀ·B (gemm_tn's product: contract and Params in gemm_common.wgsl,
+// prepended), the weight gradient dW = dZᵀ·X, for batches of at most 4 rows
+// (`SMALL_BATCH`; K = B): A = dZ: [K, M], B = X: [K, N], C = dW: [M, N].
+// There the product is almost all stores (M·N of them from K·(M+N) inputs), and a
+// software adapter stores a vec4 per invocation for about the price of a scalar, so C is
+// bound as vec4s here, with its own epilogue: flags ACCUMULATE or none (the weight
+// gradient's; the host takes this kernel for no other).
+// Each invocation computes 8 columns n0..n0+7 (lo, hi) of one row m of C: per element the
+// fma chain of gemm_tn (0, then acc = fma(A(m, k), B(k, n), acc) for k = 0, 1, …, K−1),
+// then C + acc when accumulating, so the same bits.
+// Needs N, b_off, b_sk, c_off, c_sm ≡ 0 (mod 4); any M, a_off, a_sk. Workgroup TN_ROW_WG;
+// dispatch (⌈N/(8·TN_ROW_WG)⌉, M, 1).
+
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> c: array<vec4<f32>>;
+
+const TN_ROW_WG: u32 = 64u;
+
+// Finishes C[m, n..n+3] from its sums `acc` (+ C when accumulating) and stores them.
+fn store4(m: u32, n: u32, acc: vec4<f32>) {
+    let at = (p.c_off + m * p.c_sm + n) / 4u;
+    var v = acc;
+    if ((p.flags & ACCUMULATE) != 0u) {
+        v = c[at] + v;
+    }
+    c[at] = v;
+}
+
+@compute @workgroup_size(TN_ROW_WG)
+fn gemm_tn_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let m = wid.y;
+    let n0 = gid.x * 8u;
+    if (n0 >= p.n) {
+        return;
+    }
+    let bl = (p.b_off + n0) / 4u;
+    let bh = (p.b_off + min(n0 + 4u, p.n - 4u)) / 4u;
+    let bsk = p.b_sk / 4u;
+    var lo = vec4<f32>();
+    var hi = vec4<f32>();
+    var ak = p.a_off + m * p.a_sm;
+    for (var k = 0u; k < p.k; k++) {
+        let av = vec4<f32>(a[ak]);
+        lo = fma(av, b[bl + k * bsk], lo);
+        hi = fma(av, b[bh + k * bsk], hi);
+        ak += p.a_sk;
+    }
+    store4(m, n0, lo);
+    if (n0 + 4u < p.n) {
+        store4(m, n0 + 4u, hi);
+    }
+}
