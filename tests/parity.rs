@@ -285,3 +285,53 @@ fn gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit() {
     }
     assert_eq!(tn_rows, 2 * 4 * SMALL_BATCH, "the weight gradients gemm_tn_row took");
 }
+
+/// The fused SGD step of a layer (`fc_backward_bias_sgd`, `gemm_tn_row_sgd`) against its
+/// CPU twin, batches 1 to `SMALL_BATCH`, ragged OUT, IN ≡ 0 (mod 4).
+#[test]
+fn fc_sgd_step_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut out = Vec::new();
+    for b in 1..=SMALL_BATCH {
+        for i in [4, 20, 100, 784] {
+            for o in [1, 3, 17, 129] {
+                out.push(verify::fc_sgd_step(gpu, b, i, o, 16).unwrap());
+            }
+        }
+    }
+    assert_pass(&out);
+}
+
+/// The fused SGD step of a layer gives the bits of its separate kernels: the weight and
+/// bias gradients (`gemm_tn_row`, `fc_backward_bias`), then `optimizer_update_sgd`; and a
+/// step flagged bad (a non-finite loss) changes nothing.
+#[test]
+fn fc_sgd_step_matches_the_separate_kernels_bit_for_bit() {
+    use wgtrain::gpu::ops as gops;
+    let Some(gpu) = gpu() else { return };
+    let mut rng = wgtrain::rng::Rng::new(23, 0);
+    let mut opt = wgtrain::optim::Optimizer::new(OptimKind::Sgd, 0.03);
+    for (t, wd) in [(1, 0.0), (2, 5e-4)] {
+        opt.weight_decay = wd;
+        let st = opt.step(t, opt.lr);
+        for batch in 1..=SMALL_BATCH {
+            for (inp, out) in [(784, 256), (256, 128), (128, 10), (4, 1), (20, 7), (100, 17)] {
+                let shape = format!("B={batch} IN={inp} OUT={out} λ={wd}");
+                let dz = verify::uniform(&mut rng, batch * out, 1.0);
+                let x = verify::uniform(&mut rng, batch * inp, 1.0);
+                let p = verify::uniform(&mut rng, out * inp + out, 1.0);
+                let fused = gops::fc_sgd_step(gpu, &dz, &x, &p, batch, inp, out, &st, false).unwrap();
+                let zeros = vec![0.0; p.len()];
+                let mut g =
+                    gops::fc_backward_weights(gpu, &dz, &x, &zeros[..out * inp], batch, inp, out, false).unwrap();
+                g.extend(gops::fc_backward_bias(gpu, &dz, &zeros[..out], batch, out, false).unwrap());
+                let (separate, _, _) = gops::optimizer_update(gpu, &p, &g, &zeros, &zeros, &st, false).unwrap();
+                let differ = fused.iter().zip(&separate).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                assert_eq!(differ, 0, "{shape}: {differ} parameters differ");
+                assert!(fused.iter().zip(&p).any(|(a, b)| a != b), "{shape}: the step changed nothing");
+                let skipped = gops::fc_sgd_step(gpu, &dz, &x, &p, batch, inp, out, &st, true).unwrap();
+                assert!(skipped.iter().zip(&p).all(|(a, b)| a.to_bits() == b.to_bits()), "{shape}: a bad step updated");
+            }
+        }
+    }
+}

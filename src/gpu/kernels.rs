@@ -17,6 +17,8 @@
 //! | `gemm_nn` (vec4) or `gemm`                 | `fc_backward_input`†          | `fc_backward_input_matches_cpu`   |
 //! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
 //! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
+//! | `gemm_tn_row_sgd` (`gemm_tn_row.wgsl`)     | `fc_sgd_step`                 | `fc_sgd_step_matches_cpu`         |
+//! | `fc_backward_bias_sgd` (`bias_grad.wgsl`)  | `fc_sgd_step`                 | `fc_sgd_step_matches_cpu`         |
 //! | `relu_forward` (`relu.wgsl`)‡              | `relu_forward`                | `relu_forward_matches_cpu`        |
 //! | `relu_backward` (`relu.wgsl`)‡             | `relu_backward`               | `relu_backward_matches_cpu`       |
 //! | `softmax` (`softmax.wgsl`)*                | `softmax`                     | `softmax_matches_cpu`             |
@@ -46,7 +48,11 @@
 //! `gemm_nt_row` reads `W` itself and no step records a `transpose`; and the weight
 //! gradient of such a batch, where [`Gemm::tn_row`], runs `gemm_tn_row`, which stores
 //! vec4s. Both give the bits of the kernels they replace (`gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit`
-//! in `tests/parity.rs`). The GPU runners of `fc_forward` and `fc_backward_input` fuse
+//! in `tests/parity.rs`). `fc_sgd_step` is a pure-SGD step's update fused into the
+//! backward pass of such a batch (`GpuNet`'s fused SGD steps): `fc_backward_bias_sgd` and
+//! `gemm_tn_row_sgd` compute a layer's gradients and apply `optimizer_update` (SGD) to
+//! its bias and weights in place, the bits of the separate kernels
+//! (`fc_sgd_step_matches_the_separate_kernels_bit_for_bit`). The GPU runners of `fc_forward` and `fc_backward_input` fuse
 //! the ReLU and the mask as the training step does. † The op has a second CPU twin of
 //! the same name in `cpu::fast` (the CPU trainer's path). `gather_u8_unaligned` runs for
 //! widths D not a multiple of 4. The entry marked * is recorded by no training step
@@ -135,7 +141,8 @@ pub struct Stats {
     pub _pad: [u32; 3],
 }
 
-/// `optim.wgsl`'s parameters, written once per step.
+/// `OptimParams` of `optim_common.wgsl` (the optimizer kernels and the fused SGD steps),
+/// written once per step.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct OptimParams {
@@ -205,8 +212,10 @@ pub struct Kernels {
     pub gemm_nn_row: Kernel,
     pub gemm_nt_row: Kernel,
     pub gemm_tn_row: Kernel,
+    pub gemm_tn_row_sgd: Kernel,
     pub transpose: Kernel,
     pub fc_backward_bias: Kernel,
+    pub fc_backward_bias_sgd: Kernel,
     pub softmax_xent: Kernel,
     pub accumulate_stats: Kernel,
     pub optimizer_update_sgd: Kernel,
@@ -236,6 +245,7 @@ pub const STORAGE_BUFFERS_NEEDED: u32 = 5;
 const GEMM_COMMON: &str = include_str!("../../shaders/gemm_common.wgsl");
 const GEMM_EPILOGUE: &str = include_str!("../../shaders/gemm_epilogue.wgsl");
 const STATS_COMMON: &str = include_str!("../../shaders/stats_common.wgsl");
+const OPTIM_COMMON: &str = include_str!("../../shaders/optim_common.wgsl");
 
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Result<Self> {
@@ -258,12 +268,23 @@ impl Kernels {
                 "gemm_vec4.wgsl",
                 &[GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm_vec4.wgsl")],
             );
-            let tn_row =
-                module(device, "gemm_tn_row.wgsl", &[GEMM_COMMON, include_str!("../../shaders/gemm_tn_row.wgsl")]);
-            let bias = module(device, "bias_grad.wgsl", &[include_str!("../../shaders/bias_grad.wgsl")]);
+            let tn_row = module(
+                device,
+                "gemm_tn_row.wgsl",
+                &[GEMM_COMMON, STATS_COMMON, OPTIM_COMMON, include_str!("../../shaders/gemm_tn_row.wgsl")],
+            );
+            let bias = module(
+                device,
+                "bias_grad.wgsl",
+                &[STATS_COMMON, OPTIM_COMMON, include_str!("../../shaders/bias_grad.wgsl")],
+            );
             let softmax = module(device, "softmax.wgsl", &[include_str!("../../shaders/softmax.wgsl")]);
             let stats = module(device, "stats.wgsl", &[STATS_COMMON, include_str!("../../shaders/stats.wgsl")]);
-            let optim = module(device, "optim.wgsl", &[&grid, STATS_COMMON, include_str!("../../shaders/optim.wgsl")]);
+            let optim = module(
+                device,
+                "optim.wgsl",
+                &[&grid, STATS_COMMON, OPTIM_COMMON, include_str!("../../shaders/optim.wgsl")],
+            );
             let gather = module(device, "gather.wgsl", &[include_str!("../../shaders/gather.wgsl")]);
             let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
                 build(device, m, entry, sig, constants)
@@ -276,8 +297,10 @@ impl Kernels {
                 gemm_nn_row: k(&gemm4, "gemm_nn_row", "urrrrw", &wg),
                 gemm_nt_row: k(&gemm, "gemm_nt_row", "urrrrw", &wg),
                 gemm_tn_row: k(&tn_row, "gemm_tn_row", "urrrrw", &[]),
+                gemm_tn_row_sgd: k(&tn_row, "gemm_tn_row_sgd", "urrurw", &[]),
                 transpose: k(&transpose, "transpose", "urw", &[]),
                 fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
+                fc_backward_bias_sgd: k(&bias, "fc_backward_bias_sgd", "urwurw", &[]),
                 softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
                 accumulate_stats: k(&stats, "accumulate_stats", "urrw", &[]),
                 optimizer_update_sgd: k(&optim, "optimizer_update_sgd", "urrwww", &[]),
