@@ -3,22 +3,12 @@
 // dz: [B, OUT]; db lives at grads[db_off .. db_off + OUT].
 // Bindings: 0 params, 1 dz (read), 2 grads (read_write). One invocation per output unit,
 // summing n in increasing order; workgroup 64, dispatch (⌈OUT/64⌉, 1, 1).
-//
-// fc_backward_bias_sgd: the same, never accumulating, then the SGD update of the bias in
-// the parameter buffer at the same offset, b ← sgd1(b, db) (optim_common.wgsl, prepended
-// with stats_common.wgsl), unless stats.step_bad: a pure-SGD step of a small batch with
-// the update fused into the backward pass (`GpuNet`'s fused SGD steps; CPU twin
-// `fc_sgd_step`). Bindings 3 optim (uniform `OptimParams`), 4 stats (read), 5 the
-// parameters (read_write).
 
 struct Params { batch: u32, out: u32, db_off: u32, accumulate: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dz: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grads: array<f32>;
-@group(0) @binding(3) var<uniform> optim: OptimParams;
-@group(0) @binding(4) var<storage, read> stats: Stats;
-@group(0) @binding(5) var<storage, read_write> w: array<f32>;
 
 @compute @workgroup_size(64)
 fn fc_backward_bias(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -34,20 +24,4 @@ fn fc_backward_bias(@builtin(global_invocation_id) gid: vec3<u32>) {
         s = grads[p.db_off + o] + s;
     }
     grads[p.db_off + o] = s;
-}
-
-@compute @workgroup_size(64)
-fn fc_backward_bias_sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let o = gid.x;
-    if (o >= p.out) {
-        return;
-    }
-    var s = 0.0;
-    for (var n = 0u; n < p.batch; n++) {
-        s += dz[n * p.out + o];
-    }
-    grads[p.db_off + o] = s;
-    if (stats.step_bad == 0u) {
-        w[p.db_off + o] = sgd1(w[p.db_off + o], s, optim.lr, optim.weight_decay);
-    }
 }

@@ -14,12 +14,16 @@
 // gemm_tn_row_sgd: the same sums (flags none), not stored: each is the gradient of the
 // weight at C[m, n], which it updates in place by SGD, W ← sgd4(W, dW) (optim_common.wgsl,
 // prepended with stats_common.wgsl), unless stats.step_bad: C is W itself, in the
-// parameter buffer. A pure-SGD step of a small batch with the update fused into the
-// backward pass (`GpuNet`'s fused SGD steps, CPU twin `fc_sgd_step`): the weight
-// gradient's stores and the optimizer's pass over W go, and the bits stay those of
-// gemm_tn_row followed by optimizer_update_sgd. It must run after every kernel of the step
-// that reads W (the input gradient). Bindings 3 optim (uniform `OptimParams`), 4 stats
-// (read) in place of bias and mask.
+// parameter buffer. The bias b: [M] at bias_off of the same buffer (≡ 0 mod 4) goes with
+// it, b ← sgd4(b, db), db[m] = Σ_k A(m, k) summed in increasing k from 0 as
+// fc_backward_bias does, by the first invocation of every fourth row for rows m..m+3 (a
+// whole vec4, rewriting past row M−1 the values it read: nothing else in the dispatch
+// writes them). A pure-SGD step of a small batch with the update fused into the backward
+// pass (`GpuNet`'s fused SGD steps, CPU twin `fc_sgd_step`): the gradients' stores and the
+// optimizer's pass go, and the bits stay those of gemm_tn_row and fc_backward_bias
+// followed by optimizer_update_sgd. It must run after every kernel of the step that reads
+// W (the input gradient). Bindings 3 optim (uniform `OptimParams`), 4 stats (read) in
+// place of bias and mask.
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
@@ -92,5 +96,17 @@ fn gemm_tn_row_sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workg
     update4(m, n0, s.lo);
     if (n0 + 4u < p.n) {
         update4(m, n0 + 4u, s.hi);
+    }
+    if (n0 == 0u && m % 4u == 0u) {
+        let last = p.m - 1u;
+        var db = vec4<f32>();
+        for (var k = 0u; k < p.k; k++) {
+            let ak = p.a_off + k * p.a_sk;
+            let r = vec4<u32>(m, min(m + 1u, last), min(m + 2u, last), min(m + 3u, last));
+            db += vec4<f32>(a[ak + r.x * p.a_sm], a[ak + r.y * p.a_sm], a[ak + r.z * p.a_sm], a[ak + r.w * p.a_sm]);
+        }
+        let at = (p.bias_off + m) / 4u;
+        let b = c[at];
+        c[at] = select(b, sgd4(b, db, optim.lr, optim.weight_decay), vec4<u32>(m, m + 1u, m + 2u, m + 3u) <= vec4<u32>(last));
     }
 }

@@ -1,7 +1,6 @@
 // The optimizer's parameter block (mirrored by `gpu::kernels::OptimParams`) and the SGD
-// rule, prepended to optim.wgsl, gemm_tn_row.wgsl and bias_grad.wgsl: the fused steps of
-// small batches (gemm_tn_row_sgd, fc_backward_bias_sgd) update a parameter with the very
-// operations of optimizer_update_sgd.
+// rule, prepended to optim.wgsl and gemm_tn_row.wgsl: the fused steps of small batches
+// (gemm_tn_row_sgd) update a parameter with the very operations of optimizer_update_sgd.
 
 struct OptimParams {
     vec4s: u32, nesterov: u32, decoupled: u32, _pad: u32,
@@ -11,12 +10,6 @@ struct OptimParams {
 
 // SGD on 4 parameters: w − α (g + λ w).
 fn sgd4(w: vec4<f32>, g: vec4<f32>, lr: f32, weight_decay: f32) -> vec4<f32> {
-    let gi = g + weight_decay * w;
-    return w - lr * gi;
-}
-
-// SGD on one parameter: w − α (g + λ w).
-fn sgd1(w: f32, g: f32, lr: f32, weight_decay: f32) -> f32 {
     let gi = g + weight_decay * w;
     return w - lr * gi;
 }

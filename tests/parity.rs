@@ -286,8 +286,8 @@ fn gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit() {
     assert_eq!(tn_rows, 2 * 4 * SMALL_BATCH, "the weight gradients gemm_tn_row took");
 }
 
-/// The fused SGD step of a layer (`fc_backward_bias_sgd`, `gemm_tn_row_sgd`) against its
-/// CPU twin, batches 1 to `SMALL_BATCH`, ragged OUT, IN ≡ 0 (mod 4).
+/// The fused SGD step of a layer (`gemm_tn_row_sgd`) against its CPU twin, batches 1 to
+/// `SMALL_BATCH`, ragged OUT, IN ≡ 0 (mod 4).
 #[test]
 fn fc_sgd_step_matches_cpu() {
     let Some(gpu) = gpu() else { return };
@@ -303,8 +303,9 @@ fn fc_sgd_step_matches_cpu() {
 }
 
 /// The fused SGD step of a layer gives the bits of its separate kernels: the weight and
-/// bias gradients (`gemm_tn_row`, `fc_backward_bias`), then `optimizer_update_sgd`; and a
-/// step flagged bad (a non-finite loss) changes nothing.
+/// bias gradients (`gemm_tn_row`, `fc_backward_bias`), then `optimizer_update_sgd`, for
+/// OUT a multiple of 4 or not (the last vec4 of the bias); and a step flagged bad (a
+/// non-finite loss) changes nothing.
 #[test]
 fn fc_sgd_step_matches_the_separate_kernels_bit_for_bit() {
     use wgtrain::gpu::ops as gops;

@@ -121,6 +121,15 @@ impl GemmParams {
         )
     }
 
+    /// A pure-SGD step's fused update of a layer (`gemm_tn_row_sgd`): the sums of
+    /// [`Self::fc_backward_weights`] (not accumulated) update `W` at `w_off` of the
+    /// parameter buffer (`c`), and the bias sums update `b` at `b_off` (`bias_off`).
+    pub fn fc_sgd_step(batch: usize, inp: usize, out: usize, w_off: usize, b_off: usize) -> Gemm {
+        let mut g = Self::fc_backward_weights(batch, inp, out, w_off, false);
+        g.params.bias_off = b_off as u32;
+        g
+    }
+
     /// `dX = dZ·W` (⊙ `[A_prev > 0]`): `a = dZ [B, OUT]`, `b = W [OUT, IN]` at `w_off`,
     /// `mask = A_prev [B, IN]`, `c = dX [B, IN]`.
     pub fn fc_backward_input(batch: usize, inp: usize, out: usize, w_off: usize, mask: bool) -> Gemm {

@@ -18,7 +18,6 @@
 //! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
 //! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
 //! | `gemm_tn_row_sgd` (`gemm_tn_row.wgsl`)     | `fc_sgd_step`                 | `fc_sgd_step_matches_cpu`         |
-//! | `fc_backward_bias_sgd` (`bias_grad.wgsl`)  | `fc_sgd_step`                 | `fc_sgd_step_matches_cpu`         |
 //! | `relu_forward` (`relu.wgsl`)‡              | `relu_forward`                | `relu_forward_matches_cpu`        |
 //! | `relu_backward` (`relu.wgsl`)‡             | `relu_backward`               | `relu_backward_matches_cpu`       |
 //! | `softmax` (`softmax.wgsl`)*                | `softmax`                     | `softmax_matches_cpu`             |
@@ -49,9 +48,9 @@
 //! gradient of such a batch, where [`Gemm::tn_row`], runs `gemm_tn_row`, which stores
 //! vec4s. Both give the bits of the kernels they replace (`gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit`
 //! in `tests/parity.rs`). `fc_sgd_step` is a pure-SGD step's update fused into the
-//! backward pass of such a batch (`GpuNet`'s fused SGD steps): `fc_backward_bias_sgd` and
-//! `gemm_tn_row_sgd` compute a layer's gradients and apply `optimizer_update` (SGD) to
-//! its bias and weights in place, the bits of the separate kernels
+//! backward pass of such a batch (`GpuNet`'s fused SGD steps): `gemm_tn_row_sgd` computes
+//! a layer's weight and bias gradients and applies `optimizer_update` (SGD) to them in
+//! place, the bits of the separate kernels
 //! (`fc_sgd_step_matches_the_separate_kernels_bit_for_bit`). The GPU runners of `fc_forward` and `fc_backward_input` fuse
 //! the ReLU and the mask as the training step does. † The op has a second CPU twin of
 //! the same name in `cpu::fast` (the CPU trainer's path). `gather_u8_unaligned` runs for
@@ -215,7 +214,6 @@ pub struct Kernels {
     pub gemm_tn_row_sgd: Kernel,
     pub transpose: Kernel,
     pub fc_backward_bias: Kernel,
-    pub fc_backward_bias_sgd: Kernel,
     pub softmax_xent: Kernel,
     pub accumulate_stats: Kernel,
     pub optimizer_update_sgd: Kernel,
@@ -273,11 +271,7 @@ impl Kernels {
                 "gemm_tn_row.wgsl",
                 &[GEMM_COMMON, STATS_COMMON, OPTIM_COMMON, include_str!("../../shaders/gemm_tn_row.wgsl")],
             );
-            let bias = module(
-                device,
-                "bias_grad.wgsl",
-                &[STATS_COMMON, OPTIM_COMMON, include_str!("../../shaders/bias_grad.wgsl")],
-            );
+            let bias = module(device, "bias_grad.wgsl", &[include_str!("../../shaders/bias_grad.wgsl")]);
             let softmax = module(device, "softmax.wgsl", &[include_str!("../../shaders/softmax.wgsl")]);
             let stats = module(device, "stats.wgsl", &[STATS_COMMON, include_str!("../../shaders/stats.wgsl")]);
             let optim = module(
@@ -300,7 +294,6 @@ impl Kernels {
                 gemm_tn_row_sgd: k(&tn_row, "gemm_tn_row_sgd", "urrurw", &[]),
                 transpose: k(&transpose, "transpose", "urw", &[]),
                 fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
-                fc_backward_bias_sgd: k(&bias, "fc_backward_bias_sgd", "urwurw", &[]),
                 softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
                 accumulate_stats: k(&stats, "accumulate_stats", "urrw", &[]),
                 optimizer_update_sgd: k(&optim, "optimizer_update_sgd", "urrwww", &[]),

@@ -38,9 +38,9 @@
 //!
 //! A fused SGD step ([`GpuNet::fused_sgd`]: plain SGD, at most [`SMALL_BATCH`] rows, an
 //! MLP whose layers' rows are whole vec4s) has no step 6: in step 5 each Linear node runs
-//! `fc_backward_bias_sgd`, `fc_backward_input`, then `gemm_tn_row_sgd` (`fc_sgd_step`),
-//! which update its bias and weights in place with the very operations of
-//! `optimizer_update`, the weights after the input gradient has read them.
+//! `fc_backward_input`, then `gemm_tn_row_sgd` (`fc_sgd_step`), which updates its weights
+//! and bias in place with the very operations of `fc_backward_weights`,
+//! `fc_backward_bias` and `optimizer_update`, once the input gradient has read `W`.
 //!
 //! (The op names of the table in [`crate::gpu::kernels`].) Weights and biases of every
 //! node live in the flat parameter buffer at the node's `w_off`/`b_off`, their gradients
@@ -424,8 +424,8 @@ impl<'g> GpuNet<'g> {
     /// Whether a training step of `batch` rows fuses the update into its backward pass:
     /// plain SGD, at most [`SMALL_BATCH`] rows, and every node with parameters a Linear
     /// one whose weight gradient takes `gemm_tn_row` ([`Gemm::tn_row`]). Such a step runs
-    /// `fc_sgd_step` per layer and no `optimizer_update`, with the same bits, and leaves
-    /// the weight gradients unstored ([`Self::read_grads`] shows the biases' only).
+    /// `fc_sgd_step` per layer and no `optimizer_update`, with the same bits, and stores
+    /// no gradient ([`Self::read_grads`]).
     pub fn fused_sgd(&self, batch: usize) -> bool {
         self.kind == OptimKind::Sgd
             && self.model.nodes().iter().all(|n| match n.op {
@@ -840,34 +840,21 @@ impl<'g> GpuNet<'g> {
             let name = |what: &str| format!("layer {i} {what}");
             match n.op {
                 Op::Linear { inp, out } if matches!(mode, Mode::SgdStep { .. }) => {
-                    // The bias and then, once the input gradient has read W, the weights
-                    // are updated in place (fc_sgd_step).
-                    let pb =
-                        BiasGradParams { batch: batch as u32, out: out as u32, db_off: n.b_off as u32, accumulate: 0 };
-                    let u = uniform(gpu, "fc_backward_bias", &pb);
-                    let at = [
-                        whole(&u),
-                        whole(dz),
-                        whole(&self.grads),
-                        optim.clone(),
-                        whole(&self.stats),
-                        whole(&self.params),
-                    ];
-                    let d = k.fc_backward_bias_sgd.dispatch_ranges(dev, &at, linear_groups(out, 64));
-                    seg.push(d.named(name("fc_sgd_step (bias)")));
+                    // Once the input gradient has read W, W and b are updated in place
+                    // (fc_sgd_step).
                     if i > 0 {
                         let g = GemmParams::fc_backward_input(batch, inp, out, n.w_off, prev_relu);
                         let u = uniform(gpu, "fc_backward_input", &g.params);
                         let at = [dz, &self.params, &self.unused, mask, &self.dz[i - 1]];
                         seg.push(g.dispatch(gpu, &u, at).named(name("fc_backward_input")));
                     }
-                    let g = GemmParams::fc_backward_weights(batch, inp, out, n.w_off, false);
-                    let u = uniform(gpu, "fc_backward_weights", &g.params);
+                    let g = GemmParams::fc_sgd_step(batch, inp, out, n.w_off, n.b_off);
+                    let u = uniform(gpu, "fc_sgd_step", &g.params);
                     let at =
                         [whole(&u), whole(dz), whole(input), optim.clone(), whole(&self.stats), whole(&self.params)];
                     let (_, groups) = g.kernel(k);
                     let d = k.gemm_tn_row_sgd.dispatch_ranges(dev, &at, groups);
-                    seg.push(d.named(name("fc_sgd_step (weights)")));
+                    seg.push(d.named(name("fc_sgd_step")));
                 }
                 Op::Linear { inp, out } => {
                     let g = GemmParams::fc_backward_weights(batch, inp, out, n.w_off, accumulate);
@@ -1038,8 +1025,8 @@ impl<'g> GpuNet<'g> {
         read(self.gpu, &self.params, self.model.param_count())
     }
 
-    /// The gradient buffer as last computed (waits for the device); after a fused SGD step
-    /// ([`Self::fused_sgd`]) the weights' parts hold what they held before it.
+    /// The gradient buffer as last computed (waits for the device); a fused SGD step
+    /// ([`Self::fused_sgd`]) leaves it as it was.
     pub fn read_grads(&self) -> Result<Vec<f32>> {
         read(self.gpu, &self.grads, self.model.param_count())
     }

@@ -239,10 +239,10 @@ pub fn optimizer_update(
     Ok((read(gpu, &wb, w.len())?, read(gpu, &s1b, s1.len())?, read(gpu, &s2b, s2.len())?))
 }
 
-/// GPU `fc_sgd_step`: `gemm_tn_row_sgd` and `fc_backward_bias_sgd` on `params = [W, b]`
-/// (`W: [OUT, IN]` with `IN ≡ 0 (mod 4)`, as the fused steps need) for `dz: [B, OUT]`,
-/// `x: [B, IN]` and the step `st` (SGD), of at most [`SMALL_BATCH`] rows; returns the new
-/// `params`. `step_bad` simulates the flag of a non-finite loss (nothing changes).
+/// GPU `fc_sgd_step`: `gemm_tn_row_sgd` on `params = [W, b]` (`W: [OUT, IN]` with
+/// `IN ≡ 0 (mod 4)`, as the fused steps need) for `dz: [B, OUT]`, `x: [B, IN]` and the step
+/// `st` (SGD), of at most [`SMALL_BATCH`] rows; returns the new `params`. `step_bad`
+/// simulates the flag of a non-finite loss (nothing changes).
 #[allow(clippy::too_many_arguments)]
 pub fn fc_sgd_step(
     gpu: &Gpu,
@@ -255,33 +255,19 @@ pub fn fc_sgd_step(
     st: &OptimStep,
     step_bad: bool,
 ) -> Result<Vec<f32>> {
-    let g = GemmParams::fc_backward_weights(batch, inp, out, 0, false);
+    let g = GemmParams::fc_sgd_step(batch, inp, out, 0, out * inp);
     if !g.tn_row() {
         let needs = format!("a batch of at most {SMALL_BATCH} rows and IN ≡ 0 (mod 4)");
         return Err(crate::error::Error::shape("gpu::ops::fc_sgd_step", needs, format!("B={batch} IN={inp}")));
     }
     let pb = storage_init(gpu, "params", params)?;
-    let grads = storage(gpu, "grads", (params.len() * 4) as u64)?;
     let dzb = storage_init(gpu, "dz", dz)?;
     let xb = storage_init(gpu, "x", x)?;
     let stats = storage_init(gpu, "stats", &[Stats { step_bad: u32::from(step_bad), ..Default::default() }])?;
     let ou = uniform(gpu, "optim", &OptimParams::new(params.len(), st));
     let gu = uniform(gpu, "gemm", &g.params);
-    let b = BiasGradParams { batch: batch as u32, out: out as u32, db_off: (out * inp) as u32, accumulate: 0 };
-    let bu = uniform(gpu, "fc_backward_bias", &b);
-    let k = &gpu.kernels;
-    let (_, groups) = g.kernel(k);
-    run(
-        gpu,
-        &[
-            k.fc_backward_bias_sgd.dispatch(
-                &gpu.device,
-                &[&bu, &dzb, &grads, &ou, &stats, &pb],
-                linear_groups(out, 64),
-            ),
-            k.gemm_tn_row_sgd.dispatch(&gpu.device, &[&gu, &dzb, &xb, &ou, &stats, &pb], groups),
-        ],
-    );
+    let (_, groups) = g.kernel(&gpu.kernels);
+    run(gpu, &[gpu.kernels.gemm_tn_row_sgd.dispatch(&gpu.device, &[&gu, &dzb, &xb, &ou, &stats, &pb], groups)]);
     read(gpu, &pb, params.len())
 }
 
