@@ -283,23 +283,31 @@ fn gpu_runs_of_steps_match_step_by_step() {
 
 /// A fused SGD step (plain SGD, 1 to `SMALL_BATCH` rows: the update inside the backward
 /// pass) gives the weights of the same step unfused (the gradient, then
-/// `optimizer_update`), bit for bit, with weight decay, over ten steps of each batch size.
+/// `optimizer_update`), bit for bit, with weight decay, over ten steps of each batch size,
+/// on flat inputs and on 4×5 images flipped and shifted (the augmentation runs in both).
 #[test]
 fn fused_sgd_steps_match_the_gradient_then_the_update() {
+    use wgtrain::data::augment::{Augment, Draws};
     use wgtrain::gpu::gemm::SMALL_BATCH;
     use wgtrain::gpu::net::{Features, GpuNet};
+    use wgtrain::model::Shape;
     let Some(gpu) = common::gpu() else { return };
-    let model = Model::from_sizes(&[20, 32, 12, 5]).unwrap();
+    let flat = Model::from_sizes(&[20, 32, 12, 5]).unwrap();
+    let image = Model::mlp(Shape::Image { c: 1, h: 4, w: 5 }, &[32, 12], 5).unwrap();
     let mut rng = wgtrain::rng::Rng::new(4, 0);
     let rows = 60;
     let pixels: Vec<u8> = (0..rows * 20).map(|_| rng.below(256) as u8).collect();
     let labels: Vec<u32> = (0..rows).map(|_| rng.below(5) as u32).collect();
     let mut opt = Optimizer::new(OptimKind::Sgd, 0.05);
     opt.weight_decay = 1e-3;
-    for batch in 1..=SMALL_BATCH {
+    let augment = Augment { flip: true, shift: 1 };
+    for (model, batch) in (1..=SMALL_BATCH).map(|b| (&flat, b)).chain([(&image, 1), (&image, 3)]) {
         let net = || {
-            let mut n = GpuNet::new(gpu, &model, &model.init(9), OptimKind::Sgd, SMALL_BATCH).unwrap();
+            let mut n = GpuNet::new(gpu, model, &model.init(9), OptimKind::Sgd, SMALL_BATCH).unwrap();
             let t = n.add_table(Features::U8(&pixels), &labels).unwrap();
+            if model.input != flat.input {
+                n.begin_epoch(&Draws { seed: 3, epoch: 1, augment }).unwrap();
+            }
             (n, t)
         };
         let ((mut fused, tf), (mut separate, ts)) = (net(), net());

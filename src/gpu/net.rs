@@ -736,7 +736,7 @@ impl<'g> GpuNet<'g> {
         // The dropout nodes' parameter blocks, shared by their forward and backward.
         let mut drop_u: Vec<Option<wgpu::Buffer>> = vec![None; nodes.len()];
         let mut src = &self.x;
-        if let (Mode::Grad { .. }, false, Shape::Image { c, h, w }) =
+        if let (Mode::Grad { .. } | Mode::SgdStep { .. }, false, Shape::Image { c, h, w }) =
             (mode, self.draws.augment.is_none(), self.model.input)
         {
             let (d, a) = (&self.draws, &self.draws.augment);
