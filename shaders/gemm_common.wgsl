@@ -11,6 +11,8 @@
 //   fc_forward          Z  = X·(Wᵀ) + b (ReLU)  M=B,   N=OUT, K=IN   bias, relu
 //                       (batches of at most 4 rows read W itself: b_sk = 1, b_sn = IN)
 //   fc_backward_weights dW = dZᵀ·X              M=OUT, N=IN,  K=B    accumulate (chunks)
+//                       (a plain-SGD step of at most 4 rows applies it to W in place, and
+//                       updates b at bias_off too: fc_sgd_step, gemm_tn_row.wgsl)
 //   fc_backward_input   dX = dZ·W ⊙ [A>0]       M=B,   N=IN,  K=OUT  mask
 //
 // Bindings: 0 params (uniform), 1 a, 2 b (declared by each kernel file), 3 bias, 4 mask
