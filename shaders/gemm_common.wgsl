@@ -1,6 +1,6 @@
-// Shared by gemm.wgsl and gemm_vec4.wgsl (prepended to each when the module is built):
-// the fully connected layer's three matrix products, as one strided product with a
-// fused epilogue:
+// Shared by gemm.wgsl, gemm_vec4.wgsl and gemm_tn_row.wgsl (prepended to each when the
+// module is built): the fully connected layer's three matrix products, as one strided
+// product with a fused epilogue:
 //
 //   C[m, n] = epilogue( Σ_k A(m, k) · B(k, n) )
 //   A(m, k) = a[a_off + m·a_sm + k·a_sk]      B(k, n) = b[b_off + k·b_sk + n·b_sn]
@@ -9,11 +9,15 @@
 //
 // Used as (W: [OUT, IN] row-major, Wᵀ: [IN, OUT] from transpose.wgsl, X: [B, IN], dZ: [B, OUT]):
 //   fc_forward          Z  = X·(Wᵀ) + b (ReLU)  M=B,   N=OUT, K=IN   bias, relu
+//                       (batches of at most 4 rows read W itself: b_sk = 1, b_sn = IN)
 //   fc_backward_weights dW = dZᵀ·X              M=OUT, N=IN,  K=B    accumulate (chunks)
+//                       (a plain-SGD step of at most 4 rows applies it to W in place, and
+//                       updates b at bias_off too: fc_sgd_step, gemm_tn_row.wgsl)
 //   fc_backward_input   dX = dZ·W ⊙ [A>0]       M=B,   N=IN,  K=OUT  mask
 //
 // Bindings: 0 params (uniform), 1 a, 2 b (declared by each kernel file), 3 bias, 4 mask
-// (read), 5 c (read_write).
+// (read), 5 c (read_write; declared with the epilogue, gemm_epilogue.wgsl, or by the
+// kernel file that stores vec4s).
 
 struct Params {
     m: u32, n: u32, k: u32, flags: u32,
@@ -30,25 +34,3 @@ const MASK: u32 = 8u;
 override WG: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> mask: array<f32>;
-@group(0) @binding(5) var<storage, read_write> c: array<f32>;
-
-// Finishes C[m, n] from its sum `acc` as the flags say, and stores it.
-fn epilogue(m: u32, n: u32, acc: f32) {
-    let at = p.c_off + m * p.c_sm + n;
-    var v = acc;
-    if ((p.flags & BIAS) != 0u) {
-        v += bias[p.bias_off + n];
-    }
-    if ((p.flags & ACCUMULATE) != 0u) {
-        v = c[at] + v;
-    }
-    if ((p.flags & RELU) != 0u) {
-        v = max(v, 0.0);
-    }
-    if ((p.flags & MASK) != 0u && !(mask[p.mask_off + m * p.c_sm + n] > 0.0)) {
-        v = 0.0;
-    }
-    c[at] = v;
-}

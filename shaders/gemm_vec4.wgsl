@@ -1,5 +1,5 @@
-// The fully connected layer's matrix products (contract, Params and epilogue in
-// gemm_common.wgsl, which is prepended), specialised for shapes whose output rows are
+// The fully connected layer's matrix products (contract and Params in gemm_common.wgsl,
+// the epilogue in gemm_epilogue.wgsl, both prepended), specialised for shapes whose output rows are
 // vec4-aligned. Each invocation holds an 8×8 block of C in sixteen vec4 registers and, for
 // each k, adds the outer product of 8 values of A (one per row) with 8 contiguous values
 // of B (two vec4 loads). No

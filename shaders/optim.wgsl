@@ -9,19 +9,14 @@
 //                              (decoupled, AdamW: g' = g and first w ← w (1 − αλ))
 // The host computes step_size and √(1−β₂ᵗ) in f32 exactly as the CPU twin does.
 // When stats.step_bad is set (a non-finite loss this step) nothing is updated.
-// Bindings: 0 params, 1 g, 2 stats (read; `Stats` from stats_common.wgsl, prepended),
-// 3 w, 4 s1 (v or m), 5 s2 (v) (read_write).
+// Bindings: 0 params (`OptimParams` and the SGD rule from optim_common.wgsl, prepended),
+// 1 g, 2 stats (read; `Stats` from stats_common.wgsl, prepended), 3 w, 4 s1 (v or m),
+// 5 s2 (v) (read_write).
 // Buffers are padded to 16 bytes; the padding of g is zero, so padding never changes.
 // Workgroup LINEAR_WG (256); dispatch (min(⌈vec4s/LINEAR_WG⌉, GRID_X), ⌈…/GRID_X⌉, 1),
 // flattened by linear_index (the grid prelude, generated from `gpu::kernels`, prepended).
 
-struct Params {
-    vec4s: u32, nesterov: u32, decoupled: u32, _pad: u32,
-    lr: f32, momentum: f32, beta1: f32, beta2: f32,
-    eps: f32, weight_decay: f32, step_size: f32, sqrt_bc2: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: OptimParams;
 @group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> stats: Stats;
 @group(0) @binding(3) var<storage, read_write> w: array<vec4<f32>>;
@@ -34,8 +29,7 @@ fn optimizer_update_sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= p.vec4s || stats.step_bad != 0u) {
         return;
     }
-    let gi = g[i] + p.weight_decay * w[i];
-    w[i] = w[i] - p.lr * gi;
+    w[i] = sgd4(w[i], g[i], p.lr, p.weight_decay);
 }
 
 @compute @workgroup_size(LINEAR_WG)

@@ -1,4 +1,5 @@
-// The device-side metrics block (prepended to stats.wgsl and optim.wgsl; mirrored by
+// The device-side metrics block (prepended to stats.wgsl, optim.wgsl and gemm_tn_row.wgsl;
+// mirrored by
 // `gpu::kernels::Stats`): sums since the last read-back, and the current step's flag.
 struct Stats {
     loss_sum: f32,

@@ -1,6 +1,7 @@
 // Transposes one weight matrix, so the forward product reads Wᵀ row-contiguously:
 //   dst[dst_off + i·rows + o] = src[src_off + o·cols + i],   W: [rows = OUT, cols = IN]
-// Run at the start of every recorded step (after the previous step's update).
+// Run at the start of every recorded step of more than 4 rows (`SMALL_BATCH`; smaller
+// ones read W itself), after the previous step's update.
 // Bindings: 0 params, 1 src (read), 2 dst (read_write). One invocation per row o and
 // COLS consecutive columns i (reading them contiguously), consecutive invocations writing
 // consecutive elements; workgroup 64; dispatch (⌈rows/64⌉, ⌈cols/COLS⌉, 1) — COLS

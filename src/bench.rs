@@ -176,7 +176,9 @@ pub struct GemmTiming {
 }
 
 /// Times every kernel variant of the three products of each linear layer of `model` at
-/// batch `batch`, after checking each against the CPU twin (a variant that fails is
+/// batch `batch` (and, for batches of at most [`SMALL_BATCH`](crate::gpu::gemm::SMALL_BATCH)
+/// rows, of the forward product on `W` itself, as training runs it), after checking each
+/// against the CPU twin (a variant that fails is
 /// reported, with its error, and never enters `shaders/`).
 pub fn gemm_variants(gpu: &crate::gpu::Gpu, model: &Model, batch: usize, reps: usize) -> Result<Vec<GemmTiming>> {
     use crate::cpu::ops;
@@ -201,6 +203,11 @@ pub fn gemm_variants(gpu: &crate::gpu::Gpu, model: &Model, batch: usize, reps: u
         fwd.params.flags = 0;
         let mut wt = vec![0.0f32; o * inp];
         ops::transpose(&w, &mut wt, o, inp);
+        if batch <= crate::gpu::gemm::SMALL_BATCH {
+            let mut on_w = GemmParams::fc_forward_w(batch, inp, o, 0, 0, false);
+            on_w.params.flags = 0;
+            cases.push(("fc_forward on W", on_w, x.clone(), w.clone(), r.clone(), m.clone(), inp));
+        }
         cases.push(("fc_forward", fwd, x.clone(), wt, r, m, inp));
         let (mut r, mut m) = (vec![0.0; o * inp], vec![0.0; o * inp]);
         ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut r, batch, inp, o, false);

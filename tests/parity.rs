@@ -5,6 +5,9 @@
 
 mod common;
 use common::{assert_pass, gpu};
+use wgtrain::gpu::gemm::{Gemm, GemmParams, SMALL_BATCH};
+use wgtrain::gpu::pipeline::{record, Kernel};
+use wgtrain::gpu::Gpu;
 use wgtrain::optim::OptimKind;
 use wgtrain::verify::{self, BATCHES, WIDTHS};
 
@@ -179,6 +182,156 @@ fn gemm_nn_row_matches_the_8x8_kernel_bit_for_bit() {
                 let (block, row) = (run(v[1]), run(v[2]));
                 let differ = block.iter().zip(&row).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
                 assert_eq!(differ, 0, "{name} {m}×{k}·{k}×{n}: {differ} elements differ");
+            }
+        }
+    }
+}
+
+/// Batches of 1 to 7 rows, on both sides of `SMALL_BATCH` (the row kernels that read `W`
+/// itself and store the weight gradient as vec4s up to it, `transpose` with the vec4 or
+/// generic products past it), over ragged widths: the forward product (with and without
+/// ReLU) and the weight gradient, overwriting and accumulating.
+#[test]
+fn small_batches_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut out = Vec::new();
+    for b in 1..8 {
+        for i in [3, 17, 100, 784] {
+            for o in [1, 17, 129] {
+                out.push(verify::fc_forward(gpu, b, i, o, (b + i + o) % 2 == 0, 14).unwrap());
+                for acc in [false, true] {
+                    out.push(verify::fc_backward_weights(gpu, b, i, o, acc, 15).unwrap());
+                }
+            }
+        }
+    }
+    assert_pass(&out);
+}
+
+/// Runs `kernel` over `groups` for the product `g` of `a` and `b`, with `extra` bound as
+/// bias and mask and C starting as `c0`; returns C.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    groups: [u32; 3],
+    g: &Gemm,
+    a: &[f32],
+    b: &[f32],
+    extra: &[f32],
+    c0: &[f32],
+) -> Vec<f32> {
+    use wgtrain::gpu::buffers::{read, storage_init, uniform};
+    let buf = |v: &[f32]| storage_init(gpu, "operand", v).unwrap();
+    let (ab, bb, eb, cb) = (buf(a), buf(b), buf(extra), buf(c0));
+    let u = uniform(gpu, "gemm", &g.params);
+    let d = kernel.dispatch(&gpu.device, &[&u, &ab, &bb, &eb, &eb, &cb], groups);
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    record(&mut enc.begin_compute_pass(&Default::default()), &[d]);
+    gpu.queue.submit([enc.finish()]);
+    read(gpu, &cb, c0.len()).unwrap()
+}
+
+/// Batches of at most `SMALL_BATCH` rows: `gemm_nt_row`, the forward product on `W`
+/// itself, gives the bits of the product on `Wᵀ` it replaces (`gemm_nn_row` or the
+/// generic `gemm`), with bias and ReLU; `gemm_tn_row`, the weight gradient with vec4
+/// stores, the bits of `gemm_tn` or `gemm`, overwriting and accumulating. So a step of
+/// such a batch updates the weights exactly as the transposed path does.
+#[test]
+fn gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = wgtrain::rng::Rng::new(22, 0);
+    let mut tn_rows = 0;
+    for batch in 1..=SMALL_BATCH {
+        for (inp, out) in [(784, 256), (256, 128), (128, 10), (3, 4), (17, 12), (20, 7), (1, 1), (129, 3)] {
+            let shape = format!("B={batch} IN={inp} OUT={out}");
+            let x = verify::uniform(&mut rng, batch * inp, 1.0);
+            let w = verify::uniform(&mut rng, out * inp, 1.0);
+            let bias = verify::uniform(&mut rng, out, 1.0);
+            let mut wt = vec![0.0f32; out * inp];
+            wgtrain::cpu::ops::transpose(&w, &mut wt, out, inp);
+            let z0 = vec![0.0; batch * out];
+            let on_wt = GemmParams::fc_forward(batch, inp, out, 0, 0, true);
+            let on_w = GemmParams::fc_forward_w(batch, inp, out, 0, 0, true);
+            let ((k_old, g_old), (k_new, g_new)) = (on_wt.kernel(&gpu.kernels), on_w.kernel(&gpu.kernels));
+            assert_eq!(k_new.name, "gemm_nt_row", "{shape}");
+            let old = product(gpu, k_old, g_old, &on_wt, &x, &wt, &bias, &z0);
+            let new = product(gpu, k_new, g_new, &on_w, &x, &w, &bias, &z0);
+            let differ = old.iter().zip(&new).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
+            assert_eq!(differ, 0, "fc_forward {shape}: {differ} elements differ from {}", k_old.name);
+
+            let dz = verify::uniform(&mut rng, batch * out, 1.0);
+            let dw0 = verify::uniform(&mut rng, out * inp, 1.0);
+            for acc in [false, true] {
+                let g = GemmParams::fc_backward_weights(batch, inp, out, 0, acc);
+                assert_eq!(g.tn_row(), inp % 4 == 0, "{shape}");
+                if !g.tn_row() {
+                    continue;
+                }
+                let v = g.variants(&gpu.kernels);
+                let ((_, k_old, g_old), (_, k_new, g_new)) = (v[v.len() - 2], v[v.len() - 1]);
+                assert_eq!(k_new.name, "gemm_tn_row", "{shape}");
+                let old = product(gpu, k_old, g_old, &g, &dz, &x, &[0.0], &dw0);
+                let new = product(gpu, k_new, g_new, &g, &dz, &x, &[0.0], &dw0);
+                let differ = old.iter().zip(&new).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
+                assert_eq!(
+                    differ, 0,
+                    "fc_backward_weights {shape} acc={acc}: {differ} elements differ from {}",
+                    k_old.name
+                );
+                tn_rows += 1;
+            }
+        }
+    }
+    assert_eq!(tn_rows, 2 * 4 * SMALL_BATCH, "the weight gradients gemm_tn_row took");
+}
+
+/// The fused SGD step of a layer (`gemm_tn_row_sgd`) against its CPU twin, batches 1 to
+/// `SMALL_BATCH`, ragged OUT, IN ≡ 0 (mod 4).
+#[test]
+fn fc_sgd_step_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut out = Vec::new();
+    for b in 1..=SMALL_BATCH {
+        for i in [4, 20, 100, 784] {
+            for o in [1, 3, 17, 129] {
+                out.push(verify::fc_sgd_step(gpu, b, i, o, 16).unwrap());
+            }
+        }
+    }
+    assert_pass(&out);
+}
+
+/// The fused SGD step of a layer gives the bits of its separate kernels: the weight and
+/// bias gradients (`gemm_tn_row`, `fc_backward_bias`), then `optimizer_update_sgd`, for
+/// OUT a multiple of 4 or not (the last vec4 of the bias); and a step flagged bad (a
+/// non-finite loss) changes nothing.
+#[test]
+fn fc_sgd_step_matches_the_separate_kernels_bit_for_bit() {
+    use wgtrain::gpu::ops as gops;
+    let Some(gpu) = gpu() else { return };
+    let mut rng = wgtrain::rng::Rng::new(23, 0);
+    let mut opt = wgtrain::optim::Optimizer::new(OptimKind::Sgd, 0.03);
+    for (t, wd) in [(1, 0.0), (2, 5e-4)] {
+        opt.weight_decay = wd;
+        let st = opt.step(t, opt.lr);
+        for batch in 1..=SMALL_BATCH {
+            for (inp, out) in [(784, 256), (256, 128), (128, 10), (4, 1), (20, 7), (100, 17)] {
+                let shape = format!("B={batch} IN={inp} OUT={out} λ={wd}");
+                let dz = verify::uniform(&mut rng, batch * out, 1.0);
+                let x = verify::uniform(&mut rng, batch * inp, 1.0);
+                let p = verify::uniform(&mut rng, out * inp + out, 1.0);
+                let fused = gops::fc_sgd_step(gpu, &dz, &x, &p, batch, inp, out, &st, false).unwrap();
+                let zeros = vec![0.0; p.len()];
+                let mut g =
+                    gops::fc_backward_weights(gpu, &dz, &x, &zeros[..out * inp], batch, inp, out, false).unwrap();
+                g.extend(gops::fc_backward_bias(gpu, &dz, &zeros[..out], batch, out, false).unwrap());
+                let (separate, _, _) = gops::optimizer_update(gpu, &p, &g, &zeros, &zeros, &st, false).unwrap();
+                let differ = fused.iter().zip(&separate).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                assert_eq!(differ, 0, "{shape}: {differ} parameters differ");
+                assert!(fused.iter().zip(&p).any(|(a, b)| a != b), "{shape}: the step changed nothing");
+                let skipped = gops::fc_sgd_step(gpu, &dz, &x, &p, batch, inp, out, &st, true).unwrap();
+                assert!(skipped.iter().zip(&p).all(|(a, b)| a.to_bits() == b.to_bits()), "{shape}: a bad step updated");
             }
         }
     }

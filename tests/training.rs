@@ -238,18 +238,29 @@ impl train::Journal for LossLog {
 
 /// Runs of steps submitted together (up to `train::MAX_RUN`) give the weights and the
 /// logged losses of one submission per step, bit for bit: pure SGD (B = 1) with Adam for
-/// 300 steps logged every 100 (runs of 64 and 36 steps), and B = 7 with momentum logged
-/// every 30 of an epoch's 43 steps, whose second run ends on the smaller tail batch.
+/// 300 steps logged every 100 (runs of 64 and 36 steps); plain SGD with weight decay and a
+/// cosine schedule (fused steps, each reading its rate from its slot) at B = 1 and at B = 3
+/// over two epochs of 100 steps logged every 70; and B = 7 with momentum logged every 30 of an epoch's
+/// 43 steps, whose second run ends on the smaller tail batch.
 #[test]
 fn gpu_runs_of_steps_match_step_by_step() {
     let Some(gpu) = common::gpu() else { return };
     let mut split = subset().clone();
     split.train = split.train.head(300);
     split.test = split.test.head(100);
-    let cases = [(BatchSize::Mini(1), "adam", 1e-3, 1, 100), (BatchSize::Mini(7), "momentum", 0.05, 2, 30)];
+    let cases = [
+        (BatchSize::Mini(1), "adam", 1e-3, 1, 100),
+        (BatchSize::Mini(1), "sgd", 0.01, 1, 100),
+        (BatchSize::Mini(3), "sgd", 0.01, 2, 70),
+        (BatchSize::Mini(7), "momentum", 0.05, 2, 30),
+    ];
     for (batch, opt, lr, epochs, log_every) in cases {
         let mut cfg = config(&[24], batch, opt, lr, epochs);
         cfg.log_every = log_every;
+        if opt == "sgd" {
+            cfg.optimizer.weight_decay = 1e-3;
+            cfg.schedule = Schedule::Cosine { warmup: 0.0, min_lr: 0.0 };
+        }
         let train_with = |max_run: usize| {
             let model = cfg.model.clone();
             let p = model.init(cfg.seed);
@@ -267,5 +278,50 @@ fn gpu_runs_of_steps_match_step_by_step() {
         let differ = p1.iter().zip(&p64).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
         assert_eq!(differ, 0, "{opt}, {batch:?}: {differ} weights differ between runs of 64 steps and single steps");
         assert_eq!(log1, log64, "{opt}, {batch:?}: the logged losses differ");
+    }
+}
+
+/// A fused SGD step (plain SGD, 1 to `SMALL_BATCH` rows: the update inside the backward
+/// pass) gives the weights of the same step unfused (the gradient, then
+/// `optimizer_update`), bit for bit, with weight decay, over ten steps of each batch size,
+/// on flat inputs and on 4×5 images flipped and shifted (the augmentation runs in both).
+#[test]
+fn fused_sgd_steps_match_the_gradient_then_the_update() {
+    use wgtrain::data::augment::{Augment, Draws};
+    use wgtrain::gpu::gemm::SMALL_BATCH;
+    use wgtrain::gpu::net::{Features, GpuNet};
+    use wgtrain::model::Shape;
+    let Some(gpu) = common::gpu() else { return };
+    let flat = Model::from_sizes(&[20, 32, 12, 5]).unwrap();
+    let image = Model::mlp(Shape::Image { c: 1, h: 4, w: 5 }, &[32, 12], 5).unwrap();
+    let mut rng = wgtrain::rng::Rng::new(4, 0);
+    let rows = 60;
+    let pixels: Vec<u8> = (0..rows * 20).map(|_| rng.below(256) as u8).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| rng.below(5) as u32).collect();
+    let mut opt = Optimizer::new(OptimKind::Sgd, 0.05);
+    opt.weight_decay = 1e-3;
+    let augment = Augment { flip: true, shift: 1 };
+    for (model, batch) in (1..=SMALL_BATCH).map(|b| (&flat, b)).chain([(&image, 1), (&image, 3)]) {
+        let net = || {
+            let mut n = GpuNet::new(gpu, model, &model.init(9), OptimKind::Sgd, SMALL_BATCH).unwrap();
+            let t = n.add_table(Features::U8(&pixels), &labels).unwrap();
+            if model.input != flat.input {
+                n.begin_epoch(&Draws { seed: 3, epoch: 1, augment }).unwrap();
+            }
+            (n, t)
+        };
+        let ((mut fused, tf), (mut separate, ts)) = (net(), net());
+        assert!(fused.fused_sgd(batch), "B={batch}: the step is not fused");
+        for t in 0..10u64 {
+            let idx: Vec<u32> = (0..batch as u32).map(|i| (t as u32 * 7 + i * 13) % rows as u32).collect();
+            let st = opt.step(t + 1, opt.lr);
+            fused.train_step(tf, &idx, &st).unwrap();
+            separate.accumulate_gradient(ts, &idx, 1.0 / batch as f32, true).unwrap();
+            separate.apply_update(&st).unwrap();
+        }
+        let (a, b) = (fused.read_params().unwrap(), separate.read_params().unwrap());
+        assert!(a.iter().zip(model.init(9)).any(|(p, q)| *p != q), "B={batch}: the steps changed nothing");
+        let differ = a.iter().zip(&b).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
+        assert_eq!(differ, 0, "B={batch}: {differ} parameters differ between fused and separate steps");
     }
 }

@@ -172,6 +172,19 @@ pub fn fc_backward_bias<T: Real>(dz: &[T], db: &mut [T], batch: usize, out: usiz
     }
 }
 
+/// A pure-SGD step of a fully connected layer with the update fused into its backward
+/// pass (the GPU's fused SGD steps of small batches): `dW = dZᵀ·X` and `db = Σ_n dZ[n]`
+/// ([`fc_backward_weights`], [`fc_backward_bias`]), then [`optimizer_update`] (SGD, `st`)
+/// of `params = [W, b]` with them. `dz: [B, OUT]`, `x: [B, IN]`, `params: [OUT·IN + OUT]`.
+#[allow(clippy::too_many_arguments)]
+pub fn fc_sgd_step<T: Real>(dz: &[T], x: &[T], params: &mut [T], batch: usize, inp: usize, out: usize, st: &OptimStep) {
+    let mut g = vec![T::zero(); out * inp + out];
+    let (dw, db) = g.split_at_mut(out * inp);
+    fc_backward_weights(dz, x, dw, batch, inp, out, false);
+    fc_backward_bias(dz, db, batch, out, false);
+    optimizer_update(params, &g, &mut [], &mut [], st);
+}
+
 /// Fully connected backward, input (forward: `Z = X·Wᵀ + b`): `dX = dZ·W`, with the
 /// previous layer's ReLU mask optionally fused: `dX ⊙ [a_prev > 0]` (for `a = max(z, 0)`,
 /// `a > 0` exactly when `z > 0`).

@@ -11,10 +11,13 @@
 //! | WGSL entry (`shaders/`)                    | op: CPU twin, runner, verify  | parity test                       |
 //! |--------------------------------------------|-------------------------------|-----------------------------------|
 //! | `gemm_nn` (vec4) or `gemm`                 | `fc_forward`†                 | `fc_forward_matches_cpu`          |
+//! | `gemm_nt_row` (`gemm.wgsl`), B ≤ 4         | `fc_forward`†                 | `fc_forward_matches_cpu`, `small_batches_match_cpu` |
 //! | `gemm_tn` (vec4) or `gemm`                 | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu` |
+//! | `gemm_tn_row` (`gemm_tn_row.wgsl`), B ≤ 4  | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu`, `small_batches_match_cpu` |
 //! | `gemm_nn` (vec4) or `gemm`                 | `fc_backward_input`†          | `fc_backward_input_matches_cpu`   |
 //! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
 //! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
+//! | `gemm_tn_row_sgd` (`gemm_tn_row.wgsl`)     | `fc_sgd_step`                 | `fc_sgd_step_matches_cpu`         |
 //! | `relu_forward` (`relu.wgsl`)‡              | `relu_forward`                | `relu_forward_matches_cpu`        |
 //! | `relu_backward` (`relu.wgsl`)‡             | `relu_backward`               | `relu_backward_matches_cpu`       |
 //! | `softmax` (`softmax.wgsl`)*                | `softmax`                     | `softmax_matches_cpu`             |
@@ -40,7 +43,15 @@
 //! "(vec4)": the entry in `gemm_vec4.wgsl`, run when the product is [`Gemm::aligned`];
 //! otherwise the generic `gemm` (`gemm.wgsl`). For fewer than [`VEC4_ROWS`] rows (a
 //! batch of 1 to 7) `gemm_nn_row` of the same file replaces `gemm_nn`, bit for bit. `fc_forward` runs `transpose` first and
-//! its product reads `Wᵀ`; the GPU runners of `fc_forward` and `fc_backward_input` fuse
+//! its product reads `Wᵀ`, except for batches of at most [`SMALL_BATCH`](super::gemm::SMALL_BATCH) rows: there
+//! `gemm_nt_row` reads `W` itself and no step records a `transpose`; and the weight
+//! gradient of such a batch, where [`Gemm::tn_row`], runs `gemm_tn_row`, which stores
+//! vec4s. Both give the bits of the kernels they replace (`gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit`
+//! in `tests/parity.rs`). `fc_sgd_step` is a pure-SGD step's update fused into the
+//! backward pass of such a batch (`GpuNet`'s fused SGD steps): `gemm_tn_row_sgd` computes
+//! a layer's weight and bias gradients and applies `optimizer_update` (SGD) to them in
+//! place, the bits of the separate kernels
+//! (`fc_sgd_step_matches_the_separate_kernels_bit_for_bit`). The GPU runners of `fc_forward` and `fc_backward_input` fuse
 //! the ReLU and the mask as the training step does. † The op has a second CPU twin of
 //! the same name in `cpu::fast` (the CPU trainer's path). `gather_u8_unaligned` runs for
 //! widths D not a multiple of 4. The entry marked * is recorded by no training step
@@ -53,7 +64,7 @@
 //! ([`Kernels::on_demand`]): an MLP never builds them.
 
 use super::conv_kernels::ConvKernels;
-use super::gemm::{Gemm, Layout, GEMM_TILE, GEMM_WG, ROW_WG, VEC4_ROWS};
+use super::gemm::{Gemm, Layout, GEMM_TILE, GEMM_WG, NT_WG, ROW_WG, TN_ROW_WG, VEC4_ROWS};
 use super::pipeline::*;
 use crate::error::{Error, Result};
 use crate::optim::OptimKind;
@@ -129,7 +140,8 @@ pub struct Stats {
     pub _pad: [u32; 3],
 }
 
-/// `optim.wgsl`'s parameters, written once per step.
+/// `OptimParams` of `optim_common.wgsl` (the optimizer kernels and the fused SGD steps),
+/// written once per step.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct OptimParams {
@@ -197,6 +209,9 @@ pub struct Kernels {
     pub gemm_tn: Kernel,
     pub gemm_nn: Kernel,
     pub gemm_nn_row: Kernel,
+    pub gemm_nt_row: Kernel,
+    pub gemm_tn_row: Kernel,
+    pub gemm_tn_row_sgd: Kernel,
     pub transpose: Kernel,
     pub fc_backward_bias: Kernel,
     pub softmax_xent: Kernel,
@@ -226,7 +241,9 @@ pub struct OnDemand {
 pub const STORAGE_BUFFERS_NEEDED: u32 = 5;
 
 const GEMM_COMMON: &str = include_str!("../../shaders/gemm_common.wgsl");
+const GEMM_EPILOGUE: &str = include_str!("../../shaders/gemm_epilogue.wgsl");
 const STATS_COMMON: &str = include_str!("../../shaders/stats_common.wgsl");
+const OPTIM_COMMON: &str = include_str!("../../shaders/optim_common.wgsl");
 
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Result<Self> {
@@ -241,13 +258,27 @@ impl Kernels {
         }
         compiled(device, "the kernels", || {
             let grid = grid_prelude();
-            let gemm = module(device, "gemm.wgsl", &[GEMM_COMMON, include_str!("../../shaders/gemm.wgsl")]);
+            let gemm =
+                module(device, "gemm.wgsl", &[GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm.wgsl")]);
             let transpose = module(device, "transpose.wgsl", &[include_str!("../../shaders/transpose.wgsl")]);
-            let gemm4 = module(device, "gemm_vec4.wgsl", &[GEMM_COMMON, include_str!("../../shaders/gemm_vec4.wgsl")]);
+            let gemm4 = module(
+                device,
+                "gemm_vec4.wgsl",
+                &[GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm_vec4.wgsl")],
+            );
+            let tn_row = module(
+                device,
+                "gemm_tn_row.wgsl",
+                &[GEMM_COMMON, STATS_COMMON, OPTIM_COMMON, include_str!("../../shaders/gemm_tn_row.wgsl")],
+            );
             let bias = module(device, "bias_grad.wgsl", &[include_str!("../../shaders/bias_grad.wgsl")]);
             let softmax = module(device, "softmax.wgsl", &[include_str!("../../shaders/softmax.wgsl")]);
             let stats = module(device, "stats.wgsl", &[STATS_COMMON, include_str!("../../shaders/stats.wgsl")]);
-            let optim = module(device, "optim.wgsl", &[&grid, STATS_COMMON, include_str!("../../shaders/optim.wgsl")]);
+            let optim = module(
+                device,
+                "optim.wgsl",
+                &[&grid, STATS_COMMON, OPTIM_COMMON, include_str!("../../shaders/optim.wgsl")],
+            );
             let gather = module(device, "gather.wgsl", &[include_str!("../../shaders/gather.wgsl")]);
             let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
                 build(device, m, entry, sig, constants)
@@ -258,6 +289,9 @@ impl Kernels {
                 gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
                 gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
                 gemm_nn_row: k(&gemm4, "gemm_nn_row", "urrrrw", &wg),
+                gemm_nt_row: k(&gemm, "gemm_nt_row", "urrrrw", &wg),
+                gemm_tn_row: k(&tn_row, "gemm_tn_row", "urrrrw", &[]),
+                gemm_tn_row_sgd: k(&tn_row, "gemm_tn_row_sgd", "urrurw", &[]),
                 transpose: k(&transpose, "transpose", "urw", &[]),
                 fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
                 softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
@@ -306,7 +340,8 @@ impl Kernels {
 /// The kernel family a matrix product runs on, chosen here where the kernels are.
 impl Gemm {
     /// The kernel for this product (vec4 when aligned, one row per invocation for
-    /// `A·B` of fewer than [`VEC4_ROWS`] rows) and its workgroup grid.
+    /// `A·B` of fewer than [`VEC4_ROWS`] rows, the row kernels of batches of at most
+    /// [`SMALL_BATCH`](super::gemm::SMALL_BATCH) rows) and its workgroup grid.
     pub fn kernel<'k>(&self, k: &'k Kernels) -> (&'k Kernel, [u32; 3]) {
         let v = self.variants(k);
         let (_, kernel, groups) = *v.last().expect("the generic kernel");
@@ -314,21 +349,31 @@ impl Gemm {
     }
 
     /// Every kernel that can compute this product, with its grid: the generic one first,
-    /// then the vec4 one when aligned, then `gemm_nn_row` for an aligned `A·B` of fewer
-    /// than [`VEC4_ROWS`] rows (for `bench --gemm`; [`Self::kernel`] takes the last).
+    /// then `gemm_nt_row` for `A·Bᵀ`; otherwise the vec4 one when aligned, then
+    /// `gemm_nn_row` for an aligned `A·B` of fewer than [`VEC4_ROWS`] rows, or
+    /// `gemm_tn_row` for a weight gradient where [`Self::tn_row`] (for `bench --gemm`;
+    /// [`Self::kernel`] takes the last).
     pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
         let p = &self.params;
         let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
         let mut v = vec![("generic 4x4", &k.gemm, grid(GEMM_TILE, GEMM_TILE))];
+        if self.layout == Layout::Nt {
+            v.push(("1x2 rows of W", &k.gemm_nt_row, grid(2 * NT_WG, 1)));
+            return v;
+        }
         if self.aligned() {
             let kernel = match self.layout {
                 Layout::Tn => &k.gemm_tn,
                 Layout::Nn => &k.gemm_nn,
+                Layout::Nt => unreachable!("A·Bᵀ returned above"),
             };
             v.push(("vec4 8x8", kernel, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
             if self.layout == Layout::Nn && p.m < VEC4_ROWS {
                 v.push(("vec4 1x8 rows", &k.gemm_nn_row, grid(8 * ROW_WG, 1)));
             }
+        }
+        if self.tn_row() {
+            v.push(("vec4 1x8 rows, vec4 stores", &k.gemm_tn_row, grid(8 * TN_ROW_WG, 1)));
         }
         v
     }

@@ -15,7 +15,8 @@
 //! ReLU). A training step, in one compute pass:
 //!
 //! 1. `gather_u8`/`gather_f32` of the batch rows into `x`;
-//! 2. per Linear node `transpose` (`Wᵀ` for the forward product);
+//! 2. per Linear node `transpose` (`Wᵀ` for the forward product), for batches of more than
+//!    [`SMALL_BATCH`] rows (smaller ones read `W` itself, `gemm_nt_row`);
 //! 3. forward, node by node: Linear `fc_forward` (bias and ReLU fused), Conv2d
 //!    `conv2d_forward` (bias and ReLU fused) or, for a convolution that takes im2col
 //!    (for batches up to [`im2col_batch`]), `conv_im2col`, `transpose`, the `fc_forward` GEMM over the
@@ -34,6 +35,12 @@
 //!    `dropout_backward` (into a scratch, then `relu_backward` applies that mask where
 //!    needed); ReLU `relu_backward`; node 0 computes no input gradient;
 //! 6. `optimizer_update` over the flat parameter buffer.
+//!
+//! A fused SGD step ([`GpuNet::fused_sgd`]: plain SGD, at most [`SMALL_BATCH`] rows, an
+//! MLP whose layers' rows are whole vec4s) has no step 6: in step 5 each Linear node runs
+//! `fc_backward_input`, then `gemm_tn_row_sgd` (`fc_sgd_step`), which updates its weights
+//! and bias in place with the very operations of `fc_backward_weights`,
+//! `fc_backward_bias` and `optimizer_update`, once the input gradient has read `W`.
 //!
 //! (The op names of the table in [`crate::gpu::kernels`].) Weights and biases of every
 //! node live in the flat parameter buffer at the node's `w_off`/`b_off`, their gradients
@@ -108,6 +115,10 @@ enum Mode {
     /// Forward, loss, metrics, backward; gradients overwritten, or added when
     /// `accumulate`; `scale_bits` is the f32 `scale` of `dZ`.
     Grad { accumulate: bool, scale_bits: u32 },
+    /// A fused SGD step ([`GpuNet::fused_sgd`]): forward, loss, metrics, and a backward
+    /// pass that updates each layer in place (`fc_sgd_step`) instead of storing its weight
+    /// gradient for `optimizer_update`; `scale_bits` as in `Grad`.
+    SgdStep { scale_bits: u32 },
     /// Forward, loss and metrics only.
     Eval,
 }
@@ -138,7 +149,7 @@ pub struct GpuNet<'g> {
     kind: OptimKind,
     params: wgpu::Buffer,
     /// Each Linear node's `Wᵀ: [IN, OUT]` at `wt_offsets[i]` (refreshed at the start of
-    /// every step), and each im2col Conv2d node's `Wᵀ: [C_in·k·k, C_out]` (refreshed by its
+    /// every step of more than [`SMALL_BATCH`] rows), and each im2col Conv2d node's `Wᵀ: [C_in·k·k, C_out]` (refreshed by its
     /// forward); `None` for the other nodes.
     wt: wgpu::Buffer,
     wt_offsets: Vec<Option<usize>>,
@@ -407,8 +418,31 @@ impl<'g> GpuNet<'g> {
     /// One mini-batch SGD step on rows `idx` of `table`: the gradient of the batch's mean
     /// loss, then the update `opt`. Nothing is read back.
     pub fn train_step(&mut self, table: TableId, idx: &[u32], opt: &OptimStep) -> Result<()> {
-        let scale = 1.0 / idx.len() as f32;
-        self.submit(table, idx, Mode::Grad { accumulate: false, scale_bits: scale.to_bits() }, Some(opt))
+        self.submit(table, idx, self.step_mode(idx.len()), Some(opt))
+    }
+
+    /// Whether a training step of `batch` rows fuses the update into its backward pass:
+    /// plain SGD, at most [`SMALL_BATCH`] rows, and every node with parameters a Linear
+    /// one whose weight gradient takes `gemm_tn_row` ([`Gemm::tn_row`]). Such a step runs
+    /// `fc_sgd_step` per layer and no `optimizer_update`, with the same bits, and stores
+    /// no gradient ([`Self::read_grads`]).
+    pub fn fused_sgd(&self, batch: usize) -> bool {
+        self.kind == OptimKind::Sgd
+            && self.model.nodes().iter().all(|n| match n.op {
+                Op::Linear { inp, out } => GemmParams::fc_backward_weights(batch, inp, out, n.w_off, false).tn_row(),
+                Op::Conv2d(_) => false,
+                Op::MaxPool2d(_) | Op::ReLU | Op::Dropout { .. } => true,
+            })
+    }
+
+    /// The mode of a training step of `batch` rows (fused or not, [`Self::fused_sgd`]).
+    fn step_mode(&self, batch: usize) -> Mode {
+        let scale_bits = (1.0 / batch as f32).to_bits();
+        if self.fused_sgd(batch) {
+            Mode::SgdStep { scale_bits }
+        } else {
+            Mode::Grad { accumulate: false, scale_bits }
+        }
     }
 
     /// Adds `scale · Σ_n ∇ loss_n` over rows `idx` into the gradient (overwriting it when
@@ -502,8 +536,8 @@ impl<'g> GpuNet<'g> {
         self.gpu.queue.write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
         if !self.segments.contains_key(&(table, batch, mode)) {
             let mut keyed = Vec::new();
-            let idx = whole(&self.idx);
-            let seg = self.record_segment(table, batch, mode, idx, &mut keyed)?;
+            let (idx, optim) = (whole(&self.idx), whole(&self.optim_u));
+            let seg = self.record_segment(table, batch, mode, idx, optim, &mut keyed)?;
             self.keyed.extend(keyed);
             self.segments.insert((table, batch, mode), seg);
         }
@@ -513,7 +547,7 @@ impl<'g> GpuNet<'g> {
             let mut pass =
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
             record(&mut pass, seg);
-            if opt.is_some() {
+            if opt.is_some() && !matches!(mode, Mode::SgdStep { .. }) {
                 record(&mut pass, std::slice::from_ref(&self.optimizer));
             }
         }
@@ -571,7 +605,8 @@ impl<'g> GpuNet<'g> {
         let (mut steps, mut optimizers) = (Vec::new(), Vec::new());
         for s in 0..n {
             let slot = range(&idx, s * idx_stride, batch as u64 * 4);
-            steps.push(self.record_segment(table, batch, mode, slot, keyed)?);
+            let optim_slot = range(&optim, s * optim_stride, optim_size);
+            steps.push(self.record_segment(table, batch, mode, slot, optim_slot, keyed)?);
             let bindings = [
                 range(&optim, s * optim_stride, optim_size),
                 whole(&self.grads),
@@ -623,7 +658,7 @@ impl<'g> GpuNet<'g> {
             self.check_kind(opt)?;
             params.push(OptimParams::new(self.model.param_count(), opt));
         }
-        let mode = Mode::Grad { accumulate: false, scale_bits: (1.0 / batch as f32).to_bits() };
+        let mode = self.step_mode(batch);
         if !self.rings.contains_key(&(table, batch)) {
             let mut keyed = Vec::new();
             let ring = self.make_ring(table, batch, mode, &mut keyed)?;
@@ -647,22 +682,26 @@ impl<'g> GpuNet<'g> {
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
             for s in 0..steps.len() {
                 record(&mut pass, &ring.steps[s]);
-                record(&mut pass, std::slice::from_ref(&ring.optimizers[s]));
+                if !matches!(mode, Mode::SgdStep { .. }) {
+                    record(&mut pass, std::slice::from_ref(&ring.optimizers[s]));
+                }
             }
         }
         self.finish(enc)
     }
 
     /// The dispatches of one step for `batch` rows of `table` (made once, replayed), the
-    /// rows' indices bound from `idx` (the gather's, and a resident table's dropout keys);
-    /// each parameter block keyed by the seed and epoch is added to `keyed`. Node by node as
-    /// `cpu::net::loss_and_grad` (see the module doc).
+    /// rows' indices bound from `idx` (the gather's, and a resident table's dropout keys)
+    /// and a fused SGD step's optimizer block from `optim`; each parameter block keyed by
+    /// the seed and epoch is added to `keyed`. Node by node as `cpu::net::loss_and_grad`
+    /// (see the module doc).
     fn record_segment(
         &self,
         table: TableId,
         batch: usize,
         mode: Mode,
         idx: wgpu::BufferBinding,
+        optim: wgpu::BufferBinding,
         keyed: &mut Vec<Keyed>,
     ) -> Result<Vec<Dispatch>> {
         let gpu = self.gpu;
@@ -676,7 +715,9 @@ impl<'g> GpuNet<'g> {
         };
         let mut seg = vec![self.gather_dispatch(table, batch, &uniform_gather(gpu, batch, self.model.inputs()), idx)];
 
-        for (i, n) in nodes.iter().enumerate() {
+        // Batches of at most SMALL_BATCH rows read W itself (gemm_nt_row).
+        let transposed = batch > SMALL_BATCH;
+        for (i, n) in nodes.iter().enumerate().filter(|_| transposed) {
             if let (Op::Linear { inp, out }, Some(wt_off)) = (n.op, self.wt_offsets[i]) {
                 let t = TransposeParams {
                     rows: out as u32,
@@ -695,7 +736,7 @@ impl<'g> GpuNet<'g> {
         // The dropout nodes' parameter blocks, shared by their forward and backward.
         let mut drop_u: Vec<Option<wgpu::Buffer>> = vec![None; nodes.len()];
         let mut src = &self.x;
-        if let (Mode::Grad { .. }, false, Shape::Image { c, h, w }) =
+        if let (Mode::Grad { .. } | Mode::SgdStep { .. }, false, Shape::Image { c, h, w }) =
             (mode, self.draws.augment.is_none(), self.model.input)
         {
             let (d, a) = (&self.draws, &self.draws.augment);
@@ -712,6 +753,11 @@ impl<'g> GpuNet<'g> {
             inputs.push(src);
             let (out, len) = (&self.acts[i], batch * n.out_len);
             let d = match n.op {
+                Op::Linear { inp, out: o } if !transposed => {
+                    let g = GemmParams::fc_forward_w(batch, inp, o, n.w_off, n.b_off, n.relu);
+                    let u = uniform(gpu, "fc_forward", &g.params);
+                    g.dispatch(gpu, &u, [src, &self.params, &self.params, &self.unused, out])
+                }
                 Op::Linear { inp, out: o } => {
                     let wt_off = self.wt_offsets[i].expect("a Linear node's Wᵀ");
                     let g = GemmParams::fc_forward(batch, inp, o, wt_off, n.b_off, n.relu);
@@ -765,6 +811,7 @@ impl<'g> GpuNet<'g> {
 
         let (scale, accumulate) = match mode {
             Mode::Grad { accumulate, scale_bits } => (f32::from_bits(scale_bits), accumulate),
+            Mode::SgdStep { scale_bits } => (f32::from_bits(scale_bits), false),
             Mode::Eval => (1.0 / batch as f32, false),
         };
         let classes = self.model.classes() as u32;
@@ -792,6 +839,23 @@ impl<'g> GpuNet<'g> {
             let mask = if prev_relu { input } else { &self.unused };
             let name = |what: &str| format!("layer {i} {what}");
             match n.op {
+                Op::Linear { inp, out } if matches!(mode, Mode::SgdStep { .. }) => {
+                    // Once the input gradient has read W, W and b are updated in place
+                    // (fc_sgd_step).
+                    if i > 0 {
+                        let g = GemmParams::fc_backward_input(batch, inp, out, n.w_off, prev_relu);
+                        let u = uniform(gpu, "fc_backward_input", &g.params);
+                        let at = [dz, &self.params, &self.unused, mask, &self.dz[i - 1]];
+                        seg.push(g.dispatch(gpu, &u, at).named(name("fc_backward_input")));
+                    }
+                    let g = GemmParams::fc_sgd_step(batch, inp, out, n.w_off, n.b_off);
+                    let u = uniform(gpu, "fc_sgd_step", &g.params);
+                    let at =
+                        [whole(&u), whole(dz), whole(input), optim.clone(), whole(&self.stats), whole(&self.params)];
+                    let (_, groups) = g.kernel(k);
+                    let d = k.gemm_tn_row_sgd.dispatch_ranges(dev, &at, groups);
+                    seg.push(d.named(name("fc_sgd_step")));
+                }
                 Op::Linear { inp, out } => {
                     let g = GemmParams::fc_backward_weights(batch, inp, out, n.w_off, accumulate);
                     let u = uniform(gpu, "fc_backward_weights", &g.params);
@@ -900,13 +964,15 @@ impl<'g> GpuNet<'g> {
         if !self.gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             return Ok(None);
         }
-        let mode = Mode::Grad { accumulate: false, scale_bits: (1.0 / idx.len() as f32).to_bits() };
+        let mode = self.step_mode(idx.len());
         // Record (and cache) the segment through an ordinary step first.
         self.submit(table, idx, mode, Some(opt))?;
         self.write_optim(opt)?;
         self.gpu.queue.write_buffer(&self.idx, 0, bytemuck::cast_slice(idx));
         let mut all = self.segments[&(table, idx.len(), mode)].clone();
-        all.push(self.optimizer.clone());
+        if !matches!(mode, Mode::SgdStep { .. }) {
+            all.push(self.optimizer.clone());
+        }
         let count = 2 * all.len() as u32;
         let qs = self.gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("profile"),
@@ -959,7 +1025,8 @@ impl<'g> GpuNet<'g> {
         read(self.gpu, &self.params, self.model.param_count())
     }
 
-    /// The gradient buffer as last computed (waits for the device).
+    /// The gradient buffer as last computed (waits for the device); a fused SGD step
+    /// ([`Self::fused_sgd`]) leaves it as it was.
     pub fn read_grads(&self) -> Result<Vec<f32>> {
         read(self.gpu, &self.grads, self.model.param_count())
     }

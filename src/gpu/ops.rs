@@ -40,15 +40,22 @@ pub fn fc_forward(
     relu: bool,
 ) -> Result<Vec<f32>> {
     let params = storage_init(gpu, "params", &[w, b].concat())?;
-    let wt = storage(gpu, "transposed weights", (out * inp * 4) as u64)?;
     let xb = storage_init(gpu, "x", x)?;
     let z = storage(gpu, "z", (batch * out * 4) as u64)?;
-    // As in training: transpose W, then the product reads Wᵀ.
+    let d = dummy(gpu)?;
+    // As in training: a batch of at most SMALL_BATCH rows reads W itself; a larger one
+    // transposes W, then the product reads Wᵀ.
+    if batch <= SMALL_BATCH {
+        let g = GemmParams::fc_forward_w(batch, inp, out, 0, out * inp, relu);
+        let u = uniform(gpu, "gemm", &g.params);
+        run(gpu, &[g.dispatch(gpu, &u, [&xb, &params, &params, &d, &z])]);
+        return read(gpu, &z, batch * out);
+    }
+    let wt = storage(gpu, "transposed weights", (out * inp * 4) as u64)?;
     let t = TransposeParams { rows: out as u32, cols: inp as u32, src_off: 0, dst_off: 0 };
     let ut = uniform(gpu, "transpose", &t);
     let g = GemmParams::fc_forward(batch, inp, out, 0, out * inp, relu);
     let u = uniform(gpu, "gemm", &g.params);
-    let d = dummy(gpu)?;
     run(
         gpu,
         &[
@@ -230,6 +237,38 @@ pub fn optimizer_update(
     let groups = linear_groups(w.len().div_ceil(4), LINEAR_WG as usize);
     run(gpu, &[kernel.dispatch(&gpu.device, &[&u, &gb, &stats, &wb, &s1b, &s2b], groups)]);
     Ok((read(gpu, &wb, w.len())?, read(gpu, &s1b, s1.len())?, read(gpu, &s2b, s2.len())?))
+}
+
+/// GPU `fc_sgd_step`: `gemm_tn_row_sgd` on `params = [W, b]` (`W: [OUT, IN]` with
+/// `IN ≡ 0 (mod 4)`, as the fused steps need) for `dz: [B, OUT]`, `x: [B, IN]` and the step
+/// `st` (SGD), of at most [`SMALL_BATCH`] rows; returns the new `params`. `step_bad`
+/// simulates the flag of a non-finite loss (nothing changes).
+#[allow(clippy::too_many_arguments)]
+pub fn fc_sgd_step(
+    gpu: &Gpu,
+    dz: &[f32],
+    x: &[f32],
+    params: &[f32],
+    batch: usize,
+    inp: usize,
+    out: usize,
+    st: &OptimStep,
+    step_bad: bool,
+) -> Result<Vec<f32>> {
+    let g = GemmParams::fc_sgd_step(batch, inp, out, 0, out * inp);
+    if !g.tn_row() {
+        let needs = format!("a batch of at most {SMALL_BATCH} rows and IN ≡ 0 (mod 4)");
+        return Err(crate::error::Error::shape("gpu::ops::fc_sgd_step", needs, format!("B={batch} IN={inp}")));
+    }
+    let pb = storage_init(gpu, "params", params)?;
+    let dzb = storage_init(gpu, "dz", dz)?;
+    let xb = storage_init(gpu, "x", x)?;
+    let stats = storage_init(gpu, "stats", &[Stats { step_bad: u32::from(step_bad), ..Default::default() }])?;
+    let ou = uniform(gpu, "optim", &OptimParams::new(params.len(), st));
+    let gu = uniform(gpu, "gemm", &g.params);
+    let (_, groups) = g.kernel(&gpu.kernels);
+    run(gpu, &[gpu.kernels.gemm_tn_row_sgd.dispatch(&gpu.device, &[&gu, &dzb, &xb, &ou, &stats, &pb], groups)]);
+    read(gpu, &pb, params.len())
 }
 
 /// GPU `gather_u8`: rows `idx` of the byte table `src: [N, D]` as f32 in [0, 1], and labels

@@ -354,6 +354,39 @@ pub fn optimizer_update(gpu: &Gpu, kind: OptimKind, len: usize, seed: u64) -> Re
     Ok(out)
 }
 
+/// `fc_sgd_step` on random `dz: [B, OUT]`, `x: [B, IN]` and `params = [W, b]`, with weight
+/// decay (`IN ≡ 0 (mod 4)`, `B ≤ SMALL_BATCH`, as the fused steps need). The bound is the
+/// optimizer's (see [`optimizer_update`]) plus `α` times the gradient's own rounding
+/// (see [`dot_bound`]).
+pub fn fc_sgd_step(gpu: &Gpu, batch: usize, inp: usize, out: usize, seed: u64) -> Result<Outcome> {
+    let mut rng = Rng::new(seed, 14);
+    let dz = uniform(&mut rng, batch * out, 1.0);
+    let x = uniform(&mut rng, batch * inp, 1.0);
+    let p = uniform(&mut rng, out * inp + out, 1.0);
+    let mut opt = Optimizer::new(OptimKind::Sgd, 0.01);
+    opt.weight_decay = 0.05;
+    let st = opt.step(1, opt.lr);
+    let g = gops::fc_sgd_step(gpu, &dz, &x, &p, batch, inp, out, &st, false)?;
+    let mut r = wide(&p);
+    ops::fc_sgd_step(&wide(&dz), &wide(&x), &mut r, batch, inp, out, &st);
+    // |dW|, |db| before cancellation, and their rounding bounds.
+    let mut mag = vec![0.0; out * inp + out];
+    let (mw, mb) = mag.split_at_mut(out * inp);
+    ops::fc_backward_weights(&abs(&dz), &abs(&x), mw, batch, inp, out, false);
+    ops::fc_backward_bias(&abs(&dz), mb, batch, out, false);
+    let (lr, wd) = (f64::from(st.lr), f64::from(st.weight_decay));
+    let bound: Vec<f64> = dot_bound(&mag, batch)
+        .iter()
+        .enumerate()
+        .map(|(i, gb)| {
+            let w = f64::from(p[i]).abs();
+            let step = lr * wd * w + lr * (mag[i] + wd * w);
+            2.0 * EPS * w + 16.0 * EPS * ((r[i] - f64::from(p[i])).abs() + step) + lr * gb
+        })
+        .collect();
+    Ok(compare("fc_sgd_step", format!("B={batch} IN={inp} OUT={out}"), &wide(&g), &r, &bound))
+}
+
 /// A random `[rows, width]` table's labels and `batch` random row indices.
 fn gather_rows(rng: &mut Rng, rows: usize, batch: usize) -> (Vec<u32>, Vec<u32>) {
     let labels: Vec<u32> = (0..rows).map(|_| rng.below(1000) as u32).collect();
@@ -483,7 +516,7 @@ pub fn all(gpu: &Gpu, mut progress: impl FnMut(&str)) -> Result<Vec<Outcome>> {
         out.extend(softmax_xent(gpu, b, 10, 80.0, next())?);
         out.extend(accumulate_stats(gpu, b, next())?);
     }
-    progress("optimizers");
+    progress("optimizers, fused SGD steps");
     for kind in [
         OptimKind::Sgd,
         OptimKind::Momentum { nesterov: false },
@@ -493,6 +526,11 @@ pub fn all(gpu: &Gpu, mut progress: impl FnMut(&str)) -> Result<Vec<Outcome>> {
     ] {
         for &len in &[1, 129, 100_003] {
             out.extend(optimizer_update(gpu, kind, len, next())?);
+        }
+    }
+    for b in 1..=crate::gpu::gemm::SMALL_BATCH {
+        for &(i, o) in &[(4, 1), (100, 17), (784, 129)] {
+            out.push(fc_sgd_step(gpu, b, i, o, next())?);
         }
     }
     progress("input gather");
