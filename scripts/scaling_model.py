@@ -39,18 +39,27 @@ def gather_s(n, g, alpha, beta):
 
 
 def main():
-    t1 = dict(zip(MODELS, [float(v) / 1e3 for v in sys.argv[1:4]] or [4.0e-3, 37e-3, 270e-3]))
-    print("| model (gradient) | link | " + " | ".join(f"N={n}" for n in RANKS) + " |")
-    print("|---|---|" + "---|" * len(RANKS))
-    for name, p in MODELS.items():
-        g = 4 * p
-        for link, (a, b) in LINKS.items():
-            cells = []
-            for n in RANKS:
-                r, o = reduce_s(n, g, a, b), gather_s(n, g, a, b)
-                eff = t1[name] / (n * (t1[name] / n + r))
-                cells.append(f"{r * 1e3:.2f} ms ({o * 1e3:.1f}), {eff:.0%}")
-            print(f"| {name} ({g / 1e6:.2f} MB, T1 {t1[name] * 1e3:.0f} ms) | {link} | " + " | ".join(cells) + " |")
+    t1 = dict(zip(MODELS, [float(v) / 1e3 for v in sys.argv[1:4]] or [2.8e-3, 31e-3, 123e-3]))
+    print("Per step: the ordered sum's time; the efficiency with the global batch fixed (strong)")
+    print("and with the batch per rank fixed (weak: T1 / (T1 + T_reduce)).\n")
+    heads = [f"{m} {link}" for m in MODELS for link in LINKS]
+    print("| N | " + " | ".join(heads) + " |")
+    print("|---|" + "---|" * len(heads))
+    for n in RANKS:
+        cells = []
+        for name, p in MODELS.items():
+            for a, b in LINKS.values():
+                r, t = reduce_s(n, 4 * p, a, b), t1[name]
+                cells.append(f"{r * 1e3:.2f} ms, {t / (n * (t / n + r)):.0%} / {t / (t + r):.0%}")
+        print(f"| {n} | " + " | ".join(cells) + " |")
+    print("\nThe ordered gather instead (every rank receives every gradient), ms per step:\n")
+    print("| N | " + " | ".join(heads) + " |")
+    print("|---|" + "---|" * len(heads))
+    for n in RANKS:
+        cells = [f"{gather_s(n, 4 * p, a, b) * 1e3:.1f}" for p in MODELS.values() for a, b in LINKS.values()]
+        print(f"| {n} | " + " | ".join(cells) + " |")
+    sizes = ", ".join(f"{m} {4 * p / 1e6:.2f} MB (T1 {t1[m] * 1e3:.0f} ms)" for m, p in MODELS.items())
+    print(f"\nGradients: {sizes}; links: " + ", ".join(f"{k} α {a * 1e6:.0f} µs" for k, (a, _) in LINKS.items()))
 
 
 if __name__ == "__main__":

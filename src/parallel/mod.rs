@@ -51,9 +51,9 @@ pub trait Collective {
     fn local_rank(&self) -> usize;
     /// Ends every rank of the job at once (after an error only this rank saw).
     fn abort(&self, code: i32) -> !;
-    /// The element-wise sum of every rank's `local`, added in rank order,
-    /// `((x₀ + x₁) + x₂) + …` — the same bits on every rank.
-    fn ordered_sum(&self, local: &[f32]) -> Result<Vec<f32>>;
+    /// Writes into `sum` the element-wise sum of every rank's `local`, added in rank
+    /// order, `((x₀ + x₁) + x₂) + …` — the same bits on every rank.
+    fn ordered_sum(&self, local: &[f32], sum: &mut [f32]) -> Result<()>;
     /// Every rank's `local`, concatenated in rank order.
     fn all_gather(&self, local: &[f64]) -> Result<Vec<f64>>;
     /// Rank 0's `v`, written into `v` on every rank.
@@ -65,13 +65,17 @@ pub fn share(rows: usize, shares: usize, r: usize) -> Range<usize> {
     r * rows / shares..(r + 1) * rows / shares
 }
 
-/// `((p₀ + p₁) + p₂) + …`, element by element (all parts of one length).
-pub fn ordered_sum(parts: &[&[f32]]) -> Vec<f32> {
-    let mut sum = parts.first().map_or_else(Vec::new, |p| p.to_vec());
-    for p in &parts[1..] {
-        sum.iter_mut().zip(p.iter()).for_each(|(s, x)| *s += x);
+/// `sum = ((p₀ + p₁) + p₂) + …`, element by element (all of one length; no parts: zeros).
+pub fn ordered_sum(parts: &[&[f32]], sum: &mut [f32]) {
+    match parts.split_first() {
+        Some((first, rest)) => {
+            sum.copy_from_slice(first);
+            for p in rest {
+                sum.iter_mut().zip(p.iter()).for_each(|(s, x)| *s += x);
+            }
+        }
+        None => sum.fill(0.0),
     }
-    sum
 }
 
 /// The time data-parallel steps spent on combining their shares.
@@ -107,6 +111,8 @@ pub struct Sharded<'a> {
     comm: Option<&'a dyn Collective>,
     /// The gradient sum of each share this process holds, for the step being accumulated.
     grads: Vec<Vec<f32>>,
+    /// The step's gradient: all shares' sums, added in share order.
+    sum: Vec<f32>,
     /// Their metrics for this step.
     step_tallies: Vec<Tally>,
     tally: Tally,
@@ -127,7 +133,8 @@ impl<'a> Sharded<'a> {
         let (grads, step_tallies) = (vec![Vec::new(); local], vec![Tally::default(); local]);
         let len = inner.gradient()?.len();
         let (tally, stop, cost) = (Tally::default(), None, Rc::default());
-        Ok(Sharded { inner, shares, len, comm, grads, step_tallies, tally, stop, cost })
+        let sum = vec![0.0; len];
+        Ok(Sharded { inner, shares, len, comm, grads, sum, step_tallies, tally, stop, cost })
     }
 
     /// What combining the shares has cost so far, read at any time — also after the
@@ -225,10 +232,10 @@ impl Engine for Sharded<'_> {
         if let (true, Some((_, agreed))) = (stop, self.stop) {
             agreed.store(true, Ordering::SeqCst);
         }
-        let g = match self.comm {
-            Some(c) => c.ordered_sum(&self.grads[0])?,
-            None => ordered_sum(&self.grads.iter().map(Vec::as_slice).collect::<Vec<_>>()),
-        };
+        match self.comm {
+            Some(c) => c.ordered_sum(&self.grads[0], &mut self.sum)?,
+            None => ordered_sum(&self.grads.iter().map(Vec::as_slice).collect::<Vec<_>>(), &mut self.sum),
+        }
         let c = self.cost.get();
         let (waiting, reducing) = (c.waiting + (t1 - t0), c.reducing + t1.elapsed());
         self.cost.set(Cost { steps: c.steps + 1, waiting, reducing });
@@ -236,7 +243,7 @@ impl Engine for Sharded<'_> {
             self.tally.bad_steps += 1;
             return Ok(());
         }
-        self.inner.set_gradient(&g)?;
+        self.inner.set_gradient(&self.sum)?;
         self.inner.update(opt)
     }
 
