@@ -19,8 +19,13 @@ fn scratch(name: &str) -> PathBuf {
 
 /// `mpirun -np 2 wgtrain train --distributed ARGS`.
 fn mpirun(args: &[&str]) -> Command {
+    mpirun_np(2, args)
+}
+
+/// `mpirun -np N wgtrain train --distributed ARGS`.
+fn mpirun_np(n: usize, args: &[&str]) -> Command {
     let mut c = Command::new("mpirun");
-    c.args(["--allow-run-as-root", "--oversubscribe", "-np", "2", BIN, "train", "--distributed"]).args(args);
+    c.args(["--allow-run-as-root", "--oversubscribe", "-np", &n.to_string(), BIN, "train", "--distributed"]).args(args);
     c
 }
 
@@ -47,6 +52,12 @@ const RUN: [&str; 16] = [
     "--log-every",
     "8",
 ];
+
+/// Panics with the number of weights that differ (not the million of them).
+fn assert_same(a: &[u32], b: &[u32], what: &str) {
+    let differ = a.iter().zip(b).filter(|(p, q)| p != q).count();
+    assert!(a.len() == b.len() && differ == 0, "{what}: {differ} of {} weights differ", a.len());
+}
 
 fn weights(dir: &Path) -> Vec<u32> {
     checkpoint::load_weights(&dir.join("model.safetensors")).unwrap().params.iter().map(|p| p.to_bits()).collect()
@@ -91,9 +102,23 @@ fn two_ranks_give_the_bits_of_two_shares_on_both_devices() {
         one.arg("train").args(RUN).args(["--device", dev, "--shards", "2", "--out"]).arg(&shards);
         let o = one.output().unwrap();
         assert!(o.status.success(), "{dev}: {}", text(&o));
-        assert_eq!(weights(&ranks), weights(&shards), "{dev}: 2 ranks and --shards 2 differ");
+        assert_same(&weights(&ranks), &weights(&shards), &format!("{dev}: 2 ranks and --shards 2"));
         assert_eq!(metrics(&ranks), metrics(&shards), "{dev}: the logged metrics differ");
     }
+}
+
+/// Three ranks, where the order of the sum shows in the bits ((x₀ + x₁) + x₂ is not
+/// x₀ + (x₁ + x₂)): the bits of `--shards 3`, with a batch of 100 that splits 33/33/34.
+#[test]
+fn three_ranks_add_in_rank_order() {
+    let run = ["--device", "cpu", "--limit", "3000", "--val", "0", "--epochs", "1", "--batch", "100"];
+    let (ranks, shards) = (scratch("three-ranks"), scratch("three-shards"));
+    let o = mpirun_np(3, &run).arg("--out").arg(&ranks).output().unwrap();
+    assert!(o.status.success() && text(&o).contains("identical on all 3 ranks"), "{}", text(&o));
+    let o = Command::new(BIN).arg("train").args(run).args(["--shards", "3", "--out"]).arg(&shards).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_same(&weights(&ranks), &weights(&shards), "3 ranks and --shards 3");
+    assert_eq!(metrics(&ranks), metrics(&shards), "the logged metrics differ");
 }
 
 #[test]
@@ -168,7 +193,7 @@ fn resume_with_the_same_ranks_is_exact() {
     }
     let o = mpirun(&["--resume", parts.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(weights(&whole), weights(&parts), "resumed on 2 ranks");
+    assert_same(&weights(&whole), &weights(&parts), "resumed on 2 ranks");
     let o = Command::new(BIN).args(["train", "--shards", "3", "--resume"]).arg(&three).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let (a, b) = (weights(&whole), weights(&three));
