@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks a prebuilt wgtrain on a machine with a real GPU and no network, in one go:
-# the adapters it sees, `verify` (every kernel against the CPU), and `bench --json`
-# (the standard workloads and every GEMM variant), all into one results file.
+# the adapters it sees, `verify` (every kernel against the CPU), `bench --json` (the
+# standard workloads small, wide and cnn, every GEMM variant and the convolution kernels)
+# and a short training run of the default model, all into one results file.
 #
 #   cargo build --release                      # here, where crates.io is reachable
 #   scp target/release/wgtrain data/ … there   # or carry target/release/wgtrain
@@ -22,7 +23,10 @@ echo "# wgtrain GPU check, $(date -u +%FT%TZ), $(uname -srm)" | tee -a "$OUT"
 command -v nvidia-smi >/dev/null && run nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv
 run "$BIN" devices
 run "$BIN" verify
-run "$BIN" bench --devices gpu --workloads small,wide,sweep --steps 100 --json
+run "$BIN" bench --devices gpu --workloads small,wide,cnn,sweep --steps 100 --json
 run "$BIN" bench --devices gpu --workloads wide --gemm --steps 50 --json
-run "$BIN" bench --devices cpu --workloads small,wide --steps 50 --json
+run "$BIN" bench --conv --steps 20 --json
+run "$BIN" bench --devices cpu --workloads small,wide,cnn --steps 50 --json
+# Two epochs of the default run on the GPU: epoch times, samples/s and accuracy.
+run "$BIN" train --device gpu --epochs 2 --out "${TMPDIR:-/tmp}/wgtrain-gpu-check" --force
 echo "results in $OUT"
