@@ -113,7 +113,7 @@ pub struct Sharded<'a> {
     grads: Vec<Vec<f32>>,
     /// The step's gradient: all shares' sums, added in share order.
     sum: Vec<f32>,
-    /// Their metrics for this step.
+    /// The metrics of each share this process holds, for this step.
     step_tallies: Vec<Tally>,
     tally: Tally,
     /// Ctrl-C as this process saw it, and as all processes agreed at the last step.
