@@ -175,16 +175,59 @@ fn gemm_nn_row_matches_the_8x8_kernel_bit_for_bit() {
                 let b = verify::uniform(&mut rng, k * n, 1.0);
                 let extra = verify::uniform(&mut rng, rows * n, 1.0);
                 let v = g.variants(&gpu.kernels);
-                assert_eq!(v.len(), 3, "{name} {m}×{k}·{k}×{n}: the row kernel is not offered");
+                assert_eq!(v.len(), 4, "{name} {m}×{k}·{k}×{n}: the row kernel is not offered");
                 let run = |(_, kernel, groups): (&str, _, [u32; 3])| {
                     wgtrain::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &extra, rows * n, 1).unwrap().0
                 };
-                let (block, row) = (run(v[1]), run(v[2]));
+                let (block, row) = (run(v[2]), run(v[3]));
                 let differ = block.iter().zip(&row).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
                 assert_eq!(differ, 0, "{name} {m}×{k}·{k}×{n}: {differ} elements differ");
             }
         }
     }
+}
+
+/// Every kernel that can compute a product — the workgroup-tiled one for hardware GPUs,
+/// the generic, the vec4 and the row kernels — gives the generic kernel's bits, for the
+/// three products of the layer with their epilogues (bias and ReLU, accumulate, mask),
+/// over ragged shapes on both sides of the tile (64) and the panel (16): whichever a
+/// measurement picks, a run computes the same numbers.
+#[test]
+fn every_gemm_variant_gives_the_generic_bits() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = wgtrain::rng::Rng::new(23, 0);
+    let mut tiled = 0;
+    for batch in [1, 3, 7, 8, 65, 128] {
+        for (inp, out) in [(784, 256), (17, 12), (100, 129), (64, 64), (3, 1), (20, 8)] {
+            let products = [
+                ("fc_forward", GemmParams::fc_forward(batch, inp, out, 0, 0, true)),
+                ("fc_forward_w", GemmParams::fc_forward_w(batch, inp, out, 0, 0, true)),
+                ("fc_backward_weights", GemmParams::fc_backward_weights(batch, inp, out, 0, true)),
+                ("fc_backward_weights", GemmParams::fc_backward_weights(batch, inp, out, 0, false)),
+                ("fc_backward_input", GemmParams::fc_backward_input(batch, inp, out, 0, true)),
+            ];
+            for (name, g) in products {
+                let p = g.params;
+                let (rows, k, n) = (p.m as usize, p.k as usize, p.n as usize);
+                let a = verify::uniform(&mut rng, rows * k, 1.0);
+                let b = verify::uniform(&mut rng, k * n, 1.0);
+                let extra = verify::uniform(&mut rng, (rows * n).max(n), 1.0);
+                let c0 = verify::uniform(&mut rng, rows * n, 1.0);
+                let v = g.variants(&gpu.kernels);
+                let (_, generic, groups) = v[1];
+                assert_eq!(generic.name, "gemm");
+                let want = product(gpu, generic, groups, &g, &a, &b, &extra, &c0);
+                for (variant, kernel, groups) in v.iter().filter(|v| v.1.name != "gemm") {
+                    let got = product(gpu, kernel, *groups, &g, &a, &b, &extra, &c0);
+                    let differ = want.iter().zip(&got).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+                    let shape = format!("{name} flags {} M={rows} N={n} K={k}", p.flags);
+                    assert_eq!(differ, 0, "{shape}: {variant} differs from the generic kernel in {differ} elements");
+                    tiled += usize::from(kernel.name == "gemm_tiled");
+                }
+            }
+        }
+    }
+    assert_eq!(tiled, 6 * 6 * 5, "every product ran the tiled kernel");
 }
 
 /// Batches of 1 to 7 rows, on both sides of `SMALL_BATCH` (the row kernels that read `W`

@@ -30,6 +30,8 @@ pub struct GemmParams {
 /// Invocations per workgroup side in `gemm.wgsl`, and the C tile one group covers.
 pub const GEMM_WG: u32 = 8;
 pub const GEMM_TILE: u32 = 4 * GEMM_WG;
+/// The C tile one workgroup of `gemm_tiled.wgsl` covers (`TILE`).
+pub const GEMM_TILED: u32 = 64;
 /// Rows of C each invocation of `gemm_vec4.wgsl` holds (8 columns each).
 pub const VEC4_ROWS: u32 = 8;
 /// Invocations per workgroup of `gemm_nn_row` (`ROW_WG` in `gemm_vec4.wgsl`).

@@ -14,6 +14,7 @@
 //! | `gemm_nt_row` (`gemm.wgsl`), B ≤ 4         | `fc_forward`†                 | `fc_forward_matches_cpu`, `small_batches_match_cpu` |
 //! | `gemm_tn` (vec4) or `gemm`                 | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu` |
 //! | `gemm_tn_row` (`gemm_tn_row.wgsl`), B ≤ 4  | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu`, `small_batches_match_cpu` |
+//! | `gemm_tiled` (`gemm_tiled.wgsl`)           | the three products above      | `every_gemm_variant_gives_the_generic_bits` |
 //! | `gemm_nn` (vec4) or `gemm`                 | `fc_backward_input`†          | `fc_backward_input_matches_cpu`   |
 //! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
 //! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
@@ -41,7 +42,9 @@
 //! `tests/conv_im2col.rs` (the whole path: `im2col_path_matches_the_convolution`).
 //!
 //! "(vec4)": the entry in `gemm_vec4.wgsl`, run when the product is [`Gemm::aligned`];
-//! otherwise the generic `gemm` (`gemm.wgsl`). For fewer than [`VEC4_ROWS`] rows (a
+//! otherwise the generic `gemm` (`gemm.wgsl`). `gemm_tiled` computes any of the three
+//! through workgroup memory (hardware GPUs' kind of kernel), with the generic kernel's
+//! bits like every variant of [`Gemm::variants`]. For fewer than [`VEC4_ROWS`] rows (a
 //! batch of 1 to 7) `gemm_nn_row` of the same file replaces `gemm_nn`, bit for bit. `fc_forward` runs `transpose` first and
 //! its product reads `Wᵀ`, except for batches of at most [`SMALL_BATCH`](super::gemm::SMALL_BATCH) rows: there
 //! `gemm_nt_row` reads `W` itself and no step records a `transpose`; and the weight
@@ -64,7 +67,7 @@
 //! ([`Kernels::on_demand`]): an MLP never builds them.
 
 use super::conv_kernels::ConvKernels;
-use super::gemm::{Gemm, Layout, GEMM_TILE, GEMM_WG, NT_WG, ROW_WG, TN_ROW_WG, VEC4_ROWS};
+use super::gemm::{Gemm, Layout, GEMM_TILE, GEMM_TILED, GEMM_WG, NT_WG, ROW_WG, TN_ROW_WG, VEC4_ROWS};
 use super::pipeline::*;
 use crate::error::{Error, Result};
 use crate::optim::OptimKind;
@@ -206,6 +209,7 @@ impl GatherParams {
 /// first use ([`Self::on_demand`]).
 pub struct Kernels {
     pub gemm: Kernel,
+    pub gemm_tiled: Kernel,
     pub gemm_tn: Kernel,
     pub gemm_nn: Kernel,
     pub gemm_nn_row: Kernel,
@@ -260,6 +264,11 @@ impl Kernels {
             let grid = grid_prelude();
             let gemm =
                 module(device, "gemm.wgsl", &[GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm.wgsl")]);
+            let tiled = module(
+                device,
+                "gemm_tiled.wgsl",
+                &[GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm_tiled.wgsl")],
+            );
             let transpose = module(device, "transpose.wgsl", &[include_str!("../../shaders/transpose.wgsl")]);
             let gemm4 = module(
                 device,
@@ -286,6 +295,7 @@ impl Kernels {
             let wg = [("WG", f64::from(GEMM_WG))];
             Kernels {
                 gemm: k(&gemm, "gemm", "urrrrw", &wg),
+                gemm_tiled: k(&tiled, "gemm_tiled", "urrrrw", &[]),
                 gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
                 gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
                 gemm_nn_row: k(&gemm4, "gemm_nn_row", "urrrrw", &wg),
@@ -348,15 +358,19 @@ impl Gemm {
         (kernel, groups)
     }
 
-    /// Every kernel that can compute this product, with its grid: the generic one first,
-    /// then `gemm_nt_row` for `A·Bᵀ`; otherwise the vec4 one when aligned, then
-    /// `gemm_nn_row` for an aligned `A·B` of fewer than [`VEC4_ROWS`] rows, or
-    /// `gemm_tn_row` for a weight gradient where [`Self::tn_row`] (for `bench --gemm`;
-    /// [`Self::kernel`] takes the last).
+    /// Every kernel that can compute this product, with its grid: the workgroup-tiled one
+    /// (hardware GPUs' kind) and the generic one first, then `gemm_nt_row` for `A·Bᵀ`;
+    /// otherwise the vec4 one when aligned, then `gemm_nn_row` for an aligned `A·B` of
+    /// fewer than [`VEC4_ROWS`] rows, or `gemm_tn_row` for a weight gradient where
+    /// [`Self::tn_row`] (for `bench --gemm`; [`Self::kernel`] takes the last). All give
+    /// the same bits.
     pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
         let p = &self.params;
         let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
-        let mut v = vec![("generic 4x4", &k.gemm, grid(GEMM_TILE, GEMM_TILE))];
+        let mut v = vec![
+            ("tiled 64x64, workgroup memory", &k.gemm_tiled, grid(GEMM_TILED, GEMM_TILED)),
+            ("generic 4x4", &k.gemm, grid(GEMM_TILE, GEMM_TILE)),
+        ];
         if self.layout == Layout::Nt {
             v.push(("1x2 rows of W", &k.gemm_nt_row, grid(2 * NT_WG, 1)));
             return v;
