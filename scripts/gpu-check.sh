@@ -23,6 +23,9 @@ echo "# wgtrain GPU check, $(date -u +%FT%TZ), $(uname -srm)" | tee -a "$OUT"
 command -v nvidia-smi >/dev/null && run nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv
 run "$BIN" devices
 run "$BIN" verify
+# The kernels measured on this adapter (then cached), and the fixed rule's, side by side.
+run "$BIN" bench --devices gpu --workloads small,wide,cnn --steps 100 --kernels measured
+run "$BIN" bench --devices gpu --workloads small,wide,cnn --steps 100 --kernels fixed
 run "$BIN" bench --devices gpu --workloads small,wide,cnn,sweep --steps 100 --json
 run "$BIN" bench --devices gpu --workloads wide --gemm --steps 50 --json
 run "$BIN" bench --conv --steps 20 --json

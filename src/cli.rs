@@ -13,6 +13,7 @@ use crate::data::normalize::Normalize;
 use crate::data::Split;
 use crate::engine::DataMode;
 use crate::error::{Error, Result};
+use crate::gpu::choice::KernelPolicy;
 use crate::gpu::context::DeviceKind;
 use crate::model::{Model, Shape, Spec};
 use crate::optim::{OptimKind, Optimizer, Schedule};
@@ -91,6 +92,9 @@ pub struct PredictArgs {
 
 #[derive(Args, Clone)]
 pub struct BenchArgs {
+    /// Which kernel computes each matrix product (see `train --help`).
+    #[arg(long, value_enum)]
+    pub kernels: Option<KernelPolicy>,
     /// Devices to time.
     #[arg(long, value_enum, default_value = "cpu,gpu", value_delimiter = ',')]
     pub devices: Vec<BenchDevice>,
@@ -133,6 +137,11 @@ pub struct DeviceArgs {
     /// GPU data path: resident (upload once) or streaming (upload each batch).
     #[arg(long, value_enum, default_value = "resident")]
     pub data_mode: DataMode,
+    /// Which kernel computes each matrix product: measured on the adapter (and cached),
+    /// fixed, or auto — measured on a hardware GPU, fixed on a software one (default:
+    /// WGTRAIN_KERNELS, else auto). Every choice gives the same numbers.
+    #[arg(long, value_enum)]
+    pub kernels: Option<KernelPolicy>,
 }
 
 #[derive(Args, Clone)]
@@ -423,8 +432,8 @@ fn model_spec(s: &str) -> std::result::Result<String, String> {
 
 /// The flags that may accompany `--resume`: they change where and how long the run goes
 /// on, not what it computes.
-const RESUME_FLAGS: [&str; 8] =
-    ["resume", "device", "adapter", "data_mode", "checkpoint_every", "stop_after", "shards", "distributed"];
+const RESUME_FLAGS: [&str; 9] =
+    ["resume", "device", "adapter", "data_mode", "kernels", "checkpoint_every", "stop_after", "shards", "distributed"];
 
 /// With `--resume`, the flags given on the command line (`train`'s matches) that would
 /// change the run, refused as a usage error naming each.
@@ -447,7 +456,8 @@ pub fn check_resume_flags(m: &clap::ArgMatches) -> std::result::Result<(), Strin
     }
     Err(format!(
         "error: --resume continues the run as it was recorded; {} would change it (with --resume only \
-         --device, --adapter, --data-mode, --checkpoint-every, --stop-after, --shards and --distributed apply)",
+         --device, --adapter, --data-mode, --kernels, --checkpoint-every, --stop-after, --shards and --distributed \
+         apply)",
         changing.join(", ")
     ))
 }

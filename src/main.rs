@@ -104,7 +104,10 @@ fn train_cmd(a: TrainArgs, comm: Option<&dyn Collective>) -> std::result::Result
     let (resume, spec, split, cfg) = loaded;
     let model = cfg.model.clone();
     let local = comm.map_or(0, |c| c.local_rank());
-    let (gpu, why) = agree(comm, Gpu::choose_nth(a.dev.device, a.dev.adapter.as_deref(), local))?;
+    let (mut gpu, why) = agree(comm, Gpu::choose_nth(a.dev.device, a.dev.adapter.as_deref(), local))?;
+    if let Some(g) = gpu.as_mut() {
+        g.set_kernels(a.dev.kernels);
+    }
     if let (Some(why), true) = (why, root) {
         eprintln!("{why}");
     }
@@ -190,6 +193,13 @@ fn train_cmd(a: TrainArgs, comm: Option<&dyn Collective>) -> std::result::Result
         }
         (Err(e), None) => return Err(e.into()),
     };
+    if let (Some(g), Some(run)) = (&gpu, &run) {
+        // Which kernel each matrix product ran (`gpu::choice`); a record, never fatal.
+        if let Err(e) = wgtrain::files::write_atomic(&run.path.join(run::KERNELS_FILE), g.choices.to_json().as_bytes())
+        {
+            eprintln!("note: {e}");
+        }
+    }
     if let Some(c) = comm {
         let f = parallel::same_weights(c, &out.params).map_err(|error| Failure { error, print: root })?;
         if root {
@@ -299,7 +309,10 @@ fn eval_cmd(a: EvalArgs) -> Result<bool> {
         return Err(Error::format(&split.test.source, what));
     }
     split.test.check_labels(w.model.classes())?;
-    let (gpu, _) = Gpu::choose(a.dev.device, a.dev.adapter.as_deref())?;
+    let (mut gpu, _) = Gpu::choose(a.dev.device, a.dev.adapter.as_deref())?;
+    if let Some(g) = gpu.as_mut() {
+        g.set_kernels(a.dev.kernels);
+    }
     let (sgd, chunk) = (OptimKind::Sgd, train::CHUNK);
     let mut engine = engine::open(gpu.as_ref(), &w.model, w.params, sgd, chunk, &split.test, DataMode::Streaming)?;
     let t = engine.evaluate(&split.test)?;
@@ -360,7 +373,11 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         for w in &chosen {
             let g = match dev {
                 BenchDevice::Cpu => None,
-                BenchDevice::Gpu if gpu.is_none() => Some(&*gpu.insert(Gpu::named(a.adapter.as_deref())?)),
+                BenchDevice::Gpu if gpu.is_none() => {
+                    let mut g = Gpu::named(a.adapter.as_deref())?;
+                    g.set_kernels(a.kernels);
+                    Some(&*gpu.insert(g))
+                }
                 BenchDevice::Gpu => gpu.as_ref(),
             };
             let m = bench::run(g, w, &split.train, a.data_mode, a.warmup, a.steps)?;
@@ -371,6 +388,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     if !a.json {
         if let Some(g) = &gpu {
             println!("GPU: {}", g.describe());
+            println!("{}", g.choices.summary());
         }
         print!("{}", bench::profiles(&results));
     }

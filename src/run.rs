@@ -38,6 +38,9 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const BEST_FILE: &str = "best.safetensors";
 /// Weights, optimizer state and progress: what `--resume` reads.
 pub const STATE_FILE: &str = "state.safetensors";
+/// On a GPU: which kernel each matrix product ran, and how it was chosen
+/// ([`crate::gpu::choice`]); written when training ends.
+pub const KERNELS_FILE: &str = "kernels.json";
 
 /// Metadata keys of the weights files (beside [`checkpoint::MODEL_KEY`]): the class names
 /// (JSON list), the [`DataSpec`] (JSON), the device (words); in the state file also the

@@ -83,7 +83,10 @@ impl Setup {
         let split = spec.load()?;
         let cfg = a.config(&split)?;
         let model = cfg.model.clone();
-        let (gpu, why) = Gpu::choose(a.dev.device, a.dev.adapter.as_deref())?;
+        let (mut gpu, why) = Gpu::choose(a.dev.device, a.dev.adapter.as_deref())?;
+        if let Some(g) = gpu.as_mut() {
+            g.set_kernels(a.dev.kernels);
+        }
         if let Some(why) = why {
             note(&why);
         }

@@ -35,6 +35,8 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     pub kernels: Kernels,
+    /// Which kernel each matrix product runs ([`super::choice`]).
+    pub choices: super::choice::Choices,
     /// Validation errors not caught by a scope land here instead of panicking.
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
@@ -144,7 +146,8 @@ impl Gpu {
             }
         }));
         let kernels = Kernels::new(&device)?;
-        Ok(Gpu { device, queue, info, limits, features, kernels, uncaptured })
+        let choices = super::choice::Choices::new(&info);
+        Ok(Gpu { device, queue, info, limits, features, kernels, choices, uncaptured })
     }
 
     pub fn describe(&self) -> String {

@@ -349,7 +349,7 @@ impl Kernels {
 
 /// The kernel family a matrix product runs on, chosen here where the kernels are.
 impl Gemm {
-    /// The kernel for this product (vec4 when aligned, one row per invocation for
+    /// The fixed rule's kernel for this product (vec4 when aligned, one row per invocation for
     /// `A·B` of fewer than [`VEC4_ROWS`] rows, the row kernels of batches of at most
     /// [`SMALL_BATCH`](super::gemm::SMALL_BATCH) rows) and its workgroup grid.
     pub fn kernel<'k>(&self, k: &'k Kernels) -> (&'k Kernel, [u32; 3]) {
@@ -392,9 +392,10 @@ impl Gemm {
         v
     }
 
-    /// The dispatch of this product with `buffers` (a, b, bias, mask, c) bound after the uniform.
+    /// The dispatch of this product with `buffers` (a, b, bias, mask, c) bound after the
+    /// uniform, on the kernel the device's choices give ([`crate::gpu::choice`]).
     pub fn dispatch(&self, gpu: &crate::gpu::Gpu, uniform: &wgpu::Buffer, buffers: [&wgpu::Buffer; 5]) -> Dispatch {
-        let (kernel, groups) = self.kernel(&gpu.kernels);
+        let (kernel, groups) = gpu.gemm_kernel(self);
         let [a, b, bias, mask, c] = buffers;
         kernel.dispatch(&gpu.device, &[uniform, a, b, bias, mask, c], groups)
     }

@@ -4,14 +4,16 @@
 use std::sync::OnceLock;
 use wgtrain::gpu::{AdapterChoice, Gpu};
 
-/// The adapter for GPU tests, opened once per test binary. With
-/// `WGTRAIN_REQUIRE_GPU=1` (CI) a missing adapter fails the test; otherwise the test
-/// says that it skipped.
+/// The adapter for GPU tests, opened once per test binary, its matrix products on the
+/// fixed rule's kernels and no kernel cache (tests/kernel_choice.rs measures, in its own
+/// cache folder). With `WGTRAIN_REQUIRE_GPU=1` (CI) a missing adapter fails the test;
+/// otherwise the test says that it skipped.
 pub fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
     let gpu = GPU
         .get_or_init(|| match Gpu::new(&AdapterChoice::any()) {
-            Ok(g) => {
+            Ok(mut g) => {
+                g.choices.configure(wgtrain::gpu::choice::KernelPolicy::Fixed, None);
                 eprintln!("GPU tests run on {}", g.describe());
                 Some(g)
             }

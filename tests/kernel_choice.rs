@@ -1,0 +1,85 @@
+//! The matrix products' kernels chosen by measurement (`gpu::choice`): measured once per
+//! shape and adapter, cached, read back by the next process without measuring, and —
+//! since every variant gives the same bits — the same weights as the fixed rule's.
+
+mod common;
+use std::path::Path;
+use wgtrain::gpu::choice::KernelPolicy;
+use wgtrain::gpu::net::{Features, GpuNet};
+use wgtrain::gpu::{AdapterChoice, Gpu};
+use wgtrain::model::Model;
+use wgtrain::optim::{OptimKind, Optimizer};
+use wgtrain::rng::Rng;
+
+/// A fresh device (its own choices) with `policy` and the kernel cache in `cache`.
+fn device(policy: KernelPolicy, cache: &Path) -> Option<Gpu> {
+    common::gpu()?;
+    let mut g = Gpu::new(&AdapterChoice::any()).unwrap();
+    g.choices.configure(policy, Some(cache.to_path_buf()));
+    Some(g)
+}
+
+/// Ten Adam steps of a small MLP (ragged widths, so aligned and unaligned products) on
+/// seeded data, batches of 32 and a tail of 4.
+fn ten_steps(gpu: &Gpu) -> Vec<u32> {
+    let model = Model::from_sizes(&[20, 36, 17, 5]).unwrap();
+    let mut rng = Rng::new(3, 0);
+    let rows = 100;
+    let pixels: Vec<u8> = (0..rows * 20).map(|_| rng.below(256) as u8).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| rng.below(5) as u32).collect();
+    let opt = Optimizer::new(OptimKind::parse("adam").unwrap(), 0.01);
+    let mut net = GpuNet::new(gpu, &model, &model.init(7), opt.kind, 32).unwrap();
+    let table = net.add_table(Features::U8(&pixels), &labels).unwrap();
+    for t in 0..10u64 {
+        let b = if t == 9 { 4 } else { 32 };
+        let idx: Vec<u32> = (0..b).map(|i| ((t as u32) * 32 + i) % rows as u32).collect();
+        net.train_step(table, &idx, &opt.step(t + 1, opt.lr)).unwrap();
+    }
+    net.read_params().unwrap().iter().map(|p| p.to_bits()).collect()
+}
+
+#[test]
+fn measured_choices_are_cached_and_change_no_bits() {
+    let cache = std::env::temp_dir().join(format!("wgtrain-kernel-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let Some(first) = device(KernelPolicy::Measured, &cache) else { return };
+    let measured = ten_steps(&first);
+    let report = first.choices.report();
+    let fresh: Vec<_> = report.iter().filter(|c| c.how == "measured").collect();
+    assert!(!fresh.is_empty(), "nothing was measured: {report:?}");
+    for c in &fresh {
+        assert!(c.timings.iter().any(|(v, ms)| *v == c.variant && ms.is_finite()), "{c:?}");
+        let best = c.timings.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+        assert!(c.timings.iter().any(|(v, ms)| *v == c.variant && *ms == best), "not the fastest: {c:?}");
+    }
+    let text = std::fs::read_to_string(cache.join("kernels.json")).unwrap();
+    for c in &fresh {
+        assert!(text.contains(&c.product), "{} not cached:\n{text}", c.product);
+    }
+    assert!(first.choices.summary().contains("measuring took"), "{}", first.choices.summary());
+
+    // A second process: every measured product read from the cache, nothing measured.
+    let second = device(KernelPolicy::Measured, &cache).unwrap();
+    assert_eq!(ten_steps(&second), measured, "a cached choice changed the weights");
+    let again = second.choices.report();
+    assert!(again.iter().all(|c| c.how != "measured"), "measured again: {again:?}");
+    for c in &fresh {
+        let r = again.iter().find(|r| r.product == c.product).expect("the same products");
+        assert_eq!((r.how, &r.variant), ("cached", &c.variant), "{}", c.product);
+    }
+
+    // The fixed rule: the same bits.
+    let fixed = device(KernelPolicy::Fixed, &cache).unwrap();
+    assert_eq!(ten_steps(&fixed), measured, "the fixed rule's kernels gave other weights");
+    assert!(fixed.choices.report().iter().all(|c| c.how == "fixed"));
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+/// `auto` measures on hardware GPUs only: on a software adapter it takes the fixed rule.
+#[test]
+fn auto_is_fixed_on_a_software_adapter() {
+    let cache = std::env::temp_dir().join(format!("wgtrain-kernel-auto-{}", std::process::id()));
+    let Some(g) = device(KernelPolicy::Auto, &cache) else { return };
+    assert_eq!(g.choices.measures(), !g.is_software());
+    let _ = std::fs::remove_dir_all(&cache);
+}
