@@ -6,7 +6,7 @@
 //! on it. With `--kernels measured` (the default `auto` on a hardware GPU), the first time
 //! a product of a given shape is recorded on an adapter, each variant runs once to warm up
 //! (a cold shader compile lands there) and then [`REPS`] times, timed; the fastest wins.
-//! The choice is cached in `kernels.json` of the user's cache directory
+//! Past the budget a variant keeps its warm-up time. The choice is cached in `kernels.json` of the user's cache directory
 //! (`WGTRAIN_CACHE_DIR`, else `$XDG_CACHE_HOME/wgtrain`, else `~/.cache/wgtrain`), keyed
 //! by the adapter, its driver, wgtrain's version and a hash of the matrix-product shaders,
 //! then by the product; later runs read it and measure nothing. The measuring is bounded:
@@ -237,8 +237,9 @@ const SLOWER: f64 = 3.0;
 
 /// Times `variants` on zero operands of `g`'s extents, the fixed rule's (the last) first:
 /// each a warm-up run, then the mean of [`REPS`] runs in one submission — unless its
-/// warm-up took over [`SLOWER`]× the best mean so far (that time is kept), or `deadline`
-/// has passed (not run: infinite). Returns (name, ms) per variant, in `variants`' order.
+/// warm-up took over [`SLOWER`]× the best mean so far or the runs would end past
+/// `deadline` (the warm-up's time is kept), or `deadline` has passed (not run: infinite).
+/// Returns (name, ms) per variant, in `variants`' order.
 fn measure(
     gpu: &Gpu,
     g: &Gemm,
@@ -278,7 +279,8 @@ fn measure(
         let (_, kernel, groups) = variants[i];
         let d = kernel.dispatch(&gpu.device, &[&u, &a, &b, &e, &e, &c], groups);
         let warm = runs(&d, 1)?;
-        let ms = if warm > SLOWER * best { warm } else { runs(&d, REPS)? };
+        let reps_end = Instant::now() + std::time::Duration::from_secs_f64(warm * REPS as f64 / 1e3);
+        let ms = if warm > SLOWER * best || reps_end > deadline { warm } else { runs(&d, REPS)? };
         best = best.min(ms);
         out[i].1 = ms;
     }
@@ -311,7 +313,7 @@ impl Gpu {
             how,
             timings,
         };
-        if !c.measures() || variants.len() == 1 || state.measuring_s > BUDGET_S {
+        if !c.measures() || variants.len() == 1 {
             state.chosen.insert(key.clone(), record("fixed", fixed, Vec::new()));
             return (fixed.1, fixed.2);
         }
@@ -319,6 +321,10 @@ impl Gpu {
         if let Some(v) = cached {
             state.chosen.insert(key.clone(), record("cached", v, Vec::new()));
             return (v.1, v.2);
+        }
+        if state.measuring_s > BUDGET_S {
+            state.chosen.insert(key.clone(), record("fixed", fixed, Vec::new()));
+            return (fixed.1, fixed.2);
         }
         let t = Instant::now();
         let deadline = t + std::time::Duration::from_secs_f64((BUDGET_S - state.measuring_s).max(0.0));
