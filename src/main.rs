@@ -220,6 +220,9 @@ fn train_cmd(a: TrainArgs, comm: Option<&dyn Collective>) -> std::result::Result
     }
     let best = if split.val.rows > 0 { run::BEST_FILE } else { "none: no validation set" };
     println!("weights: {} (best validation loss: {best})", run.path.join(run::MODEL_FILE).display());
+    if let Some(g) = &gpu {
+        println!("{} ({})", g.choices.summary(), run::KERNELS_FILE);
+    }
     // A figure that cannot be drawn must not fail a finished run.
     let figures = engine.predict(&split.test).and_then(|probs| {
         let weights = (&cfg.model, out.params.as_slice());
