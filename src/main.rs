@@ -133,6 +133,20 @@ fn train_cmd(a: TrainArgs, comm: Option<&dyn Collective>) -> std::result::Result
         Ok(engine)
     });
     let mut engine = agree(comm, opened)?;
+    let mut same_devices = true;
+    if let Some(c) = comm {
+        // The same starting weights everywhere (seed, model, checkpoint), and whether every
+        // rank computes on the same kind of device — else their optimizer steps may round
+        // apart, and the weights agree only up to rounding.
+        let start = agree(comm, engine.params())?;
+        let when = "before training (a different checkpoint, seed or model on some rank)";
+        parallel::same_weights(c, &start, when).map_err(|error| Failure { error, print: root })?;
+        let here = gpu.as_ref().map_or_else(|| "the CPU".to_string(), Gpu::describe);
+        (same_devices, _) = parallel::same_everywhere(c, wgtrain::rng::fnv1a(here.bytes()))?;
+        if !same_devices && root {
+            eprintln!("note: the ranks train on different devices (rank 0: {here}); their weights may round apart");
+        }
+    }
     let device = engine.describe();
     let folder = match (&resume, root) {
         (_, false) => Ok(None),
@@ -201,22 +215,28 @@ fn train_cmd(a: TrainArgs, comm: Option<&dyn Collective>) -> std::result::Result
         }
     }
     if let Some(c) = comm {
-        let f = parallel::same_weights(c, &out.params).map_err(|error| Failure { error, print: root })?;
-        if root {
-            println!("weights identical on all {} ranks (fingerprint {f:016x})", c.size());
+        match (parallel::same_weights(c, &out.params, "after training"), same_devices) {
+            (Ok(f), _) if root => println!("weights identical on all {} ranks (fingerprint {f:016x})", c.size()),
+            (Ok(_), _) => {}
+            (Err(e), false) if root => eprintln!("note: {e}, as ranks on different devices may"),
+            (Err(_), false) => {}
+            (Err(error), true) => return Err(Failure { error, print: root }),
         }
     }
     if let (Some(cost), true) = (cost, root) {
         let (c, mb) = (cost.get(), model.param_count() as f64 * 4e-6);
         println!("combining the {shards} shares: {} ({} steps; a gradient is {mb:.2} MB)", c.per_step(), c.steps);
     }
-    let Some(run) = run else { return Ok(ExitCode::SUCCESS) };
+    // Ctrl-C's status, the same on every rank (all stopped at the agreed step).
+    let stopped = INTERRUPTED.load(Ordering::SeqCst) || STOP_AGREED.load(Ordering::SeqCst);
+    let interrupted = matches!(out.finish, Finish::Interrupted(_)) && stopped;
+    let status = if interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS };
+    let Some(run) = run else { return Ok(status) };
     print!("{}", progress::summary(&out.epochs));
     if let Finish::Interrupted(step) = out.finish {
         println!("stopped after step {step}; checkpoint in {}", run.path.display());
         println!("resume with: wgtrain train --resume {}", run.path.display());
-        let interrupted = INTERRUPTED.load(Ordering::SeqCst) || STOP_AGREED.load(Ordering::SeqCst);
-        return Ok(if interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS });
+        return Ok(status);
     }
     let best = if split.val.rows > 0 { run::BEST_FILE } else { "none: no validation set" };
     println!("weights: {} (best validation loss: {best})", run.path.join(run::MODEL_FILE).display());

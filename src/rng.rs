@@ -97,3 +97,9 @@ pub fn dropout_scale(p: f32) -> f32 {
 pub fn dropout_keep(seed: u64, epoch: u32, sample: u32, element: u32, p: f32) -> bool {
     dropout_hash(seed, epoch, sample, element) >= dropout_threshold(p)
 }
+
+/// FNV-1a of `bytes`: a fingerprint (not a random draw), to tell inputs apart — the ranks'
+/// weights, the matrix-product shaders of a kernel cache.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}

@@ -308,7 +308,7 @@ impl RunDir {
                     "this folder holds a run: continue it with --resume, or replace it with --force",
                 ));
             }
-            for f in [CONFIG_FILE, METRICS_FILE, STATE_FILE, MODEL_FILE, BEST_FILE] {
+            for f in [CONFIG_FILE, METRICS_FILE, STATE_FILE, MODEL_FILE, BEST_FILE, KERNELS_FILE] {
                 let p = path.join(f);
                 if p.exists() {
                     std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;

@@ -232,3 +232,22 @@ fn ctrl_c_on_one_rank_stops_all_at_one_step() {
     let o = Command::new(BIN).args(["train", "--stop-after", "1", "--resume"]).arg(&dir).output().unwrap();
     assert!(text(&o).contains("resuming"), "{}", text(&o));
 }
+
+/// Ranks that would start from different weights (here: different seeds, through
+/// mpirun's `:` syntax) are refused before the first step, with one line.
+#[test]
+fn ranks_starting_apart_are_refused() {
+    let args = |seed: &'static str| -> Vec<&'static str> {
+        vec!["-np", "1", BIN, "train", "--distributed", "--device", "cpu", "--limit", "512", "--seed", seed]
+    };
+    let dir = scratch("apart");
+    let mut c = Command::new("mpirun");
+    c.args(["--allow-run-as-root", "--oversubscribe"]).args(args("1")).arg("--out").arg(&dir);
+    c.arg(":").args(args("2")).arg("--out").arg(&dir);
+    let o = c.output().unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(lines.len(), 1, "one error line, got: {err}");
+    assert!(lines[0].contains("weights differ before training"), "{}", lines[0]);
+}

@@ -189,8 +189,7 @@ impl Collective for Threads {
     fn ordered_sum(&self, local: &[f32], sum: &mut [f32]) -> Result<()> {
         let all = self.exchange(local.iter().map(|&x| f64::from(x)).collect());
         let parts: Vec<Vec<f32>> = all.iter().map(|v| v.iter().map(|&x| x as f32).collect()).collect();
-        parallel::ordered_sum(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>(), sum);
-        Ok(())
+        parallel::ordered_sum(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>(), sum)
     }
     fn all_gather(&self, local: &[f64]) -> Result<Vec<f64>> {
         Ok(self.exchange(local.to_vec()).concat())
@@ -248,6 +247,6 @@ fn shares_split_rows_evenly_and_fingerprints_see_every_bit() {
     w[1] = f32::from_bits(w[1].to_bits() ^ 1);
     assert_ne!(parallel::fingerprint(&v), parallel::fingerprint(&w));
     let mut sum = [0.0f32; 2];
-    parallel::ordered_sum(&[&[1.0, 1e8], &[1e-8, -1e8], &[0.5, 1.0]], &mut sum);
+    parallel::ordered_sum(&[&[1.0, 1e8], &[1e-8, -1e8], &[0.5, 1.0]], &mut sum).unwrap();
     assert_eq!(sum, [1.5, 1.0], "((1 + 1e-8) + 0.5) and ((1e8 − 1e8) + 1): rank order, not any other");
 }

@@ -60,7 +60,8 @@ pub struct Choice {
     pub product: String,
     /// The variant's name (as `bench --gemm` prints it).
     pub variant: String,
-    /// `measured`, `cached` or `fixed`.
+    /// `measured`, `measured (partial)` (the budget cut it short: not cached), `cached` or
+    /// `fixed`.
     pub how: &'static str,
     /// What each variant took when measured (ms per run).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -95,7 +96,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 
 /// FNV-1a of the matrix-product shaders: a changed kernel invalidates the cached choices.
 fn shader_hash() -> u64 {
-    let sources = [
+    let sources: [&str; 6] = [
         include_str!("../../shaders/gemm_common.wgsl"),
         include_str!("../../shaders/gemm_epilogue.wgsl"),
         include_str!("../../shaders/gemm.wgsl"),
@@ -239,13 +240,14 @@ const SLOWER: f64 = 3.0;
 /// each a warm-up run, then the mean of [`REPS`] runs in one submission — unless its
 /// warm-up took over [`SLOWER`]× the best mean so far or the runs would end past
 /// `deadline` (the warm-up's time is kept), or `deadline` has passed (not run: infinite).
-/// Returns (name, ms) per variant, in `variants`' order.
+/// Returns (name, ms) per variant, in `variants`' order, and whether every variant got
+/// its timed runs (only then is the winner worth caching).
 fn measure(
     gpu: &Gpu,
     g: &Gemm,
     variants: &[(&'static str, &Kernel, [u32; 3])],
     deadline: Instant,
-) -> Result<Vec<(String, f64)>> {
+) -> Result<(Vec<(String, f64)>, bool)> {
     use super::buffers::{storage, storage_init, uniform};
     let p = &g.params;
     let span = |off: u32, n1: u32, s1: u32, n2: u32, s2: u32| {
@@ -272,20 +274,28 @@ fn measure(
     };
     let mut out: Vec<(String, f64)> = variants.iter().map(|v| (v.0.to_string(), f64::INFINITY)).collect();
     let mut best = f64::INFINITY;
+    let mut complete = true;
     for i in (0..variants.len()).rev() {
         if best.is_finite() && Instant::now() > deadline {
+            complete = false;
             break;
         }
         let (_, kernel, groups) = variants[i];
         let d = kernel.dispatch(&gpu.device, &[&u, &a, &b, &e, &e, &c], groups);
         let warm = runs(&d, 1)?;
         let reps_end = Instant::now() + std::time::Duration::from_secs_f64(warm * REPS as f64 / 1e3);
-        let ms = if warm > SLOWER * best || reps_end > deadline { warm } else { runs(&d, REPS)? };
+        let ms = match (warm > SLOWER * best, reps_end > deadline) {
+            (true, _) => warm,
+            (false, true) => {
+                complete = false;
+                warm
+            }
+            (false, false) => runs(&d, REPS)?,
+        };
         best = best.min(ms);
         out[i].1 = ms;
     }
-    gpu.check_errors()?;
-    Ok(out)
+    Ok((out, complete))
 }
 
 impl Gpu {
@@ -330,16 +340,20 @@ impl Gpu {
         let deadline = t + std::time::Duration::from_secs_f64((BUDGET_S - state.measuring_s).max(0.0));
         let timings = measure(self, g, &variants, deadline);
         state.measuring_s += t.elapsed().as_secs_f64();
-        let Ok(timings) = timings else {
+        let Ok((timings, complete)) = timings else {
             state.chosen.insert(key.clone(), record("fixed", fixed, Vec::new()));
             return (fixed.1, fixed.2);
         };
         let best =
             timings.iter().enumerate().min_by(|x, y| x.1 .1.total_cmp(&y.1 .1)).map_or(variants.len() - 1, |b| b.0);
         let v = variants[best];
-        state.cached.get_or_insert_with(BTreeMap::new).insert(key.clone(), v.0.to_string());
-        c.write_cache(&BTreeMap::from([(key.clone(), v.0.to_string())]));
-        state.chosen.insert(key.clone(), record("measured", v, timings));
+        // A measurement the budget cut short serves this process only.
+        if complete {
+            state.cached.get_or_insert_with(BTreeMap::new).insert(key.clone(), v.0.to_string());
+            c.write_cache(&BTreeMap::from([(key.clone(), v.0.to_string())]));
+        }
+        let how = if complete { "measured" } else { "measured (partial)" };
+        state.chosen.insert(key.clone(), record(how, v, timings));
         (v.1, v.2)
     }
 }

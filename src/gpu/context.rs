@@ -234,18 +234,24 @@ impl Gpu {
     /// As [`choose`](Self::choose), for the `nth` process on this machine (an MPI rank's
     /// local rank): without `--adapter` or `WGTRAIN_ADAPTER`, the adapters `choose` picks
     /// among — hardware GPUs, or for `--device gpu` on a machine without one every
-    /// adapter — are dealt out round robin.
+    /// adapter, each device once whatever backends show it — are dealt out round robin.
     pub fn choose_nth(kind: DeviceKind, adapter: Option<&str>, nth: usize) -> Result<(Option<Gpu>, Option<String>)> {
         if nth == 0 || kind == DeviceKind::Cpu || adapter.is_some() || AdapterChoice::any().name.is_some() {
             return Gpu::choose(kind, adapter);
         }
         let all = list_adapters();
         let hardware = all.iter().filter(|a| !is_software(&a.get_info())).count();
-        let pool: Vec<wgpu::Adapter> = match (hardware, kind) {
+        let mut pool: Vec<wgpu::Adapter> = match (hardware, kind) {
             (0, DeviceKind::Auto) => return Gpu::choose(kind, adapter),
             (0, _) => all,
             _ => all.into_iter().filter(|a| !is_software(&a.get_info())).collect(),
         };
+        // One entry per device: a GPU seen through two backends (Vulkan and GL) is one GPU.
+        let mut seen = std::collections::HashSet::new();
+        pool.retain(|a| {
+            let i = a.get_info();
+            seen.insert((i.vendor, i.device, i.name))
+        });
         let count = pool.len();
         match pool.into_iter().nth(nth % count.max(1)) {
             Some(a) => Ok((Some(Gpu::open(a)?), None)),

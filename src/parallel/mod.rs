@@ -66,7 +66,10 @@ pub fn share(rows: usize, shares: usize, r: usize) -> Range<usize> {
 }
 
 /// `sum = ((p₀ + p₁) + p₂) + …`, element by element (all of one length; no parts: zeros).
-pub fn ordered_sum(parts: &[&[f32]], sum: &mut [f32]) {
+pub fn ordered_sum(parts: &[&[f32]], sum: &mut [f32]) -> Result<()> {
+    if let Some(p) = parts.iter().find(|p| p.len() != sum.len()) {
+        return Err(Error::shape("parallel::ordered_sum", format!("parts of {}", sum.len()), p.len()));
+    }
     match parts.split_first() {
         Some((first, rest)) => {
             sum.copy_from_slice(first);
@@ -76,6 +79,7 @@ pub fn ordered_sum(parts: &[&[f32]], sum: &mut [f32]) {
         }
         None => sum.fill(0.0),
     }
+    Ok(())
 }
 
 /// The time data-parallel steps spent on combining their shares.
@@ -166,7 +170,7 @@ fn tally_numbers(t: &Tally, stop: bool) -> [f64; TALLY_LEN] {
 impl Engine for Sharded<'_> {
     fn describe(&self) -> String {
         match self.comm {
-            Some(c) => format!("{} ranks over MPI, rank 0 on {}", c.size(), self.inner.describe()),
+            Some(c) => format!("{} ranks over MPI, rank {} on {}", c.size(), c.rank(), self.inner.describe()),
             None => format!("{} in {} shares", self.inner.describe(), self.shares),
         }
     }
@@ -234,7 +238,7 @@ impl Engine for Sharded<'_> {
         }
         match self.comm {
             Some(c) => c.ordered_sum(&self.grads[0], &mut self.sum)?,
-            None => ordered_sum(&self.grads.iter().map(Vec::as_slice).collect::<Vec<_>>(), &mut self.sum),
+            None => ordered_sum(&self.grads.iter().map(Vec::as_slice).collect::<Vec<_>>(), &mut self.sum)?,
         }
         let c = self.cost.get();
         let (waiting, reducing) = (c.waiting + (t1 - t0), c.reducing + t1.elapsed());
@@ -247,12 +251,14 @@ impl Engine for Sharded<'_> {
         self.inner.update(opt)
     }
 
+    /// The shares' gradients are combined inside [`update`](Engine::update): there is no
+    /// one accumulated gradient to hand out or replace in between.
     fn gradient(&mut self) -> Result<Vec<f32>> {
-        self.inner.gradient()
+        Err(Error::precondition("Sharded::gradient", "one engine per share (shares combine in update)"))
     }
 
-    fn set_gradient(&mut self, g: &[f32]) -> Result<()> {
-        self.inner.set_gradient(g)
+    fn set_gradient(&mut self, _: &[f32]) -> Result<()> {
+        Err(Error::precondition("Sharded::set_gradient", "one engine per share (shares combine in update)"))
     }
 
     fn take_tally(&mut self) -> Result<Tally> {
@@ -308,27 +314,36 @@ pub fn agree<T>(comm: Option<&dyn Collective>, r: Result<T>) -> std::result::Res
     let Some(c) = comm else { return r.map_err(Failure::from) };
     let flags = c.all_gather(&[f64::from(u8::from(r.is_err()))])?;
     let first = flags.iter().position(|&f| f > 0.0);
+    let all_failed = flags.iter().all(|&f| f > 0.0);
     match (r, first) {
         (Ok(v), None) => Ok(v),
+        // Where only some ranks failed, the line says which (a file missing on one node).
+        (Err(e), f) if !all_failed => {
+            Err(Failure { print: f == Some(c.rank()), error: Error::Ranks(format!("rank {}: {e}", c.rank())) })
+        }
         (Err(error), f) => Err(Failure { print: f == Some(c.rank()), error }),
         (Ok(_), Some(rank)) => Err(Failure { error: Error::Ranks(format!("rank {rank} failed")), print: false }),
     }
 }
 
-/// Checks that every rank holds the same `params`, bit for bit; returns their
-/// [`fingerprint`].
-pub fn same_weights(c: &dyn Collective, params: &[f32]) -> Result<u64> {
+/// Whether every rank's `fingerprint` is the same (collective), and rank 0's.
+pub fn same_everywhere(c: &dyn Collective, fingerprint: u64) -> Result<(bool, u64)> {
+    let all = c.all_gather(&[(fingerprint >> 32) as f64, (fingerprint & 0xffff_ffff) as f64])?;
+    let first = ((all[0] as u64) << 32) | all[1] as u64;
+    Ok((all.chunks_exact(2).all(|p| *p == all[..2]), first))
+}
+
+/// Checks that every rank holds the same `params`, bit for bit (`when` names the moment in
+/// the error); returns their [`fingerprint`].
+pub fn same_weights(c: &dyn Collective, params: &[f32], when: &str) -> Result<u64> {
     let f = fingerprint(params);
-    let all = c.all_gather(&[(f >> 32) as f64, (f & 0xffff_ffff) as f64])?;
-    if all.chunks_exact(2).any(|p| *p != all[..2]) {
-        return Err(Error::Ranks(format!("the ranks' weights differ after training (fingerprints {all:?})")));
+    match same_everywhere(c, f)? {
+        (true, _) => Ok(f),
+        (false, _) => Err(Error::Ranks(format!("the ranks' weights differ {when}"))),
     }
-    Ok(f)
 }
 
 /// A fingerprint of a parameter vector's bits (FNV-1a), to check that ranks agree.
 pub fn fingerprint(params: &[f32]) -> u64 {
-    params.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, p| {
-        p.to_bits().to_le_bytes().iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-    })
+    crate::rng::fnv1a(params.iter().flat_map(|p| p.to_bits().to_le_bytes()))
 }

@@ -55,6 +55,9 @@ impl Collective for Mpi {
     }
 
     fn ordered_sum(&self, local: &[f32], sum: &mut [f32]) -> Result<()> {
+        if local.len() != sum.len() {
+            return Err(Error::shape("Mpi::ordered_sum", format!("{} values", sum.len()), local.len()));
+        }
         let n = self.size();
         let seg = local.len().div_ceil(n).max(1);
         let (send, got) = &mut *self.buffers.borrow_mut();
