@@ -235,8 +235,17 @@ pub fn gemm_variants(gpu: &crate::gpu::Gpu, model: &Model, batch: usize, reps: u
         ));
         for (name, g, a, b, reference, mag, k) in cases {
             for (variant, kernel, groups) in g.variants(&gpu.kernels) {
-                let (c, secs) =
-                    crate::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &[0.0], reference.len(), reps)?;
+                let (c, secs) = crate::gpu::ops::time_gemm(
+                    gpu,
+                    kernel,
+                    groups,
+                    &g,
+                    &a,
+                    &b,
+                    &[0.0],
+                    &vec![0.0; reference.len()],
+                    reps,
+                )?;
                 let o = compare(name, String::new(), &wide(&c), &reference, &dot_bound(&mag, k));
                 let flops = 2.0 * f64::from(g.params.m) * f64::from(g.params.n) * f64::from(g.params.k);
                 out.push(GemmTiming {
@@ -401,9 +410,9 @@ pub fn conv_kernels(gpu: &Gpu, reps: usize) -> Result<Vec<ConvTiming>> {
         let mut rng = crate::rng::Rng::new(9, 49);
         let a = crate::verify::uniform(&mut rng, rows * r, 1.0);
         let b = crate::verify::uniform(&mut rng, r * s.c_out, 1.0);
-        let bias = vec![0.0f32; s.c_out];
+        let (bias, c0) = (vec![0.0f32; s.c_out], vec![0.0; rows * s.c_out]);
         for (name, kernel, groups) in g.variants(&gpu.kernels) {
-            let time = || crate::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &bias, rows * s.c_out, 1);
+            let time = || crate::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &bias, &c0, 1);
             let secs = (0..reps).map(|_| time().map(|t| t.1)).collect::<Result<Vec<f64>>>()?;
             push(format!("im2col GEMM only ({name})"), secs.iter().copied().fold(f64::INFINITY, f64::min), true);
         }

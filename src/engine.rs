@@ -76,8 +76,11 @@ pub trait Engine {
     fn accumulate(&mut self, b: &Batch, scale: f32, first: bool) -> Result<()>;
     /// Applies the update with the accumulated gradient.
     fn update(&mut self, opt: &OptimStep) -> Result<()>;
-    /// The gradient accumulated so far (the GPU reads it back).
-    fn gradient(&mut self) -> Result<Vec<f32>>;
+    /// Values in the parameter vector (and in the gradient).
+    fn param_count(&self) -> usize;
+    /// Writes the gradient accumulated so far into `out` ([`Self::param_count`] values;
+    /// the GPU reads it back).
+    fn gradient_into(&mut self, out: &mut [f32]) -> Result<()>;
     /// Replaces the accumulated gradient with `g` (a data-parallel step's reduced one,
     /// [`crate::parallel`]) and clears the non-finite flag: the next `update` applies `g`.
     fn set_gradient(&mut self, g: &[f32]) -> Result<()>;
@@ -221,8 +224,16 @@ impl Engine for CpuEngine {
         Ok(())
     }
 
-    fn gradient(&mut self) -> Result<Vec<f32>> {
-        Ok(self.grads.clone())
+    fn param_count(&self) -> usize {
+        self.params.len()
+    }
+
+    fn gradient_into(&mut self, out: &mut [f32]) -> Result<()> {
+        if out.len() != self.grads.len() {
+            return Err(Error::shape("Engine::gradient_into", format!("{} values", self.grads.len()), out.len()));
+        }
+        out.copy_from_slice(&self.grads);
+        Ok(())
     }
 
     fn set_gradient(&mut self, g: &[f32]) -> Result<()> {
@@ -512,8 +523,12 @@ impl Engine for GpuEngine<'_> {
         self.net.apply_update(opt)
     }
 
-    fn gradient(&mut self) -> Result<Vec<f32>> {
-        self.net.read_grads()
+    fn param_count(&self) -> usize {
+        self.net.model.param_count()
+    }
+
+    fn gradient_into(&mut self, out: &mut [f32]) -> Result<()> {
+        self.net.read_grads_into(out)
     }
 
     fn set_gradient(&mut self, g: &[f32]) -> Result<()> {

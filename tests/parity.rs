@@ -6,7 +6,7 @@
 mod common;
 use common::{assert_pass, gpu};
 use wgtrain::gpu::gemm::{Gemm, GemmParams, SMALL_BATCH};
-use wgtrain::gpu::pipeline::{record, Kernel};
+use wgtrain::gpu::pipeline::Kernel;
 use wgtrain::gpu::Gpu;
 use wgtrain::optim::OptimKind;
 use wgtrain::verify::{self, BATCHES, WIDTHS};
@@ -177,7 +177,9 @@ fn gemm_nn_row_matches_the_8x8_kernel_bit_for_bit() {
                 let v = g.variants(&gpu.kernels);
                 assert_eq!(v.len(), 4, "{name} {m}×{k}·{k}×{n}: the row kernel is not offered");
                 let run = |(_, kernel, groups): (&str, _, [u32; 3])| {
-                    wgtrain::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &extra, rows * n, 1).unwrap().0
+                    wgtrain::gpu::ops::time_gemm(gpu, kernel, groups, &g, &a, &b, &extra, &vec![0.0; rows * n], 1)
+                        .unwrap()
+                        .0
                 };
                 let (block, row) = (run(v[2]), run(v[3]));
                 let differ = block.iter().zip(&row).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
@@ -264,22 +266,9 @@ fn product(
     extra: &[f32],
     c0: &[f32],
 ) -> Vec<f32> {
-    use wgtrain::gpu::buffers::{read, storage_init, uniform};
-    let buf = |v: &[f32]| storage_init(gpu, "operand", v).unwrap();
-    let (ab, bb, eb, cb) = (buf(a), buf(b), buf(extra), buf(c0));
-    let u = uniform(gpu, "gemm", &g.params);
-    let d = kernel.dispatch(&gpu.device, &[&u, &ab, &bb, &eb, &eb, &cb], groups);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
-    record(&mut enc.begin_compute_pass(&Default::default()), &[d]);
-    gpu.queue.submit([enc.finish()]);
-    read(gpu, &cb, c0.len()).unwrap()
+    wgtrain::gpu::ops::time_gemm(gpu, kernel, groups, g, a, b, extra, c0, 0).unwrap().0
 }
 
-/// Batches of at most `SMALL_BATCH` rows: `gemm_nt_row`, the forward product on `W`
-/// itself, gives the bits of the product on `Wᵀ` it replaces (`gemm_nn_row` or the
-/// generic `gemm`), with bias and ReLU; `gemm_tn_row`, the weight gradient with vec4
-/// stores, the bits of `gemm_tn` or `gemm`, overwriting and accumulating. So a step of
-/// such a batch updates the weights exactly as the transposed path does.
 #[test]
 fn gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit() {
     let Some(gpu) = gpu() else { return };

@@ -71,6 +71,13 @@ pub fn read<T: Pod>(gpu: &Gpu, buf: &wgpu::Buffer, len: usize) -> Result<Vec<T>>
 /// Maps a `MAP_READ` buffer whose copy has been submitted and returns its first `len`
 /// elements.
 pub fn map_read<T: Pod>(gpu: &Gpu, staging: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
+    let mut out = vec![T::zeroed(); len];
+    map_read_into(gpu, staging, &mut out)?;
+    Ok(out)
+}
+
+/// [`map_read`] into `out` (its length says how many elements).
+pub fn map_read_into<T: Pod>(gpu: &Gpu, staging: &wgpu::Buffer, out: &mut [T]) -> Result<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     staging.map_async(wgpu::MapMode::Read, .., move |r| {
         let _ = tx.send(r);
@@ -79,12 +86,12 @@ pub fn map_read<T: Pod>(gpu: &Gpu, staging: &wgpu::Buffer, len: usize) -> Result
     rx.recv()
         .map_err(|_| Error::Gpu("read-back: the map callback never ran".into()))?
         .map_err(|e| Error::Gpu(format!("read-back: {e}")))?;
-    let out = {
+    {
         let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu(format!("read-back: {e}")))?;
-        let bytes = len * std::mem::size_of::<T>();
-        bytemuck::pod_collect_to_vec(&view[..bytes])
-    };
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
+        let n = bytes.len();
+        bytes.copy_from_slice(&view[..n]);
+    }
     staging.unmap();
-    gpu.check_errors()?;
-    Ok(out)
+    gpu.check_errors()
 }

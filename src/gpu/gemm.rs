@@ -83,23 +83,10 @@ impl GemmParams {
     /// `c = Z [B, OUT]`. For batches of at most [`SMALL_BATCH`] rows (`gemm_nt_row`); the
     /// same bits as [`Self::fc_forward`] on `Wᵀ`.
     pub fn fc_forward_w(batch: usize, inp: usize, out: usize, w_off: usize, bias_off: usize, relu: bool) -> Gemm {
-        Gemm::new(
-            Layout::Nt,
-            GemmParams {
-                m: batch as u32,
-                n: out as u32,
-                k: inp as u32,
-                flags: Self::BIAS | if relu { Self::RELU } else { 0 },
-                a_sm: inp as u32,
-                a_sk: 1,
-                b_off: w_off as u32,
-                b_sk: 1,
-                b_sn: inp as u32,
-                bias_off: bias_off as u32,
-                c_sm: out as u32,
-                ..Default::default()
-            },
-        )
+        let mut g = Self::fc_forward(batch, inp, out, w_off, bias_off, relu);
+        g.layout = Layout::Nt;
+        (g.params.b_sk, g.params.b_sn) = (1, inp as u32);
+        g
     }
 
     /// `dW = dZᵀ·X` (accumulated): `a = dZ [B, OUT]`, `b = X [B, IN]`, `c = dW [OUT, IN]` at

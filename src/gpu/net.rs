@@ -51,7 +51,7 @@
 
 use crate::data::augment::Draws;
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{map_read, read, storage, storage_init, uniform};
+use crate::gpu::buffers::{map_read, map_read_into, read, storage, storage_init, uniform};
 use crate::gpu::conv_im2col::{im2col_batch, Im2col};
 use crate::gpu::conv_kernels::{AugmentParams, ConvParams, DropoutParams, PoolParams};
 use crate::gpu::gemm::*;
@@ -186,6 +186,9 @@ pub struct GpuNet<'g> {
     correct: wgpu::Buffer,
     stats: wgpu::Buffer,
     stats_staging: wgpu::Buffer,
+    /// The gradient's read-back buffer, made on the first [`Self::read_grads_into`] (a
+    /// data-parallel step reads its share's gradient every step).
+    grads_staging: std::sync::OnceLock<wgpu::Buffer>,
     unused: wgpu::Buffer,
     optim_u: wgpu::Buffer,
     optimizer: Dispatch,
@@ -310,6 +313,7 @@ impl<'g> GpuNet<'g> {
             correct,
             stats,
             stats_staging,
+            grads_staging: std::sync::OnceLock::new(),
             unused,
             optim_u,
             optimizer,
@@ -1029,6 +1033,28 @@ impl<'g> GpuNet<'g> {
     /// ([`Self::fused_sgd`]) leaves it as it was.
     pub fn read_grads(&self) -> Result<Vec<f32>> {
         read(self.gpu, &self.grads, self.model.param_count())
+    }
+
+    /// [`Self::read_grads`] into `out` (one value per parameter), through a read-back
+    /// buffer kept from call to call.
+    pub fn read_grads_into(&self, out: &mut [f32]) -> Result<()> {
+        let m = self.model.param_count();
+        if out.len() != m {
+            return Err(Error::shape("GpuNet::read_grads_into", format!("{m} values"), out.len()));
+        }
+        let bytes = (m * 4) as u64;
+        let staging = self.grads_staging.get_or_init(|| {
+            self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("gradient read-back"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        let mut enc = self.encoder();
+        enc.copy_buffer_to_buffer(&self.grads, 0, staging, 0, bytes);
+        self.gpu.queue.submit([enc.finish()]);
+        map_read_into(self.gpu, staging, out)
     }
 
     /// Overwrites the gradient buffer with `g` and clears the metrics' non-finite flag, so

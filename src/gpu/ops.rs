@@ -304,8 +304,8 @@ fn gather(
 }
 
 /// Times `reps` runs of one matrix-product kernel on host operands `a`, `b` (bias and
-/// mask taken from `extra`), all recorded in one pass, after one untimed run. Returns
-/// the first run's `C` (`c_len` values) and the seconds per run.
+/// mask taken from `extra`) and `C` starting as `c0`, all recorded in one pass, after one
+/// untimed run. Returns the first run's `C` and the seconds per run (0 runs: 0 s).
 #[allow(clippy::too_many_arguments)]
 pub fn time_gemm(
     gpu: &Gpu,
@@ -315,13 +315,14 @@ pub fn time_gemm(
     a: &[f32],
     b: &[f32],
     extra: &[f32],
-    c_len: usize,
+    c0: &[f32],
     reps: usize,
 ) -> Result<(Vec<f32>, f64)> {
     let ab = storage_init(gpu, "a", a)?;
     let bb = storage_init(gpu, "b", b)?;
     let eb = storage_init(gpu, "bias/mask", extra)?;
-    let c = storage(gpu, "c", (c_len * 4) as u64)?;
+    let c = storage_init(gpu, "c", c0)?;
+    let c_len = c0.len();
     let u = uniform(gpu, "gemm", &g.params);
     let d = kernel.dispatch(&gpu.device, &[&u, &ab, &bb, &eb, &eb, &c], groups);
     run(gpu, std::slice::from_ref(&d));
@@ -329,5 +330,5 @@ pub fn time_gemm(
     let t = std::time::Instant::now();
     run(gpu, &vec![d; reps]);
     gpu.wait()?;
-    Ok((first, t.elapsed().as_secs_f64() / reps as f64))
+    Ok((first, t.elapsed().as_secs_f64() / reps.max(1) as f64))
 }

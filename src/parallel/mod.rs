@@ -110,11 +110,13 @@ const TALLY_LEN: usize = 5;
 pub struct Sharded<'a> {
     inner: Box<dyn Engine + 'a>,
     shares: usize,
-    /// Values in the gradient.
+    /// Values in the gradient (the inner engine's parameters).
     len: usize,
     comm: Option<&'a dyn Collective>,
     /// The gradient sum of each share this process holds, for the step being accumulated.
     grads: Vec<Vec<f32>>,
+    /// One share's gradient of one chunk, read back before it is added (full batch).
+    chunk: Vec<f32>,
     /// The step's gradient: all shares' sums, added in share order.
     sum: Vec<f32>,
     /// The metrics of each share this process holds, for this step.
@@ -128,17 +130,17 @@ pub struct Sharded<'a> {
 impl<'a> Sharded<'a> {
     /// `shares` shares in one process, or (with `comm`) the share of `comm`'s rank among
     /// `comm.size()`.
-    pub fn new(mut inner: Box<dyn Engine + 'a>, shares: usize, comm: Option<&'a dyn Collective>) -> Result<Self> {
+    pub fn new(inner: Box<dyn Engine + 'a>, shares: usize, comm: Option<&'a dyn Collective>) -> Result<Self> {
         let shares = comm.map_or(shares, |c| c.size());
         if shares == 0 {
             return Err(Error::invalid("--shards", 0, "at least 1"));
         }
         let local = if comm.is_some() { 1 } else { shares };
-        let (grads, step_tallies) = (vec![Vec::new(); local], vec![Tally::default(); local]);
-        let len = inner.gradient()?.len();
+        let len = inner.param_count();
+        let (grads, step_tallies) = (vec![vec![0.0; len]; local], vec![Tally::default(); local]);
         let (tally, stop, cost) = (Tally::default(), None, Rc::default());
-        let sum = vec![0.0; len];
-        Ok(Sharded { inner, shares, len, comm, grads, sum, step_tallies, tally, stop, cost })
+        let (sum, chunk) = (vec![0.0; len], vec![0.0; len]);
+        Ok(Sharded { inner, shares, len, comm, grads, chunk, sum, step_tallies, tally, stop, cost })
     }
 
     /// What combining the shares has cost so far, read at any time — also after the
@@ -197,17 +199,16 @@ impl Engine for Sharded<'_> {
             if first {
                 self.step_tallies[k] = Tally::default();
             }
-            let g = if range.is_empty() {
-                vec![0.0; self.len]
+            let into = if first { &mut self.grads[k] } else { &mut self.chunk };
+            if range.is_empty() {
+                into.fill(0.0);
             } else {
                 self.inner.accumulate(&b.rows(range), scale, true)?;
                 self.step_tallies[k].add(self.inner.take_tally()?);
-                self.inner.gradient()?
-            };
-            if first {
-                self.grads[k] = g;
-            } else {
-                self.grads[k].iter_mut().zip(&g).for_each(|(s, x)| *s += x);
+                self.inner.gradient_into(into)?;
+            }
+            if !first {
+                self.grads[k].iter_mut().zip(&self.chunk).for_each(|(s, x)| *s += x);
             }
         }
         Ok(())
@@ -251,10 +252,14 @@ impl Engine for Sharded<'_> {
         self.inner.update(opt)
     }
 
+    fn param_count(&self) -> usize {
+        self.len
+    }
+
     /// The shares' gradients are combined inside [`update`](Engine::update): there is no
     /// one accumulated gradient to hand out or replace in between.
-    fn gradient(&mut self) -> Result<Vec<f32>> {
-        Err(Error::precondition("Sharded::gradient", "one engine per share (shares combine in update)"))
+    fn gradient_into(&mut self, _: &mut [f32]) -> Result<()> {
+        Err(Error::precondition("Sharded::gradient_into", "one engine per share (shares combine in update)"))
     }
 
     fn set_gradient(&mut self, _: &[f32]) -> Result<()> {
