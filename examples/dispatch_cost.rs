@@ -22,6 +22,34 @@ fn touch() { out[0] = out[0] + 1u; }
 fn wide(@builtin(global_invocation_id) gid: vec3<u32>) { if (gid.x == 0xffffffffu) { out[1] = 1u; } }
 ";
 
+/// The memory floor's kernels on `W: [OUT, IN]` as vec4s, `x: [IN]`, `d`, `y: [OUT]`.
+const FLOOR: &str = "
+@group(0) @binding(0) var<storage, read_write> w: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+const IN4: u32 = 196u;
+const OUT: u32 = 256u;
+// W[m, :] -= 0.01 y[m] x, a quarter row (49 vec4s) per invocation.
+@compute @workgroup_size(64)
+fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m = gid.x / 4u;
+    if (m >= OUT) { return; }
+    let s = (gid.x % 4u) * 49u;
+    let g = vec4<f32>(0.01 * y[m]);
+    for (var c = s; c < s + 49u; c++) { w[m * IN4 + c] -= g * x[c]; }
+}
+// y[m] = W[m, :]·x, a row per invocation.
+@compute @workgroup_size(16)
+fn dot_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= OUT) { return; }
+    var acc = vec4<f32>();
+    for (var c = 0u; c < IN4; c++) { acc = fma(w[gid.x * IN4 + c], x[c], acc); }
+    y[gid.x] = acc.x + acc.y + acc.z + acc.w;
+}
+";
+const OUT: u64 = 256;
+const IN: u64 = 784;
+
 fn main() -> wgtrain::error::Result<()> {
     let gpu = Gpu::new(&AdapterChoice::any())?;
     println!("{}", gpu.describe());
@@ -87,38 +115,78 @@ fn main() -> wgtrain::error::Result<()> {
     }
     gpu.wait()?;
     println!("{subs} submits of an empty pass: {:>8.1} µs per submit", t.elapsed().as_secs_f64() * 1e6 / subs as f64);
-    let wide = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("wide"),
-        layout: None,
-        module: &module,
-        entry_point: Some("wide"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &wide.get_bind_group_layout(0),
-        entries: &[wgpu::BindGroupEntry { binding: 0, resource: buf.as_entire_binding() }],
-    });
-    for &groups in &[1u32, 256, 4096, 65535] {
-        let reps = 20;
-        let t = Instant::now();
-        let mut enc = dev.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for _ in 0..reps {
-                pass.set_pipeline(&wide);
-                pass.set_bind_group(0, &bg, &[]);
-                pass.dispatch_workgroups(groups, 1, 1);
+    let pipe = |module: &wgpu::ShaderModule, entry: &str| {
+        dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    };
+    let bind = |p: &wgpu::ComputePipeline, bufs: &[&wgpu::Buffer]| {
+        let entries: Vec<wgpu::BindGroupEntry> = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        dev.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &p.get_bind_group_layout(0),
+            entries: &entries,
+        })
+    };
+    // µs per dispatch of `reps` dispatches of `groups` workgroups in one pass (after one
+    // dispatch that compiles the pipeline).
+    let time =
+        |p: &wgpu::ComputePipeline, bg: &wgpu::BindGroup, groups: u32, reps: usize| -> wgtrain::error::Result<f64> {
+            let mut per = 0.0;
+            for n in [1, reps] {
+                let t = Instant::now();
+                let mut enc = dev.create_command_encoder(&Default::default());
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    for _ in 0..n {
+                        pass.set_pipeline(p);
+                        pass.set_bind_group(0, bg, &[]);
+                        pass.dispatch_workgroups(groups, 1, 1);
+                    }
+                }
+                gpu.queue.submit([enc.finish()]);
+                gpu.wait()?;
+                per = t.elapsed().as_secs_f64() * 1e6 / n as f64;
             }
-        }
-        gpu.queue.submit([enc.finish()]);
-        gpu.wait()?;
-        let us = t.elapsed().as_secs_f64() * 1e6 / reps as f64;
+            Ok(per)
+        };
+    let wide = pipe(&module, "wide");
+    let bg = bind(&wide, &[&buf]);
+    for &groups in &[1u32, 256, 4096, 65535] {
+        let us = time(&wide, &bg, groups, 20)?;
         println!(
             "one dispatch of {groups:>5} empty 64-wide workgroups: {us:>9.1} µs ({:.3} µs per workgroup)",
             us / f64::from(groups)
         );
+    }
+    let floor = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("floor"),
+        source: wgpu::ShaderSource::Wgsl(FLOOR.into()),
+    });
+    let storage = |floats: u64| {
+        dev.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: floats * 4,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    };
+    let (w, x, y) = (storage(OUT * IN), storage(IN), storage(OUT));
+    for (entry, groups, what) in
+        [("update", 16, "read and write every weight"), ("dot_rows", 16, "read every weight, a dot per row")]
+    {
+        let p = pipe(&floor, entry);
+        let us = time(&p, &bind(&p, &[&w, &x, &y]), groups, 100)?;
+        println!("{OUT}x{IN} weights, one dispatch to {what}: {us:>7.1} µs");
     }
     Ok(())
 }

@@ -5,11 +5,15 @@
 // software adapter stores a vec4 per invocation for about the price of a scalar, so C is
 // bound as vec4s here, with its own epilogue: flags ACCUMULATE or none (the weight
 // gradient's; the host takes this kernel for no other).
-// Each invocation computes 8 columns n0..n0+7 (lo, hi) of one row m of C: per element the
-// fma chain of gemm_tn (0, then acc = fma(A(m, k), B(k, n), acc) for k = 0, 1, …, K−1),
-// then C + acc when accumulating, so the same bits.
-// Needs N, b_off, b_sk, c_off, c_sm ≡ 0 (mod 4); any M, a_off, a_sk. Workgroup TN_ROW_WG;
-// dispatch (⌈N/(8·TN_ROW_WG)⌉, M, 1).
+// Each invocation computes a segment of TN_ROW_SEG vec4s (columns 4j..4j+3 for j in
+// c0..c1−1) of one row m of C, one vec4 after another: per element the fma chain of
+// gemm_tn (0, then acc = fma(A(m, k), B(k, n), acc) for k = 0, 1, …, K−1), then C + acc
+// when accumulating, so the same bits. A software adapter runs each workgroup as
+// SIMD lanes with a cost per invocation, so long segments (few invocations) beat one
+// vec4 pair per invocation (llvmpipe, 256×784 at B = 1: 0.33–0.38 against 0.48–0.54 ms).
+// Needs N, b_off, b_sk, c_off, c_sm ≡ 0 (mod 4) and K ≤ 4; any M, a_off, a_sk.
+// Workgroup TN_ROW_WG; a 1-D grid of M·⌈N/(4·TN_ROW_SEG)⌉ invocations folded into y past
+// 65535 groups (`linear_groups`).
 //
 // gemm_tn_row_sgd: the same sums (flags none), not stored: each is the gradient of the
 // weight at C[m, n], which it updates in place by SGD, W ← sgd4(W, dW) (optim_common.wgsl,
@@ -32,72 +36,77 @@
 @group(0) @binding(5) var<storage, read_write> c: array<vec4<f32>>;
 
 const TN_ROW_WG: u32 = 64u;
+const TN_ROW_SEG: u32 = 32u;
 
-// The sums of row m, columns n0..n0+7 (lo, hi): C's before the epilogue.
-struct Sums {
-    lo: vec4<f32>,
-    hi: vec4<f32>,
+// Invocation i's row m and vec4 columns c0..c1−1 (empty past the last row).
+struct Segment {
+    m: u32,
+    c0: u32,
+    c1: u32,
 }
 
-fn sums(m: u32, n0: u32) -> Sums {
-    let bl = (p.b_off + n0) / 4u;
-    let bh = (p.b_off + min(n0 + 4u, p.n - 4u)) / 4u;
-    let bsk = p.b_sk / 4u;
-    var lo = vec4<f32>();
-    var hi = vec4<f32>();
+fn segment(gid: vec3<u32>, groups: vec3<u32>) -> Segment {
+    let i = gid.x + gid.y * groups.x * TN_ROW_WG;
+    let n4 = p.n / 4u;
+    let per_row = (n4 + TN_ROW_SEG - 1u) / TN_ROW_SEG;
+    let m = i / per_row;
+    let c0 = (i % per_row) * TN_ROW_SEG;
+    return Segment(m, c0, select(c0, min(c0 + TN_ROW_SEG, n4), m < p.m));
+}
+
+// A(m, k) for k = 0, 1, …, K−1 (K ≤ 4; the rest 0).
+fn a_row(m: u32) -> vec4<f32> {
+    var r = vec4<f32>();
     var ak = p.a_off + m * p.a_sm;
     for (var k = 0u; k < p.k; k++) {
-        let av = vec4<f32>(a[ak]);
-        lo = fma(av, b[bl + k * bsk], lo);
-        hi = fma(av, b[bh + k * bsk], hi);
+        r[k] = a[ak];
         ak += p.a_sk;
     }
-    return Sums(lo, hi);
+    return r;
 }
 
-// Finishes C[m, n..n+3] from its sums `acc` (+ C when accumulating) and stores them.
-fn store4(m: u32, n: u32, acc: vec4<f32>) {
-    let at = (p.c_off + m * p.c_sm + n) / 4u;
-    var v = acc;
-    if ((p.flags & ACCUMULATE) != 0u) {
-        v = c[at] + v;
+// The sums of row m (A's values `ar`) at columns 4j..4j+3: C's before the epilogue.
+fn sums(ar: vec4<f32>, j: u32) -> vec4<f32> {
+    let bsk = p.b_sk / 4u;
+    var bk = p.b_off / 4u + j;
+    var acc = vec4<f32>();
+    for (var k = 0u; k < p.k; k++) {
+        acc = fma(vec4<f32>(ar[k]), b[bk], acc);
+        bk += bsk;
     }
-    c[at] = v;
-}
-
-@compute @workgroup_size(TN_ROW_WG)
-fn gemm_tn_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let m = wid.y;
-    let n0 = gid.x * 8u;
-    if (n0 >= p.n) {
-        return;
-    }
-    let s = sums(m, n0);
-    store4(m, n0, s.lo);
-    if (n0 + 4u < p.n) {
-        store4(m, n0 + 4u, s.hi);
-    }
-}
-
-// W[m, n..n+3] ← SGD with the gradient g.
-fn update4(m: u32, n: u32, g: vec4<f32>) {
-    let at = (p.c_off + m * p.c_sm + n) / 4u;
-    c[at] = sgd4(c[at], g, optim.lr, optim.weight_decay);
+    return acc;
 }
 
 @compute @workgroup_size(TN_ROW_WG)
-fn gemm_tn_row_sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let m = wid.y;
-    let n0 = gid.x * 8u;
-    if (n0 >= p.n || stats.step_bad != 0u) {
+fn gemm_tn_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let s = segment(gid, groups);
+    if (s.c0 >= s.c1) {
         return;
     }
-    let s = sums(m, n0);
-    update4(m, n0, s.lo);
-    if (n0 + 4u < p.n) {
-        update4(m, n0 + 4u, s.hi);
+    let ar = a_row(s.m);
+    let row = (p.c_off + s.m * p.c_sm) / 4u;
+    for (var j = s.c0; j < s.c1; j++) {
+        var v = sums(ar, j);
+        if ((p.flags & ACCUMULATE) != 0u) {
+            v = c[row + j] + v;
+        }
+        c[row + j] = v;
     }
-    if (n0 == 0u && m % 4u == 0u) {
+}
+
+@compute @workgroup_size(TN_ROW_WG)
+fn gemm_tn_row_sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let s = segment(gid, groups);
+    if (s.c0 >= s.c1 || stats.step_bad != 0u) {
+        return;
+    }
+    let m = s.m;
+    let ar = a_row(m);
+    let row = (p.c_off + m * p.c_sm) / 4u;
+    for (var j = s.c0; j < s.c1; j++) {
+        c[row + j] = sgd4(c[row + j], sums(ar, j), optim.lr, optim.weight_decay);
+    }
+    if (s.c0 == 0u && m % 4u == 0u) {
         let last = p.m - 1u;
         var db = vec4<f32>();
         for (var k = 0u; k < p.k; k++) {

@@ -38,16 +38,17 @@ pub const VEC4_ROWS: u32 = 8;
 pub const ROW_WG: u32 = 16;
 /// Invocations per workgroup of `gemm_nt_row` (`NT_WG` in `gemm.wgsl`), each 2 columns.
 pub const NT_WG: u32 = 32;
-/// Invocations per workgroup of `gemm_tn_row` (`TN_ROW_WG` in `gemm_tn_row.wgsl`), each 8
-/// columns.
+/// Invocations per workgroup of `gemm_tn_row` (`TN_ROW_WG` in `gemm_tn_row.wgsl`).
 pub const TN_ROW_WG: u32 = 64;
+/// The vec4s of a row of `C` each invocation of `gemm_tn_row` computes (`TN_ROW_SEG`).
+pub const TN_ROW_SEG: u32 = 32;
 /// Batches of at most this many rows take the row kernels that skip the transpose and
 /// the scalar stores: the forward product reads `W` itself ([`GemmParams::fc_forward_w`],
 /// `gemm_nt_row`), and the weight gradient stores vec4s (`gemm_tn_row`). Both read their
 /// big operand once per row of the batch, so past 4 rows `transpose` with `gemm_nn_row`,
 /// and `gemm_tn`, are as fast or faster (llvmpipe, 784×256: the forward 0.27 against
 /// 0.74 ms at B = 1, 1.01 against 1.43 ms at B = 4, 2.1 against 1.7 ms at B = 7; the
-/// weight gradient 0.50 against 0.86 ms at B = 1, even at B = 4).
+/// weight gradient 0.26 against 0.44 ms at B = 1 since it runs 128 columns per invocation).
 pub const SMALL_BATCH: usize = 4;
 
 impl GemmParams {

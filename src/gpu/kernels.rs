@@ -67,7 +67,7 @@
 //! ([`Kernels::on_demand`]): an MLP never builds them.
 
 use super::conv_kernels::ConvKernels;
-use super::gemm::{Gemm, Layout, GEMM_TILE, GEMM_TILED, GEMM_WG, NT_WG, ROW_WG, TN_ROW_WG, VEC4_ROWS};
+use super::gemm::{Gemm, Layout, GEMM_TILE, GEMM_TILED, GEMM_WG, NT_WG, ROW_WG, TN_ROW_SEG, TN_ROW_WG, VEC4_ROWS};
 use super::pipeline::*;
 use crate::error::{Error, Result};
 use crate::optim::OptimKind;
@@ -387,7 +387,9 @@ impl Gemm {
             }
         }
         if self.tn_row() {
-            v.push(("vec4 1x8 rows, vec4 stores", &k.gemm_tn_row, grid(8 * TN_ROW_WG, 1)));
+            let segments = p.m as usize * (p.n / 4).div_ceil(TN_ROW_SEG) as usize;
+            let groups = linear_groups(segments, TN_ROW_WG as usize);
+            v.push(("vec4 row segments, vec4 stores", &k.gemm_tn_row, groups));
         }
         v
     }
