@@ -200,55 +200,70 @@ fn cnn_resume_is_bit_exact_on_the_gpu() {
 
 /// A stop (with its checkpoint) at step 77, inside what would have been one run of
 /// steps handed to the engine together (`train::MAX_RUN`, 64; logging every 100 steps,
-/// so runs of 64 and 36 steps in a 125-step epoch), resumes bit-exactly: the same
-/// weights, and the same logged losses after the stopped epoch. (Within the stopped
-/// epoch the stop adds a metrics read at step 77, so those records differ by design.)
-fn resume_mid_run_is_bit_exact(gpu: Option<&wgtrain::gpu::Gpu>, name: &str) {
-    let mut cfg = config("adam", Schedule::Cosine { warmup: 0.5, min_lr: 0.0 });
-    cfg.batch = BatchSize::Mini(16);
-    cfg.epochs = 2;
-    cfg.log_every = 100;
+/// so runs of 64 and 36 steps), resumes bit-exactly: the same weights, and the same
+/// logged losses after the stopped epoch (within it the stop adds a metrics read at step
+/// 77, so those records differ by design). `cfg` trains 2 epochs on `data`.
+fn resume_mid_run_is_bit_exact(gpu: Option<&wgtrain::gpu::Gpu>, name: &str, cfg: &Config, data: &Split) {
+    let BatchSize::Mini(batch) = cfg.batch else { panic!("{name}: a mini-batch size") };
+    let per_epoch = data.train.rows.div_ceil(batch) as u64;
+    assert!(per_epoch > 100, "{name}: 77 and 100 lie in the first epoch");
     let full_dir = scratch(&format!("{name}-midrun-full"));
-    let mut run = new_run(&full_dir, &cfg);
+    let mut run = new_run_on(&full_dir, cfg, data);
     let every = Control { checkpoint_every: Some(50), ..Control::default() };
     let full =
-        train::train(&cfg, subset(), engine(&cfg, gpu, subset()).as_mut(), Some(&mut run), &mut Quiet, None, &every)
-            .unwrap();
+        train::train(cfg, data, engine(cfg, gpu, data).as_mut(), Some(&mut run), &mut Quiet, None, &every).unwrap();
     assert_eq!(full.finish, Finish::Completed);
     let dir = scratch(&format!("{name}-midrun-resumed"));
-    let mut run = new_run(&dir, &cfg);
+    let mut run = new_run_on(&dir, cfg, data);
     let stop = Control { stop_after: Some(77), checkpoint_every: Some(50), ..Control::default() };
     let first =
-        train::train(&cfg, subset(), engine(&cfg, gpu, subset()).as_mut(), Some(&mut run), &mut Quiet, None, &stop)
-            .unwrap();
+        train::train(cfg, data, engine(cfg, gpu, data).as_mut(), Some(&mut run), &mut Quiet, None, &stop).unwrap();
     assert_eq!(first.finish, Finish::Interrupted(77));
     drop(run);
     let r = run::load_resume(&dir).unwrap();
     assert_eq!((r.progress.epoch, r.progress.batch, r.progress.step), (0, 77, 77));
-    let mut e = engine(&r.config, gpu, subset());
+    let mut e = engine(&r.config, gpu, data);
     e.set_state(&r.params, &r.optim_state).unwrap();
-    let mut run = RunDir::reopen(&r, subset(), "test device").unwrap();
+    let mut run = RunDir::reopen(&r, data, "test device").unwrap();
     let second =
-        train::train(&r.config, subset(), e.as_mut(), Some(&mut run), &mut Quiet, Some(r.progress), &every).unwrap();
+        train::train(&r.config, data, e.as_mut(), Some(&mut run), &mut Quiet, Some(r.progress), &every).unwrap();
     assert_eq!(second.finish, Finish::Completed);
     let differ = full.params.iter().zip(&second.params).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
     assert_eq!(differ, 0, "{name}: {differ} weights differ from the uninterrupted run");
-    let later = |dir: &Path| loss_log(dir).into_iter().filter(|(_, step, _)| *step > 125).collect::<Vec<_>>();
+    let later = |dir: &Path| loss_log(dir).into_iter().filter(|(_, step, _)| *step > per_epoch).collect::<Vec<_>>();
     assert!(later(&full_dir).len() >= 2);
     assert_eq!(later(&full_dir), later(&dir), "{name}: the logged losses of epoch 2 differ");
     let (a, b) = (full.epochs.last().unwrap(), second.epochs.last().unwrap());
     assert_eq!((a.test_loss.to_bits(), a.train_loss.to_bits()), (b.test_loss.to_bits(), b.train_loss.to_bits()));
 }
 
-#[test]
-fn resume_mid_run_is_bit_exact_on_the_cpu() {
-    resume_mid_run_is_bit_exact(None, "cpu");
+/// Adam, batches of 16 (125 steps per epoch).
+fn midrun_config() -> Config {
+    let mut cfg = config("adam", Schedule::Cosine { warmup: 0.5, min_lr: 0.0 });
+    cfg.batch = BatchSize::Mini(16);
+    cfg.epochs = 2;
+    cfg.log_every = 100;
+    cfg
 }
 
 #[test]
+fn resume_mid_run_is_bit_exact_on_the_cpu() {
+    resume_mid_run_is_bit_exact(None, "cpu", &midrun_config(), subset());
+}
+
+/// On the GPU also pure SGD (`--batch 1`, plain SGD with weight decay: the fused steps,
+/// whose update runs inside the backward pass), 250 steps per epoch.
+#[test]
 fn resume_mid_run_is_bit_exact_on_the_gpu() {
     let Some(gpu) = common::gpu() else { return };
-    resume_mid_run_is_bit_exact(Some(gpu), "gpu");
+    resume_mid_run_is_bit_exact(Some(gpu), "gpu", &midrun_config(), subset());
+    let mut cfg = midrun_config();
+    cfg.batch = BatchSize::Mini(1);
+    cfg.optimizer = Optimizer::new(OptimKind::Sgd, 0.01);
+    cfg.optimizer.weight_decay = 1e-3;
+    let mut data = subset().clone();
+    data.train = data.train.head(250);
+    resume_mid_run_is_bit_exact(Some(gpu), "gpu-b1", &cfg, &data);
 }
 
 #[test]
