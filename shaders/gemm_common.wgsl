@@ -1,6 +1,6 @@
-// Shared by gemm.wgsl, gemm_vec4.wgsl and gemm_tn_row.wgsl (prepended to each when the
-// module is built): the fully connected layer's three matrix products, as one strided
-// product with a fused epilogue:
+// Shared by gemm.wgsl, gemm_tiled.wgsl, gemm_vec4.wgsl (and gemm_subgroup.wgsl after it)
+// and gemm_tn_row.wgsl (prepended to each when the module is built): the fully connected
+// layer's three matrix products, as one strided product with a fused epilogue:
 //
 //   C[m, n] = epilogue( Σ_k A(m, k) · B(k, n) )
 //   A(m, k) = a[a_off + m·a_sm + k·a_sk]      B(k, n) = b[b_off + k·b_sk + n·b_sn]

@@ -190,15 +190,16 @@ fn gemm_nn_row_matches_the_8x8_kernel_bit_for_bit() {
 }
 
 /// Every kernel that can compute a product — the workgroup-tiled one for hardware GPUs,
-/// the generic, the vec4 and the row kernels — gives the generic kernel's bits, for the
+/// the subgroup one (where the adapter has subgroups: llvmpipe's are 8 wide), the
+/// generic, the vec4 and the row kernels — gives the generic kernel's bits, for the
 /// three products of the layer with their epilogues (bias and ReLU, accumulate, mask),
-/// over ragged shapes on both sides of the tile (64) and the panel (16): whichever a
-/// measurement picks, a run computes the same numbers.
+/// over ragged shapes on both sides of the tile (64), the panel (16) and the subgroup's
+/// chunk of K: whichever a measurement picks, a run computes the same numbers.
 #[test]
 fn every_gemm_variant_gives_the_generic_bits() {
     let Some(gpu) = gpu() else { return };
     let mut rng = wgtrain::rng::Rng::new(23, 0);
-    let mut tiled = 0;
+    let (mut tiled, mut subgroup) = (0, 0);
     for batch in [1, 3, 7, 8, 65, 128] {
         for (inp, out) in [(784, 256), (17, 12), (100, 129), (64, 64), (3, 1), (20, 8)] {
             let products = [
@@ -225,11 +226,16 @@ fn every_gemm_variant_gives_the_generic_bits() {
                     let shape = format!("{name} flags {} M={rows} N={n} K={k}", p.flags);
                     assert_eq!(differ, 0, "{shape}: {variant} differs from the generic kernel in {differ} elements");
                     tiled += usize::from(kernel.name == "gemm_tiled");
+                    subgroup += usize::from(kernel.name == "gemm_subgroup");
                 }
             }
         }
     }
     assert_eq!(tiled, 6 * 6 * 5, "every product ran the tiled kernel");
+    if gpu.features.contains(wgpu::Features::SUBGROUP) {
+        assert!(gpu.kernels.gemm_subgroup.is_some(), "{} has subgroups but no subgroup kernel", gpu.describe());
+        assert!(subgroup >= 6 * 3 * 3, "the subgroup kernel ran {subgroup} products");
+    }
 }
 
 /// Batches of 1 to 7 rows, on both sides of `SMALL_BATCH` (the row kernels that read `W`

@@ -1,7 +1,7 @@
 //! Which kernel computes each matrix product, chosen by measurement on the adapter at hand.
 //!
-//! Every variant of a product ([`Gemm::variants`]: the workgroup-tiled kernel, the generic
-//! one, the vec4 and row kernels) gives the same bits — `every_gemm_variant_gives_the_generic_bits`
+//! Every variant of a product ([`Gemm::variants`]: the workgroup-tiled kernel, the subgroup
+//! one where the adapter has subgroups, the generic one, the vec4 and row kernels) gives the same bits — `every_gemm_variant_gives_the_generic_bits`
 //! holds them to it — so the choice is about speed alone and a run's numbers never depend
 //! on it. With `--kernels measured` (the default `auto` on a hardware GPU), the first time
 //! a product of a given shape is recorded on an adapter, each variant runs once to warm up
@@ -96,18 +96,16 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 
 /// FNV-1a of the matrix-product shaders: a changed kernel invalidates the cached choices.
 fn shader_hash() -> u64 {
-    let sources: [&str; 6] = [
+    let sources: [&str; 7] = [
         include_str!("../../shaders/gemm_common.wgsl"),
         include_str!("../../shaders/gemm_epilogue.wgsl"),
         include_str!("../../shaders/gemm.wgsl"),
         include_str!("../../shaders/gemm_vec4.wgsl"),
         include_str!("../../shaders/gemm_tn_row.wgsl"),
         include_str!("../../shaders/gemm_tiled.wgsl"),
+        include_str!("../../shaders/gemm_subgroup.wgsl"),
     ];
-    sources
-        .iter()
-        .flat_map(|s| s.bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    crate::rng::fnv1a(sources.iter().flat_map(|s| s.bytes()))
 }
 
 impl Choices {

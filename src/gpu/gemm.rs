@@ -36,6 +36,9 @@ pub const GEMM_TILED: u32 = 64;
 pub const VEC4_ROWS: u32 = 8;
 /// Invocations per workgroup of `gemm_nn_row` (`ROW_WG` in `gemm_vec4.wgsl`).
 pub const ROW_WG: u32 = 16;
+/// Invocations per workgroup of `gemm_subgroup` (`SG_WG` in `gemm_subgroup.wgsl`), each
+/// 8 columns of the group's 8 rows; the largest subgroup it can run on.
+pub const SG_WG: u32 = 64;
 /// Invocations per workgroup of `gemm_nt_row` (`NT_WG` in `gemm.wgsl`), each 2 columns.
 pub const NT_WG: u32 = 32;
 /// Invocations per workgroup of `gemm_tn_row` (`TN_ROW_WG` in `gemm_tn_row.wgsl`).

@@ -15,6 +15,7 @@
 //! | `gemm_tn` (vec4) or `gemm`                 | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu` |
 //! | `gemm_tn_row` (`gemm_tn_row.wgsl`), B ≤ 4  | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu`, `small_batches_match_cpu` |
 //! | `gemm_tiled` (`gemm_tiled.wgsl`)           | the three products above      | `every_gemm_variant_gives_the_generic_bits` |
+//! | `gemm_subgroup` (`gemm_subgroup.wgsl`)     | the three products above      | `every_gemm_variant_gives_the_generic_bits` |
 //! | `gemm_nn` (vec4) or `gemm`                 | `fc_backward_input`†          | `fc_backward_input_matches_cpu`   |
 //! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
 //! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
@@ -43,8 +44,9 @@
 //!
 //! "(vec4)": the entry in `gemm_vec4.wgsl`, run when the product is [`Gemm::aligned`];
 //! otherwise the generic `gemm` (`gemm.wgsl`). `gemm_tiled` computes any of the three
-//! through workgroup memory (hardware GPUs' kind of kernel), with the generic kernel's
-//! bits like every variant of [`Gemm::variants`]. For fewer than [`VEC4_ROWS`] rows (a
+//! through workgroup memory (hardware GPUs' kind of kernel), and `gemm_subgroup` (built
+//! where the adapter has subgroups) shares `A` through the subgroup, both with the generic
+//! kernel's bits like every variant of [`Gemm::variants`]. For fewer than [`VEC4_ROWS`] rows (a
 //! batch of 1 to 7) `gemm_nn_row` of the same file replaces `gemm_nn`, bit for bit. `fc_forward` runs `transpose` first and
 //! its product reads `Wᵀ`, except for batches of at most [`SMALL_BATCH`](super::gemm::SMALL_BATCH) rows: there
 //! `gemm_nt_row` reads `W` itself and no step records a `transpose`; and the weight
@@ -67,7 +69,9 @@
 //! ([`Kernels::on_demand`]): an MLP never builds them.
 
 use super::conv_kernels::ConvKernels;
-use super::gemm::{Gemm, Layout, GEMM_TILE, GEMM_TILED, GEMM_WG, NT_WG, ROW_WG, TN_ROW_SEG, TN_ROW_WG, VEC4_ROWS};
+use super::gemm::{
+    Gemm, Layout, GEMM_TILE, GEMM_TILED, GEMM_WG, NT_WG, ROW_WG, SG_WG, TN_ROW_SEG, TN_ROW_WG, VEC4_ROWS,
+};
 use super::pipeline::*;
 use crate::error::{Error, Result};
 use crate::optim::OptimKind;
@@ -210,6 +214,8 @@ impl GatherParams {
 pub struct Kernels {
     pub gemm: Kernel,
     pub gemm_tiled: Kernel,
+    /// `gemm_subgroup`, where the device has subgroups of at most 64 invocations.
+    pub gemm_subgroup: Option<Kernel>,
     pub gemm_tn: Kernel,
     pub gemm_nn: Kernel,
     pub gemm_nn_row: Kernel,
@@ -275,6 +281,23 @@ impl Kernels {
                 "gemm_vec4.wgsl",
                 &[GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm_vec4.wgsl")],
             );
+            // gemm_subgroup uses gemm_vec4.wgsl's block and stores, so it extends that file.
+            let info = device.adapter_info();
+            let subgroups = device.features().contains(wgpu::Features::SUBGROUP)
+                && (1..=SG_WG).contains(&info.subgroup_min_size)
+                && info.subgroup_max_size <= SG_WG;
+            let subgroup = subgroups.then(|| {
+                module(
+                    device,
+                    "gemm_subgroup.wgsl",
+                    &[
+                        GEMM_COMMON,
+                        GEMM_EPILOGUE,
+                        include_str!("../../shaders/gemm_vec4.wgsl"),
+                        include_str!("../../shaders/gemm_subgroup.wgsl"),
+                    ],
+                )
+            });
             let tn_row = module(
                 device,
                 "gemm_tn_row.wgsl",
@@ -296,6 +319,7 @@ impl Kernels {
             Kernels {
                 gemm: k(&gemm, "gemm", "urrrrw", &wg),
                 gemm_tiled: k(&tiled, "gemm_tiled", "urrrrw", &[]),
+                gemm_subgroup: subgroup.map(|m| k(&m, "gemm_subgroup", "urrrrw", &wg)),
                 gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
                 gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
                 gemm_nn_row: k(&gemm4, "gemm_nn_row", "urrrrw", &wg),
@@ -360,6 +384,7 @@ impl Gemm {
 
     /// Every kernel that can compute this product, with its grid: the workgroup-tiled one
     /// (hardware GPUs' kind) and the generic one first, then `gemm_nt_row` for `A·Bᵀ`;
+    /// the subgroup one where the device has it and `B`'s rows are vec4s;
     /// otherwise the vec4 one when aligned, then `gemm_nn_row` for an aligned `A·B` of
     /// fewer than [`VEC4_ROWS`] rows, or `gemm_tn_row` for a weight gradient where
     /// [`Self::tn_row`] (for `bench --gemm`; [`Self::kernel`] takes the last). All give
@@ -374,6 +399,11 @@ impl Gemm {
         if self.layout == Layout::Nt {
             v.push(("1x2 rows of W", &k.gemm_nt_row, grid(2 * NT_WG, 1)));
             return v;
+        }
+        if let Some(sg) = &k.gemm_subgroup {
+            if [p.n, p.b_sk, p.b_off].iter().all(|x| x % 4 == 0) {
+                v.push(("subgroup 8x8, A shuffled", sg, grid(8 * SG_WG, 8)));
+            }
         }
         if self.aligned() {
             let kernel = match self.layout {
