@@ -382,28 +382,26 @@ impl Gemm {
         (kernel, groups)
     }
 
-    /// Every kernel that can compute this product, with its grid: the workgroup-tiled one
-    /// (hardware GPUs' kind) and the generic one first, then `gemm_nt_row` for `A·Bᵀ`;
-    /// the subgroup one where the device has it and `B`'s rows are vec4s;
+    /// Every kernel that can compute this product, with its grid: hardware GPUs' kinds
+    /// first (the workgroup-tiled one, and the subgroup one where the device has it and
+    /// `B`'s rows are vec4s), then the generic one, then `gemm_nt_row` for `A·Bᵀ`;
     /// otherwise the vec4 one when aligned, then `gemm_nn_row` for an aligned `A·B` of
     /// fewer than [`VEC4_ROWS`] rows, or `gemm_tn_row` for a weight gradient where
-    /// [`Self::tn_row`] (for `bench --gemm`; [`Self::kernel`] takes the last). All give
-    /// the same bits.
+    /// [`Self::tn_row`] (for `bench --gemm`; [`Self::kernel`]'s fixed rule takes the last,
+    /// so never a hardware kind). All give the same bits.
     pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
         let p = &self.params;
         let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
-        let mut v = vec![
-            ("tiled 64x64, workgroup memory", &k.gemm_tiled, grid(GEMM_TILED, GEMM_TILED)),
-            ("generic 4x4", &k.gemm, grid(GEMM_TILE, GEMM_TILE)),
-        ];
+        let mut v = vec![("tiled 64x64, workgroup memory", &k.gemm_tiled, grid(GEMM_TILED, GEMM_TILED))];
+        if let Some(sg) = &k.gemm_subgroup {
+            if self.layout != Layout::Nt && [p.n, p.b_sk, p.b_off].iter().all(|x| x % 4 == 0) {
+                v.push(("subgroup 8x8, A shuffled", sg, grid(8 * SG_WG, 8)));
+            }
+        }
+        v.push(("generic 4x4", &k.gemm, grid(GEMM_TILE, GEMM_TILE)));
         if self.layout == Layout::Nt {
             v.push(("1x2 rows of W", &k.gemm_nt_row, grid(2 * NT_WG, 1)));
             return v;
-        }
-        if let Some(sg) = &k.gemm_subgroup {
-            if [p.n, p.b_sk, p.b_off].iter().all(|x| x % 4 == 0) {
-                v.push(("subgroup 8x8, A shuffled", sg, grid(8 * SG_WG, 8)));
-            }
         }
         if self.aligned() {
             let kernel = match self.layout {
