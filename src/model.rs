@@ -412,6 +412,13 @@ impl Model {
         &self.nodes
     }
 
+    /// The seed node `i` (a dropout node) draws its masks with, from the run's `seed`:
+    /// [`crate::rng::dropout_layer_seed`] of its ordinal among the model's dropout nodes.
+    pub fn dropout_seed(&self, i: usize, seed: u64) -> u64 {
+        let ordinal = self.nodes[..i].iter().filter(|n| matches!(n.op, Op::Dropout { .. })).count();
+        crate::rng::dropout_layer_seed(seed, ordinal as u32)
+    }
+
     /// Values per input sample.
     pub fn inputs(&self) -> usize {
         self.input.len()

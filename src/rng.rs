@@ -92,6 +92,18 @@ pub fn dropout_scale(p: f32) -> f32 {
     1.0 / (1.0 - p)
 }
 
+/// The seed the `ordinal`-th dropout layer of a model (0 for the first) draws its masks
+/// with: the run's `seed` itself for the first, so that a model with one dropout layer
+/// keeps its masks, and the seed mixed with the ordinal for the others, so that two
+/// dropout layers of the same width do not drop the same elements.
+pub fn dropout_layer_seed(seed: u64, ordinal: u32) -> u64 {
+    if ordinal == 0 {
+        seed
+    } else {
+        seed ^ u64::from(ordinal).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
 /// Whether dropout keeps `element` of dataset sample `sample` in `epoch`:
 /// `dropout_hash(…) ≥ dropout_threshold(p)`.
 pub fn dropout_keep(seed: u64, epoch: u32, sample: u32, element: u32, p: f32) -> bool {

@@ -115,6 +115,29 @@ fn cnn_preset_gradient_matches_cpu() {
     check_gradient(&model, &[&[13, 2, 7, 19, 0, 5, 11]], Augment { flip: true, shift: 2 });
 }
 
+/// Two dropout layers of the same width: the first draws the masks a lone dropout layer
+/// draws (keyed by the run's seed, so a model with one keeps its masks), the second its
+/// own (not the first's again), on the CPU; and the GPU's gradient is the CPU's.
+#[test]
+fn two_dropout_layers_draw_their_own_masks() {
+    let spec = "linear:16,dropout:0.5,linear:16,dropout:0.5,linear";
+    let model = Spec::parse(spec, &[]).unwrap().build(Shape::Flat(6), 3).unwrap();
+    let (x, _) = table(&model, 8, 7);
+    let samples: Vec<u32> = (0..8).collect();
+    let mut ws = net::Workspace::new(&model, 8);
+    let draw = net::Draw { seed: SEED, epoch: EPOCH as u32, samples: &samples };
+    net::forward(&model, &model.init(3), &x, 8, &mut ws, net::Kernels::Reference, Some(draw));
+    let kept = |i: usize| ws.acts[i][..8 * 16].iter().map(|v| *v != 0.0).collect::<Vec<_>>();
+    let lone: Vec<bool> = samples
+        .iter()
+        .flat_map(|&n| (0..16).map(move |j| wgtrain::rng::dropout_keep(SEED, EPOCH as u32, n, j, 0.5)))
+        .collect();
+    assert_eq!(kept(1), lone, "the first dropout layer's masks are not a lone layer's");
+    let same = kept(1).iter().zip(&kept(3)).filter(|(a, b)| a == b).count();
+    assert!(same < 8 * 16 * 3 / 4, "the two layers keep the same elements ({same} of 128 agree)");
+    check_gradient(&model, &[&[9], &[13, 2, 7, 19, 0, 5, 11]], Augment::default());
+}
+
 /// The parameters after 10 SGD steps of `small_cnn` with dropout on batches of 8, run
 /// through the ring (`ring`) or step by step.
 fn ten_steps(ring: bool) -> Option<Vec<f32>> {

@@ -1,5 +1,7 @@
 //! The CPU twin of `shaders/dropout.wgsl`: inverted dropout with masks drawn by a
-//! counter-based hash of (seed, epoch, dataset sample index, element index)
+//! counter-based hash of (seed, epoch, dataset sample index, element index) — the seed the
+//! layer's own ([`crate::model::Model::dropout_seed`]: the run's for the first dropout
+//! layer, mixed with its ordinal for the others)
 //! ([`crate::rng::dropout_keep`]), so the GPU draws the same masks and the result of a
 //! sample does not depend on which batch, or which row of it, the sample is in.
 

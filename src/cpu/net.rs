@@ -90,7 +90,10 @@ pub fn forward<T: Real>(
             }
             (Op::ReLU, _) => ops::relu_forward(input, out),
             (Op::Dropout { p }, _) => match draw {
-                Some(d) => dropout::dropout_forward(input, out, d.samples, n.out_len, d.seed, d.epoch, p),
+                Some(d) => {
+                    let seed = model.dropout_seed(i, d.seed);
+                    dropout::dropout_forward(input, out, d.samples, n.out_len, seed, d.epoch, p)
+                }
                 None => out.copy_from_slice(input),
             },
         }
@@ -178,7 +181,8 @@ pub fn loss_and_grad<T: Real>(
             (Op::ReLU, _) => ops::relu_backward(dz, input, &mut lower[i - 1][..batch * n.in_len]),
             (Op::Dropout { p }, _) => {
                 let dx = &mut lower[i - 1][..batch * n.in_len];
-                dropout::dropout_backward(dz, dx, draw.samples, n.out_len, draw.seed, draw.epoch, p);
+                let seed = model.dropout_seed(i, draw.seed);
+                dropout::dropout_backward(dz, dx, draw.samples, n.out_len, seed, draw.epoch, p);
                 if let Some(a) = mask {
                     ops::relu_mask(dx, a);
                 }

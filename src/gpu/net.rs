@@ -474,7 +474,7 @@ impl<'g> GpuNet<'g> {
         }
         self.draws = *d;
         for k in &mut self.keyed {
-            k.rekey(self.gpu, d.seed, d.epoch);
+            k.rekey(self.gpu, &self.model, d.seed, d.epoch);
         }
         Ok(())
     }
@@ -799,12 +799,13 @@ impl<'g> GpuNet<'g> {
                 }
                 Op::Dropout { .. } if mode == Mode::Eval => continue,
                 Op::Dropout { p } => {
-                    let params = DropoutParams::new(batch, n.out_len, self.draws.seed, self.draws.epoch, p);
+                    let seed = self.model.dropout_seed(i, self.draws.seed);
+                    let params = DropoutParams::new(batch, n.out_len, seed, self.draws.epoch, p);
                     let u = uniform(gpu, "dropout", &params);
                     let bindings = [whole(&u), whole(src), keys.clone(), whole(out)];
                     let kernel = &k.on_demand()?.conv.dropout_forward;
                     let d = kernel.dispatch_ranges(dev, &bindings, linear_groups(len, 256));
-                    keyed.push(Keyed::Dropout(u.clone(), params));
+                    keyed.push(Keyed::Dropout(u.clone(), params, i));
                     drop_u[i] = Some(u);
                     d
                 }
@@ -1131,23 +1132,25 @@ impl GpuNet<'_> {
     }
 }
 
-/// A recorded parameter block holding the draws' seed and epoch.
+/// A recorded parameter block holding the draws' seed and epoch (a dropout node's, with
+/// its index in the model, or the augmentation's).
 enum Keyed {
-    Dropout(wgpu::Buffer, DropoutParams),
+    Dropout(wgpu::Buffer, DropoutParams, usize),
     Augment(wgpu::Buffer, AugmentParams),
 }
 
 impl Keyed {
-    /// Writes `seed` and `epoch` into the block.
-    fn rekey(&mut self, gpu: &Gpu, seed: u64, epoch: u32) {
-        let (lo, hi) = (seed as u32, (seed >> 32) as u32);
+    /// Writes the run's `seed` (a dropout node's own, [`Model::dropout_seed`]) and `epoch`
+    /// into the block.
+    fn rekey(&mut self, gpu: &Gpu, model: &Model, seed: u64, epoch: u32) {
+        let split = |seed: u64| (seed as u32, (seed >> 32) as u32);
         match self {
-            Keyed::Dropout(u, p) => {
-                (p.seed_lo, p.seed_hi, p.epoch) = (lo, hi, epoch);
+            Keyed::Dropout(u, p, i) => {
+                ((p.seed_lo, p.seed_hi), p.epoch) = (split(model.dropout_seed(*i, seed)), epoch);
                 gpu.queue.write_buffer(u, 0, bytemuck::bytes_of(p));
             }
             Keyed::Augment(u, p) => {
-                (p.seed_lo, p.seed_hi, p.epoch) = (lo, hi, epoch);
+                ((p.seed_lo, p.seed_hi), p.epoch) = (split(seed), epoch);
                 gpu.queue.write_buffer(u, 0, bytemuck::bytes_of(p));
             }
         }
