@@ -22,7 +22,7 @@ fn touch() { out[0] = out[0] + 1u; }
 fn wide(@builtin(global_invocation_id) gid: vec3<u32>) { if (gid.x == 0xffffffffu) { out[1] = 1u; } }
 ";
 
-/// The memory floor's kernels on `W: [OUT, IN]` as vec4s, `x: [IN]`, `d`, `y: [OUT]`.
+/// The memory floor's kernels on `W: [OUT, IN]` and `x: [IN]` as vec4s, and `y: [OUT]`.
 const FLOOR: &str = "
 @group(0) @binding(0) var<storage, read_write> w: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -54,67 +54,6 @@ fn main() -> wgtrain::error::Result<()> {
     let gpu = Gpu::new(&AdapterChoice::any())?;
     println!("{}", gpu.describe());
     let dev = &gpu.device;
-    let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("touch"),
-        source: wgpu::ShaderSource::Wgsl(SHADER.into()),
-    });
-    let pipeline = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("touch"),
-        layout: None,
-        module: &module,
-        entry_point: Some("touch"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let buf = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("out"),
-        size: 16,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
-    let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[wgpu::BindGroupEntry { binding: 0, resource: buf.as_entire_binding() }],
-    });
-    let submit = |dispatches: usize| {
-        let mut enc = dev.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for _ in 0..dispatches {
-                pass.set_pipeline(&pipeline);
-                pass.set_bind_group(0, &bg, &[]);
-                pass.dispatch_workgroups(1, 1, 1);
-            }
-        }
-        gpu.queue.submit([enc.finish()]);
-    };
-    submit(10);
-    gpu.wait()?;
-    for &n in &[100usize, 1000, 4000] {
-        let t = Instant::now();
-        submit(n);
-        gpu.wait()?;
-        let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-        println!("{n:>5} dispatches in one pass, one submit: {us:>8.1} µs per dispatch");
-    }
-    for &per in &[1usize, 18] {
-        let subs = 200;
-        let t = Instant::now();
-        for _ in 0..subs {
-            submit(per);
-        }
-        gpu.wait()?;
-        let us = t.elapsed().as_secs_f64() * 1e6 / subs as f64;
-        println!("{subs} submits of {per:>2} dispatches: {us:>8.1} µs per submit");
-    }
-    let subs = 200;
-    let t = Instant::now();
-    for _ in 0..subs {
-        submit(0);
-    }
-    gpu.wait()?;
-    println!("{subs} submits of an empty pass: {:>8.1} µs per submit", t.elapsed().as_secs_f64() * 1e6 / subs as f64);
     let pipe = |module: &wgpu::ShaderModule, entry: &str| {
         dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
@@ -137,28 +76,63 @@ fn main() -> wgtrain::error::Result<()> {
             entries: &entries,
         })
     };
-    // µs per dispatch of `reps` dispatches of `groups` workgroups in one pass (after one
-    // dispatch that compiles the pipeline).
-    let time =
-        |p: &wgpu::ComputePipeline, bg: &wgpu::BindGroup, groups: u32, reps: usize| -> wgtrain::error::Result<f64> {
-            let mut per = 0.0;
-            for n in [1, reps] {
-                let t = Instant::now();
-                let mut enc = dev.create_command_encoder(&Default::default());
-                {
-                    let mut pass = enc.begin_compute_pass(&Default::default());
-                    for _ in 0..n {
-                        pass.set_pipeline(p);
-                        pass.set_bind_group(0, bg, &[]);
-                        pass.dispatch_workgroups(groups, 1, 1);
-                    }
-                }
-                gpu.queue.submit([enc.finish()]);
-                gpu.wait()?;
-                per = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let storage = |bytes: u64| {
+        dev.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    };
+    // Submits `n` dispatches of `groups` workgroups of `p` in one pass.
+    let submit = |p: &wgpu::ComputePipeline, bg: &wgpu::BindGroup, groups: u32, n: usize| {
+        let mut enc = dev.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for _ in 0..n {
+                pass.set_pipeline(p);
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(groups, 1, 1);
             }
-            Ok(per)
-        };
+        }
+        gpu.queue.submit([enc.finish()]);
+    };
+    // µs per dispatch of `reps` dispatches in one pass (after one that compiles `p`).
+    let time = |p: &wgpu::ComputePipeline, bg: &wgpu::BindGroup, groups: u32, reps: usize| {
+        let mut per = 0.0;
+        for n in [1, reps] {
+            let t = Instant::now();
+            submit(p, bg, groups, n);
+            gpu.wait()?;
+            per = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        }
+        wgtrain::error::Result::Ok(per)
+    };
+
+    let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("touch"),
+        source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+    });
+    let buf = storage(16);
+    let touch = pipe(&module, "touch");
+    let bg = bind(&touch, &[&buf]);
+    for &n in &[100usize, 1000, 4000] {
+        let us = time(&touch, &bg, 1, n)?;
+        println!("{n:>5} dispatches in one pass, one submit: {us:>8.1} µs per dispatch");
+    }
+    for &per in &[1usize, 18, 0] {
+        let subs = 200;
+        let t = Instant::now();
+        for _ in 0..subs {
+            submit(&touch, &bg, 1, per);
+        }
+        gpu.wait()?;
+        let us = t.elapsed().as_secs_f64() * 1e6 / subs as f64;
+        match per {
+            0 => println!("{subs} submits of an empty pass: {us:>8.1} µs per submit"),
+            _ => println!("{subs} submits of {per:>2} dispatches: {us:>8.1} µs per submit"),
+        }
+    }
     let wide = pipe(&module, "wide");
     let bg = bind(&wide, &[&buf]);
     for &groups in &[1u32, 256, 4096, 65535] {
@@ -168,19 +142,12 @@ fn main() -> wgtrain::error::Result<()> {
             us / f64::from(groups)
         );
     }
+
     let floor = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("floor"),
         source: wgpu::ShaderSource::Wgsl(FLOOR.into()),
     });
-    let storage = |floats: u64| {
-        dev.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: floats * 4,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        })
-    };
-    let (w, x, y) = (storage(OUT * IN), storage(IN), storage(OUT));
+    let (w, x, y) = (storage(4 * OUT * IN), storage(4 * IN), storage(4 * OUT));
     for (entry, groups, what) in
         [("update", 16, "read and write every weight"), ("dot_rows", 16, "read every weight, a dot per row")]
     {
