@@ -71,11 +71,15 @@ pub fn adapters_report() -> String {
     }
     let mut s = String::new();
     for a in all {
-        let l = a.limits();
+        let (l, info) = (a.limits(), a.get_info());
+        let subgroups = match a.features().contains(wgpu::Features::SUBGROUP) {
+            true => format!("{}–{} lanes", info.subgroup_min_size, info.subgroup_max_size),
+            false => "none".into(),
+        };
         s += &format!(
             "{}\n    max binding {} MiB, max buffer {} MiB, {} storage buffers/stage, {} KiB workgroup memory, \
-             {} invocations/workgroup, timestamps: {}\n",
-            describe(&a.get_info()),
+             {} invocations/workgroup, timestamps: {}, subgroups: {subgroups}\n",
+            describe(&info),
             l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
             l.max_storage_buffers_per_shader_stage,
