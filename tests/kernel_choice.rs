@@ -48,7 +48,7 @@ fn measured_choices_are_cached_and_change_no_bits() {
     let fresh: Vec<_> = report.iter().filter(|c| c.how == "measured").collect();
     assert!(!fresh.is_empty(), "nothing was measured: {report:?}");
     for c in &fresh {
-        assert!(c.timings.iter().any(|(v, ms)| *v == c.variant && ms.is_finite()), "{c:?}");
+        assert!(c.timings.iter().all(|(_, ms)| ms.is_finite()), "a variant never ran: {c:?}");
         let best = c.timings.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
         assert!(c.timings.iter().any(|(v, ms)| *v == c.variant && *ms == best), "not the fastest: {c:?}");
     }

@@ -1,19 +1,22 @@
 //! Which kernel computes each matrix product, chosen by measurement on the adapter at hand.
 //!
-//! Every variant of a product ([`Gemm::variants`]: the workgroup-tiled kernel, the subgroup
-//! one where the adapter has subgroups, the generic one, the vec4 and row kernels) gives the same bits — `every_gemm_variant_gives_the_generic_bits`
-//! holds them to it — so the choice is about speed alone and a run's numbers never depend
-//! on it. With `--kernels measured` (the default `auto` on a hardware GPU), the first time
-//! a product of a given shape is recorded on an adapter, each variant runs once to warm up
-//! (a cold shader compile lands there) and then [`REPS`] times, timed; the fastest wins.
-//! Past the budget a variant keeps its warm-up time. The choice is cached in `kernels.json` of the user's cache directory
-//! (`WGTRAIN_CACHE_DIR`, else `$XDG_CACHE_HOME/wgtrain`, else `~/.cache/wgtrain`), keyed
-//! by the adapter, its driver, wgtrain's version and a hash of the matrix-product shaders,
-//! then by the product; later runs read it and measure nothing. The measuring is bounded:
-//! once it has taken [`BUDGET_S`] seconds in a process, products not yet seen take the
-//! fixed rule. `--kernels fixed` (or `WGTRAIN_KERNELS=fixed`), and `auto` on a software
-//! adapter — where a first run would mostly time llvmpipe's compiles, and `bench --gemm`
-//! shows the fixed rule's kernels fastest — take [`Gemm::kernel`]'s fixed rule.
+//! Every variant of a product ([`Gemm::variants`]: the workgroup-tiled kernel, the
+//! subgroup one where the adapter has subgroups, the generic one, the vec4 and row
+//! kernels) gives the same bits — `every_gemm_variant_gives_the_generic_bits` holds them to
+//! it — so the choice is about speed alone and a run's numbers never depend on it. With
+//! `--kernels measured` (the default `auto` on a hardware GPU), the first time a product of
+//! a given shape is recorded on an adapter, each variant runs once to warm up (first-use
+//! costs land there) and then [`REPS`] times, timed; the fastest wins. The choice is
+//! cached in `kernels.json` of the user's cache directory (`WGTRAIN_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/wgtrain`, else `~/.cache/wgtrain`), keyed by the adapter, its driver,
+//! wgtrain's version and a hash of the matrix-product shaders, then by the product; later
+//! runs read it and measure nothing. The measuring is bounded: past [`BUDGET_S`] seconds
+//! in a process the product being measured finishes on warm-up runs alone (every variant
+//! runs at least once) and products not yet seen take the fixed rule, to be measured by
+//! a later run. `--kernels fixed` (or `WGTRAIN_KERNELS=fixed`), and `auto` on a software
+//! adapter — where a first run spends seconds measuring and the fixed rule's kernels win
+//! most products (`bench --gemm` on llvmpipe: the subgroup kernel wins `wide`'s largest
+//! ones) — take [`Gemm::kernel`]'s fixed rule.
 
 use super::gemm::Gemm;
 use super::pipeline::Kernel;
@@ -60,8 +63,7 @@ pub struct Choice {
     pub product: String,
     /// The variant's name (as `bench --gemm` prints it).
     pub variant: String,
-    /// `measured`, `measured (partial)` (the budget cut it short: not cached), `cached` or
-    /// `fixed`.
+    /// `measured`, `cached` or `fixed`.
     pub how: &'static str,
     /// What each variant took when measured (ms per run).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -237,15 +239,18 @@ const SLOWER: f64 = 3.0;
 /// Times `variants` on zero operands of `g`'s extents, the fixed rule's (the last) first:
 /// each a warm-up run, then the mean of [`REPS`] runs in one submission — unless its
 /// warm-up took over [`SLOWER`]× the best mean so far or the runs would end past
-/// `deadline` (the warm-up's time is kept), or `deadline` has passed (not run: infinite).
-/// Returns (name, ms) per variant, in `variants`' order, and whether every variant got
-/// its timed runs (only then is the winner worth caching).
+/// `deadline`: then the warm-up's time is kept (an overestimate, a first run's costs
+/// included). Every variant gets at least its warm-up, so a product measured when the
+/// budget runs out still compares all its variants and is cached like the others (a
+/// product of llvmpipe's `wide` takes longer to measure whole than the budget: left
+/// unfinished, it was measured again by every run). Returns (name, ms) per variant, in
+/// `variants`' order.
 fn measure(
     gpu: &Gpu,
     g: &Gemm,
     variants: &[(&'static str, &Kernel, [u32; 3])],
     deadline: Instant,
-) -> Result<(Vec<(String, f64)>, bool)> {
+) -> Result<Vec<(String, f64)>> {
     use super::buffers::{storage, storage_init, uniform};
     let p = &g.params;
     let span = |off: u32, n1: u32, s1: u32, n2: u32, s2: u32| {
@@ -272,28 +277,16 @@ fn measure(
     };
     let mut out: Vec<(String, f64)> = variants.iter().map(|v| (v.0.to_string(), f64::INFINITY)).collect();
     let mut best = f64::INFINITY;
-    let mut complete = true;
     for i in (0..variants.len()).rev() {
-        if best.is_finite() && Instant::now() > deadline {
-            complete = false;
-            break;
-        }
         let (_, kernel, groups) = variants[i];
         let d = kernel.dispatch(&gpu.device, &[&u, &a, &b, &e, &e, &c], groups);
         let warm = runs(&d, 1)?;
         let reps_end = Instant::now() + std::time::Duration::from_secs_f64(warm * REPS as f64 / 1e3);
-        let ms = match (warm > SLOWER * best, reps_end > deadline) {
-            (true, _) => warm,
-            (false, true) => {
-                complete = false;
-                warm
-            }
-            (false, false) => runs(&d, REPS)?,
-        };
+        let ms = if warm > SLOWER * best || reps_end > deadline { warm } else { runs(&d, REPS)? };
         best = best.min(ms);
         out[i].1 = ms;
     }
-    Ok((out, complete))
+    Ok(out)
 }
 
 impl Gpu {
@@ -338,20 +331,16 @@ impl Gpu {
         let deadline = t + std::time::Duration::from_secs_f64((BUDGET_S - state.measuring_s).max(0.0));
         let timings = measure(self, g, &variants, deadline);
         state.measuring_s += t.elapsed().as_secs_f64();
-        let Ok((timings, complete)) = timings else {
+        let Ok(timings) = timings else {
             state.chosen.insert(key.clone(), record("fixed", fixed, Vec::new()));
             return (fixed.1, fixed.2);
         };
         let best =
             timings.iter().enumerate().min_by(|x, y| x.1 .1.total_cmp(&y.1 .1)).map_or(variants.len() - 1, |b| b.0);
         let v = variants[best];
-        // A measurement the budget cut short serves this process only.
-        if complete {
-            state.cached.get_or_insert_with(BTreeMap::new).insert(key.clone(), v.0.to_string());
-            c.write_cache(&BTreeMap::from([(key.clone(), v.0.to_string())]));
-        }
-        let how = if complete { "measured" } else { "measured (partial)" };
-        state.chosen.insert(key.clone(), record(how, v, timings));
+        state.cached.get_or_insert_with(BTreeMap::new).insert(key.clone(), v.0.to_string());
+        c.write_cache(&BTreeMap::from([(key.clone(), v.0.to_string())]));
+        state.chosen.insert(key.clone(), record("measured", v, timings));
         (v.1, v.2)
     }
 }
