@@ -9,7 +9,11 @@
 //! storage buffer (so consecutive dispatches are ordered by a barrier, as a training
 //! step's are), recorded in one pass and submitted once; then the same kernel one
 //! dispatch per submission; then an empty pass per submission; then one dispatch of
-//! many 64-invocation workgroups that do nothing (what a workgroup costs).
+//! many 64-invocation workgroups that do nothing (what a workgroup costs). Last, the
+//! memory floor of the `small` model's first layer (`W: [256, 784]`) at `--batch 1`: one
+//! dispatch that reads and writes every weight (what any SGD update costs) and one that
+//! reads every weight into a dot product per row (what any forward product costs), each
+//! in the best layout found for a software adapter (a long run of vec4s per invocation).
 
 use std::time::Instant;
 use wgtrain::gpu::{AdapterChoice, Gpu};
@@ -22,33 +26,38 @@ fn touch() { out[0] = out[0] + 1u; }
 fn wide(@builtin(global_invocation_id) gid: vec3<u32>) { if (gid.x == 0xffffffffu) { out[1] = 1u; } }
 ";
 
-/// The memory floor's kernels on `W: [OUT, IN]` and `x: [IN]` as vec4s, and `y: [OUT]`.
-const FLOOR: &str = "
+/// The memory floor's matrix: `W: [OUT, IN]`.
+const OUT: u64 = 256;
+const IN: u64 = 784;
+
+/// The memory floor's kernels on `W` and `x: [IN]` as vec4s, and `y: [OUT]`.
+fn floor_shader() -> String {
+    let (in4, quarter) = (IN / 4, IN / 16);
+    format!(
+        "
 @group(0) @binding(0) var<storage, read_write> w: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-const IN4: u32 = 196u;
-const OUT: u32 = 256u;
-// W[m, :] -= 0.01 y[m] x, a quarter row (49 vec4s) per invocation.
+// W[m, :] -= 0.01 y[m] x, a quarter row ({quarter} vec4s) per invocation.
 @compute @workgroup_size(64)
-fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn update(@builtin(global_invocation_id) gid: vec3<u32>) {{
     let m = gid.x / 4u;
-    if (m >= OUT) { return; }
-    let s = (gid.x % 4u) * 49u;
+    if (m >= {OUT}u) {{ return; }}
+    let s = (gid.x % 4u) * {quarter}u;
     let g = vec4<f32>(0.01 * y[m]);
-    for (var c = s; c < s + 49u; c++) { w[m * IN4 + c] -= g * x[c]; }
-}
+    for (var c = s; c < s + {quarter}u; c++) {{ w[m * {in4}u + c] -= g * x[c]; }}
+}}
 // y[m] = W[m, :]·x, a row per invocation.
 @compute @workgroup_size(16)
-fn dot_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.x >= OUT) { return; }
+fn dot_rows(@builtin(global_invocation_id) gid: vec3<u32>) {{
+    if (gid.x >= {OUT}u) {{ return; }}
     var acc = vec4<f32>();
-    for (var c = 0u; c < IN4; c++) { acc = fma(w[gid.x * IN4 + c], x[c], acc); }
+    for (var c = 0u; c < {in4}u; c++) {{ acc = fma(w[gid.x * {in4}u + c], x[c], acc); }}
     y[gid.x] = acc.x + acc.y + acc.z + acc.w;
+}}
+"
+    )
 }
-";
-const OUT: u64 = 256;
-const IN: u64 = 784;
 
 fn main() -> wgtrain::error::Result<()> {
     let gpu = Gpu::new(&AdapterChoice::any())?;
@@ -145,12 +154,14 @@ fn main() -> wgtrain::error::Result<()> {
 
     let floor = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("floor"),
-        source: wgpu::ShaderSource::Wgsl(FLOOR.into()),
+        source: wgpu::ShaderSource::Wgsl(floor_shader().into()),
     });
     let (w, x, y) = (storage(4 * OUT * IN), storage(4 * IN), storage(4 * OUT));
-    for (entry, groups, what) in
-        [("update", 16, "read and write every weight"), ("dot_rows", 16, "read every weight, a dot per row")]
-    {
+    let groups = (4 * OUT).div_ceil(64) as u32;
+    for (entry, groups, what) in [
+        ("update", groups, "read and write every weight"),
+        ("dot_rows", OUT.div_ceil(16) as u32, "read every weight, a dot per row"),
+    ] {
         let p = pipe(&floor, entry);
         let us = time(&p, &bind(&p, &[&w, &x, &y]), groups, 100)?;
         println!("{OUT}x{IN} weights, one dispatch to {what}: {us:>7.1} µs");

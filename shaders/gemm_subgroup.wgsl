@@ -10,9 +10,10 @@
 // and the k loop takes A(m0 + r, k) from lane k − k0 by subgroupShuffle — one load of A
 // per row per S values of k. The sums are gemm_nn's fma chains (0, then k = 0, 1, …,
 // K−1), so the same bits. Shuffles need the whole subgroup, so no invocation leaves the
-// loops early: columns past N read B's last vec4 and are not stored; rows past M read A's
-// last row. Needs subgroup_size ≤ SG_WG. Workgroup SG_WG × 1; one group covers 8 rows ×
-// (8·SG_WG) columns; dispatch (⌈N/(8·SG_WG)⌉, ⌈M/8⌉, 1).
+// loops early: columns past N read B's last vec4 and are not stored (store_row checks
+// every element); rows past M read A's last row. Needs subgroup_size ≤ SG_WG. Workgroup
+// SG_WG × 1; one group covers 8 rows × (8·SG_WG) columns; dispatch (⌈N/(8·SG_WG)⌉,
+// ⌈M/8⌉, 1).
 
 const SG_WG: u32 = 64u;
 
@@ -60,7 +61,5 @@ fn gemm_subgroup(
             );
         }
     }
-    if (n0 < p.n) {
-        store(m0, n0, x);
-    }
+    store(m0, n0, x);
 }

@@ -136,6 +136,21 @@ fn two_dropout_layers_draw_their_own_masks() {
     let same = kept(1).iter().zip(&kept(3)).filter(|(a, b)| a == b).count();
     assert!(same < 8 * 16 * 3 / 4, "the two layers keep the same elements ({same} of 128 agree)");
     check_gradient(&model, &[&[9], &[13, 2, 7, 19, 0, 5, 11]], Augment::default());
+
+    // A step recorded in epoch EPOCH − 1 and re-keyed for EPOCH (each dropout node's
+    // parameter block rewritten with its own seed) gives the CPU's gradient of EPOCH.
+    let Some(gpu) = common::gpu() else { return };
+    let (x, y) = table(&model, 20, 2);
+    let params = model.init(4);
+    let idx = [13, 2, 7, 19, 0, 5, 11];
+    let mut g = GpuNet::new(gpu, &model, &params, OptimKind::Sgd, idx.len()).unwrap();
+    let t = g.add_table(Features::F32(&x), &y).unwrap();
+    for epoch in [EPOCH - 1, EPOCH] {
+        g.begin_epoch(&draws(epoch, Augment::default())).unwrap();
+        g.accumulate_gradient(t, &idx, 1.0 / idx.len() as f32, true).unwrap();
+    }
+    let cpu = cpu_grad(&model, &params, &x, &y, &idx, Augment::default());
+    assert_close("re-keyed for a new epoch", &g.read_grads().unwrap(), &cpu);
 }
 
 /// The parameters after 10 SGD steps of `small_cnn` with dropout on batches of 8, run

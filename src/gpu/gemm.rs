@@ -53,6 +53,7 @@ pub const TN_ROW_SEG: u32 = 32;
 /// 0.74 ms at B = 1, 1.01 against 1.43 ms at B = 4, 2.1 against 1.7 ms at B = 7; the
 /// weight gradient 0.26 against 0.44 ms at B = 1 since it runs 128 columns per invocation).
 pub const SMALL_BATCH: usize = 4;
+const _: () = assert!(SMALL_BATCH <= 4, "gemm_tn_row holds a row of A, one value per batch row, in a vec4");
 
 impl GemmParams {
     pub const BIAS: u32 = 1;

@@ -282,11 +282,7 @@ impl Kernels {
                 &[GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm_vec4.wgsl")],
             );
             // gemm_subgroup uses gemm_vec4.wgsl's block and stores, so it extends that file.
-            let info = device.adapter_info();
-            let subgroups = device.features().contains(wgpu::Features::SUBGROUP)
-                && (1..=SG_WG).contains(&info.subgroup_min_size)
-                && info.subgroup_max_size <= SG_WG;
-            let subgroup = subgroups.then(|| {
+            let subgroup = subgroup_kernel_runs(device).then(|| {
                 module(
                     device,
                     "gemm_subgroup.wgsl",
@@ -371,6 +367,15 @@ impl Kernels {
     }
 }
 
+/// Whether `gemm_subgroup` can run on `device` (and so is built): subgroups, of at most
+/// [`SG_WG`] invocations (its workgroup must hold whole subgroups).
+pub fn subgroup_kernel_runs(device: &wgpu::Device) -> bool {
+    let info = device.adapter_info();
+    device.features().contains(wgpu::Features::SUBGROUP)
+        && (1..=SG_WG).contains(&info.subgroup_min_size)
+        && info.subgroup_max_size <= SG_WG
+}
+
 /// The kernel family a matrix product runs on, chosen here where the kernels are.
 impl Gemm {
     /// The fixed rule's kernel for this product (vec4 when aligned, one row per invocation for
@@ -394,7 +399,7 @@ impl Gemm {
         let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
         let mut v = vec![("tiled 64x64, workgroup memory", &k.gemm_tiled, grid(GEMM_TILED, GEMM_TILED))];
         if let Some(sg) = &k.gemm_subgroup {
-            if self.layout != Layout::Nt && [p.n, p.b_sk, p.b_off].iter().all(|x| x % 4 == 0) {
+            if self.layout != Layout::Nt && p.b_sn == 1 && [p.n, p.b_sk, p.b_off].iter().all(|x| x % 4 == 0) {
                 v.push(("subgroup 8x8, A shuffled", sg, grid(8 * SG_WG, 8)));
             }
         }

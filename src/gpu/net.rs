@@ -22,8 +22,8 @@
 //!    (for batches up to [`im2col_batch`]), `conv_im2col`, `transpose`, the `fc_forward` GEMM over the
 //!    patches (bias and ReLU fused) and `conv_rows_to_nchw`; MaxPool2d
 //!    `maxpool2d_forward` (argmax kept per node), ReLU `relu_forward`, Dropout
-//!    `dropout_forward` (masks keyed by the run's seed, the epoch and each row's index in
-//!    the data set; in evaluation the node is the identity and its output is its input
+//!    `dropout_forward` (masks keyed by the node's seed, [`Model::dropout_seed`], the
+//!    epoch and each row's index in the data set; in evaluation the node is the identity and its output is its input
 //!    buffer);
 //! 4. `softmax_xent` (loss and `dZ` of the logits), `accumulate_stats`;
 //! 5. backward, last node first: Linear `fc_backward_weights`, `fc_backward_bias`,
