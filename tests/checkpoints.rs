@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use wgtrain::checkpoint;
-use wgtrain::data::{load_idx_dir, Split};
+use wgtrain::data::Split;
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::model::Model;
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
@@ -16,18 +16,12 @@ use wgtrain::train::{self, BatchSize, Config, Control, Finish, Quiet};
 
 fn subset() -> &'static Split {
     static S: OnceLock<Split> = OnceLock::new();
-    S.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
-        let mut s = load_idx_dir(&dir, None).unwrap();
-        s.train = s.train.head(2000);
-        s.test = s.test.head(500);
-        s
-    })
+    S.get_or_init(|| common::fashion_mnist(2000, 500))
 }
 
 /// The data `subset` holds, as a run folder records it.
 fn spec() -> DataSpec {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+    let data = common::fashion_mnist_dir();
     DataSpec {
         data,
         test: None,

@@ -4,9 +4,8 @@
 //! process holding all their shares.
 
 mod common;
-use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
-use wgtrain::data::{load_idx_dir, Split};
+use wgtrain::data::Split;
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::error::Result;
 use wgtrain::model::{Model, Shape, Spec};
@@ -17,13 +16,7 @@ use wgtrain::train::{self, BatchSize, Config, Control, Quiet};
 /// 8,192 training samples: 64 steps of 128.
 fn data() -> &'static Split {
     static S: OnceLock<Split> = OnceLock::new();
-    S.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
-        let mut s = load_idx_dir(&dir, None).unwrap();
-        s.train = s.train.head(8192);
-        s.test = s.test.head(300);
-        s
-    })
+    S.get_or_init(|| common::fashion_mnist(8192, 300))
 }
 
 fn config(model: &str, batch: BatchSize, opt: &str, lr: f32) -> Config {

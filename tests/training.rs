@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use wgtrain::cpu::net;
 use wgtrain::data::batches::{Batch, Gather};
-use wgtrain::data::{load_idx_dir, Split};
+use wgtrain::data::Split;
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::gpu::net::{Features, GpuNet};
 use wgtrain::model::Model;
@@ -18,13 +18,7 @@ use wgtrain::train::{self, BatchSize, Config, Quiet};
 /// The first 3,000 training and 1,000 test images of the vendored Fashion-MNIST.
 fn subset() -> &'static Split {
     static S: OnceLock<Split> = OnceLock::new();
-    S.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
-        let mut s = load_idx_dir(&dir, None).unwrap();
-        s.train = s.train.head(3000);
-        s.test = s.test.head(1000);
-        s
-    })
+    S.get_or_init(|| common::fashion_mnist(3000, 1000))
 }
 
 fn config(hidden: &[usize], batch: BatchSize, opt: &str, lr: f32, epochs: usize) -> Config {

@@ -2,14 +2,15 @@
 //! set, and CSV columns on different scales are standardized with training statistics
 //! that travel with the weights.
 
-use std::path::{Path, PathBuf};
+mod common;
+use std::path::PathBuf;
 use std::process::Command;
 use wgtrain::data::holdout::{stratified, ValSize};
 use wgtrain::data::normalize::{InputTransform, Normalize};
 use wgtrain::data::{load_idx_dir, Dataset, FeatureData, Split};
 
 fn fashion() -> Split {
-    load_idx_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist"), None).unwrap()
+    load_idx_dir(&common::fashion_mnist_dir(), None).unwrap()
 }
 
 #[test]

@@ -1,8 +1,23 @@
 //! Shared by the test binaries: one GPU per binary, or a loud skip.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use wgtrain::data::{load_idx_dir, Split};
 use wgtrain::gpu::{AdapterChoice, Gpu};
+
+/// The vendored Fashion-MNIST's folder.
+pub fn fashion_mnist_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist")
+}
+
+/// The first `train` training and `test` test images of the vendored Fashion-MNIST.
+pub fn fashion_mnist(train: usize, test: usize) -> Split {
+    let mut s = load_idx_dir(&fashion_mnist_dir(), None).unwrap();
+    s.train = s.train.head(train);
+    s.test = s.test.head(test);
+    s
+}
 
 /// The adapter for GPU tests, opened once per test binary, its matrix products on the
 /// fixed rule's kernels and no kernel cache (tests/kernel_choice.rs measures, in its own
