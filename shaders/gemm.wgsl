@@ -5,8 +5,8 @@
 // in bounds) and stores are guarded. The sum over k runs in increasing k with one fma
 // per term: a fixed order, so the same inputs give the same bits on the same adapter.
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<AT>;
+@group(0) @binding(2) var<storage, read> b: array<BT>;
 
 @compute @workgroup_size(WG, WG)
 fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -31,11 +31,11 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
     var ak = 0u;
     var bk = 0u;
     for (var kk = 0u; kk < p.k; kk++) {
-        let bv = vec4<f32>(b[b0 + bk], b[b1 + bk], b[b2 + bk], b[b3 + bk]);
-        c0 = fma(vec4<f32>(a[a0 + ak]), bv, c0);
-        c1 = fma(vec4<f32>(a[a1 + ak]), bv, c1);
-        c2 = fma(vec4<f32>(a[a2 + ak]), bv, c2);
-        c3 = fma(vec4<f32>(a[a3 + ak]), bv, c3);
+        let bv = vec4<f32>(f32(b[b0 + bk]), f32(b[b1 + bk]), f32(b[b2 + bk]), f32(b[b3 + bk]));
+        c0 = fma(vec4<f32>(f32(a[a0 + ak])), bv, c0);
+        c1 = fma(vec4<f32>(f32(a[a1 + ak])), bv, c1);
+        c2 = fma(vec4<f32>(f32(a[a2 + ak])), bv, c2);
+        c3 = fma(vec4<f32>(f32(a[a3 + ak])), bv, c3);
         ak += p.a_sk;
         bk += p.b_sk;
     }
@@ -64,7 +64,7 @@ const NT_WG: u32 = 32u;
 
 // Elements k..k+3 of the row of B that starts at offset r.
 fn b4(r: u32, k: u32) -> vec4<f32> {
-    return vec4<f32>(b[r + k], b[r + k + 1u], b[r + k + 2u], b[r + k + 3u]);
+    return vec4<f32>(f32(b[r + k]), f32(b[r + k + 1u]), f32(b[r + k + 2u]), f32(b[r + k + 3u]));
 }
 
 @compute @workgroup_size(NT_WG)
@@ -80,7 +80,7 @@ fn gemm_nt_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
     var acc = vec2<f32>();
     var k = 0u;
     for (; k + 4u <= p.k; k += 4u) {
-        let x = vec4<f32>(a[am + k], a[am + k + 1u], a[am + k + 2u], a[am + k + 3u]);
+        let x = vec4<f32>(f32(a[am + k]), f32(a[am + k + 1u]), f32(a[am + k + 2u]), f32(a[am + k + 3u]));
         let w0 = b4(r0, k);
         let w1 = b4(r1, k);
         acc = fma(vec2<f32>(x.x), vec2<f32>(w0.x, w1.x), acc);
@@ -89,7 +89,7 @@ fn gemm_nt_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
         acc = fma(vec2<f32>(x.w), vec2<f32>(w0.w, w1.w), acc);
     }
     for (; k < p.k; k++) {
-        acc = fma(vec2<f32>(a[am + k]), vec2<f32>(b[r0 + k], b[r1 + k]), acc);
+        acc = fma(vec2<f32>(f32(a[am + k])), vec2<f32>(f32(b[r0 + k]), f32(b[r1 + k])), acc);
     }
     epilogue(m, n0, acc.x);
     if (n0 + 1u < p.n) {

@@ -56,8 +56,8 @@ fn gemm_subgroup(
                 subgroupShuffle(av[5], i),
                 subgroupShuffle(av[6], i),
                 subgroupShuffle(av[7], i),
-                b[bl + k],
-                b[bh + k],
+                vec4<f32>(b[bl + k]),
+                vec4<f32>(b[bh + k]),
             );
         }
     }

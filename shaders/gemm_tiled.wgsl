@@ -16,8 +16,8 @@
 // bench --gemm`), so the measured choice (`gpu::choice`) keeps the register-blocked
 // kernels there. Workgroup TW×TW; dispatch (⌈N/TILE⌉, ⌈M/TILE⌉, 1).
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<AT>;
+@group(0) @binding(2) var<storage, read> b: array<BT>;
 
 const TW: u32 = 16u;
 const TILE: u32 = 64u;
@@ -47,7 +47,7 @@ fn gemm_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
             }
             let ka = min(k0 + kk, p.k - 1u);
             let m = min(tm + mm, p.m - 1u);
-            sa[kk][mm] = a[p.a_off + m * p.a_sm + ka * p.a_sk];
+            sa[kk][mm] = f32(a[p.a_off + m * p.a_sm + ka * p.a_sk]);
             var kb = e / TILE;
             var nn = e % TILE;
             if (!b_n_fastest) {
@@ -56,7 +56,7 @@ fn gemm_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
             }
             let kbb = min(k0 + kb, p.k - 1u);
             let n = min(tn + nn, p.n - 1u);
-            sb[kb][nn] = b[p.b_off + kbb * p.b_sk + n * p.b_sn];
+            sb[kb][nn] = f32(b[p.b_off + kbb * p.b_sk + n * p.b_sn]);
         }
         workgroupBarrier();
         let terms = min(BK, p.k - k0);

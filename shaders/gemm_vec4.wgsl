@@ -21,8 +21,8 @@
 // and N: loads clamp to the last valid row or vec4 and the epilogue stores only inside
 // C. Sums run over k in increasing order: a fixed order.
 
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> a: array<vec4<AT>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<BT>>;
 
 // The 8×8 block: row i in (lo, hi) = columns n0..n0+3, n0+4..n0+7.
 struct Block {
@@ -63,7 +63,7 @@ fn store(m0: u32, n0: u32, x: Block) {
 
 // A's element i, read through its vec4 binding.
 fn scalar_a(i: u32) -> f32 {
-    return a[i / 4u][i % 4u];
+    return f32(a[i / 4u][i % 4u]);
 }
 
 // x += [a0 … a7]ᵀ · [lo hi]: one k's outer-product update of the 8×8 block.
@@ -103,9 +103,9 @@ fn gemm_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
     let bsk = p.b_sk / 4u;
     var x: Block;
     for (var kk = 0u; kk < p.k; kk++) {
-        let al = a[ai + kk * ask];
-        let ah = a[ai2 + kk * ask];
-        x = outer(x, al.x, al.y, al.z, al.w, ah.x, ah.y, ah.z, ah.w, b[bl + kk * bsk], b[bh + kk * bsk]);
+        let al = vec4<f32>(a[ai + kk * ask]);
+        let ah = vec4<f32>(a[ai2 + kk * ask]);
+        x = outer(x, al.x, al.y, al.z, al.w, ah.x, ah.y, ah.z, ah.w, vec4<f32>(b[bl + kk * bsk]), vec4<f32>(b[bh + kk * bsk]));
     }
     store(m0, n0, x);
 }
@@ -129,8 +129,8 @@ fn gemm_nn_row(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < p.k; k++) {
         let row = k * bsk;
         let av = vec4<f32>(scalar_a(am + ak));
-        lo = fma(av, b[bl + row], lo);
-        hi = fma(av, b[bh + row], hi);
+        lo = fma(av, vec4<f32>(b[bl + row]), lo);
+        hi = fma(av, vec4<f32>(b[bh + row]), hi);
         ak += p.a_sk;
     }
     store_row(m, n0, lo, hi);
@@ -159,7 +159,7 @@ fn gemm_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
     var ak = 0u;
     for (var k = 0u; k < p.k; k++) {
         let row = k * bsk;
-        x = outer(x, scalar_a(a0 + ak), scalar_a(a1 + ak), scalar_a(a2 + ak), scalar_a(a3 + ak), scalar_a(a4 + ak), scalar_a(a5 + ak), scalar_a(a6 + ak), scalar_a(a7 + ak), b[bl + row], b[bh + row]);
+        x = outer(x, scalar_a(a0 + ak), scalar_a(a1 + ak), scalar_a(a2 + ak), scalar_a(a3 + ak), scalar_a(a4 + ak), scalar_a(a5 + ak), scalar_a(a6 + ak), scalar_a(a7 + ak), vec4<f32>(b[bl + row]), vec4<f32>(b[bh + row]));
         ak += p.a_sk;
     }
     store(m0, n0, x);

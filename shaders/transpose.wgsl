@@ -1,5 +1,8 @@
 // Transposes one weight matrix, so the forward product reads Wᵀ row-contiguously:
-//   dst[dst_off + i·rows + o] = src[src_off + o·cols + i],   W: [rows = OUT, cols = IN]
+//   dst[dst_off + i·rows + o] = to_dt(src[src_off + o·cols + i]),   W: [rows = OUT, cols = IN]
+// DT, the destination's element type, and to_dt are put before this file
+// (`gpu::kernels`): f32 and the identity, or, for mixed precision's Wᵀ, f16 and
+// cast_f16.wgsl's conversion (saturating at ±65504).
 // Run at the start of every recorded step of more than 4 rows (`SMALL_BATCH`; smaller
 // ones read W itself), after the previous step's update.
 // Bindings: 0 params, 1 src (read), 2 dst (read_write). One invocation per row o and
@@ -12,7 +15,7 @@ struct Params { rows: u32, cols: u32, src_off: u32, dst_off: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<DT>;
 
 const COLS: u32 = 16u;
 
@@ -25,6 +28,6 @@ fn transpose(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let end = min(i0 + COLS, p.cols);
     for (var i = i0; i < end; i++) {
-        dst[p.dst_off + i * p.rows + o] = src[p.src_off + o * p.cols + i];
+        dst[p.dst_off + i * p.rows + o] = to_dt(src[p.src_off + o * p.cols + i]);
     }
 }

@@ -7,6 +7,7 @@ use crate::data::batches::{epoch_order, stream, stream_owned, Batch, Gather};
 use crate::data::Dataset;
 use crate::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use crate::error::{Error, Result};
+use crate::gpu::net::Precision;
 use crate::gpu::Gpu;
 use crate::model::{Model, Spec};
 use crate::optim::{OptimKind, OptimStep, Optimizer};
@@ -180,9 +181,15 @@ pub struct GemmTiming {
 /// rows, of the forward product on `W` itself, as training runs it), after checking each
 /// against the CPU twin (a variant that fails is
 /// reported, with its error, and never enters `shaders/`).
-pub fn gemm_variants(gpu: &crate::gpu::Gpu, model: &Model, batch: usize, reps: usize) -> Result<Vec<GemmTiming>> {
+pub fn gemm_variants(
+    gpu: &crate::gpu::Gpu,
+    model: &Model,
+    batch: usize,
+    precision: Precision,
+    reps: usize,
+) -> Result<Vec<GemmTiming>> {
     use crate::cpu::ops;
-    use crate::gpu::gemm::GemmParams;
+    use crate::gpu::gemm::{GemmParams, Operands};
     use crate::rng::Rng;
     use crate::verify::{abs, compare, dot_bound, uniform, wide};
     let mut out = Vec::new();
@@ -190,8 +197,16 @@ pub fn gemm_variants(gpu: &crate::gpu::Gpu, model: &Model, batch: usize, reps: u
     for node in model.nodes() {
         let crate::model::Op::Linear { inp, out: o } = node.op else { continue };
         let l = node.layer;
-        let x = uniform(&mut rng, batch * inp, 1.0);
-        let w = uniform(&mut rng, o * inp, 1.0);
+        let (mut x, mut w) = (uniform(&mut rng, batch * inp, 1.0), uniform(&mut rng, o * inp, 1.0));
+        // Mixed precision's products read X and W in f16: the references take the same values.
+        let (fwd_operands, bwd_operands) = match precision {
+            Precision::F32 => (Operands::F32, Operands::F32),
+            Precision::Mixed => {
+                gpu.kernels.half()?;
+                (x, w) = (ops::cast_f16(&x), ops::cast_f16(&w));
+                (Operands::F16, Operands::F32F16)
+            }
+        };
         let dz = uniform(&mut rng, batch * o, 1.0);
         let zeros_b = vec![0.0f64; o];
         // (name, product, a, b, reference, magnitude, k)
@@ -234,6 +249,7 @@ pub fn gemm_variants(gpu: &crate::gpu::Gpu, model: &Model, batch: usize, reps: u
             o,
         ));
         for (name, g, a, b, reference, mag, k) in cases {
+            let g = g.with_operands(if name.starts_with("fc_forward") { fwd_operands } else { bwd_operands });
             for (variant, kernel, groups) in g.variants(&gpu.kernels) {
                 let (c, secs) = crate::gpu::ops::time_gemm(
                     gpu,
@@ -292,11 +308,13 @@ pub fn select(names: &[String]) -> Result<Vec<Workload>> {
 
 /// Times workload `w` (its input and output widths taken from `data`) on the CPU, or on
 /// `gpu` with the data resident or streamed as `mode` says, plus a per-kernel profile.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     gpu: Option<&Gpu>,
     w: &Workload,
     data: &Dataset,
     mode: DataMode,
+    precision: Precision,
     warmup: usize,
     steps: usize,
 ) -> Result<Measurement> {
@@ -308,7 +326,7 @@ pub fn run(
             ("cpu", measure(&mut e, data, w, warmup, steps)?)
         }
         Some(g) => {
-            let mut e = GpuEngine::new(g, &model, &params, OptimKind::Sgd, w.batch, data, mode)?;
+            let mut e = GpuEngine::with_precision(g, &model, &params, OptimKind::Sgd, w.batch, data, mode, precision)?;
             let mut m = measure(&mut e, data, w, warmup, steps)?;
             profile(&mut e, data, w, &mut m)?;
             ("gpu", m)

@@ -15,6 +15,7 @@ use crate::engine::DataMode;
 use crate::error::{Error, Result};
 use crate::gpu::choice::KernelPolicy;
 use crate::gpu::context::DeviceKind;
+use crate::gpu::net::Precision;
 use crate::model::{Model, Shape, Spec};
 use crate::optim::{OptimKind, Optimizer, Schedule};
 use crate::plot::XAxis;
@@ -95,6 +96,10 @@ pub struct BenchArgs {
     /// Which kernel computes each matrix product (see `train --help`).
     #[arg(long, value_enum)]
     pub kernels: Option<KernelPolicy>,
+    /// The GPU's precision (see `train --help`; the CPU computes in f32). With --gemm:
+    /// mixed times the f16 variants of each product.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: Precision,
     /// Devices to time.
     #[arg(long, value_enum, default_value = "cpu,gpu", value_delimiter = ',')]
     pub devices: Vec<BenchDevice>,
@@ -198,6 +203,11 @@ pub struct TrainArgs {
     pub lr: f32,
     #[arg(long, value_enum, default_value = "adam")]
     pub optimizer: OptimKind,
+    /// f32, or mixed: the fully connected layers' products read f16 copies of their
+    /// inputs and weights, accumulating in f32 (weights, gradients and every other op stay
+    /// f32). GPU only, on adapters with SHADER_F16.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: Precision,
     /// Momentum coefficient μ (momentum, nesterov).
     #[arg(long, default_value_t = 0.9, allow_negative_numbers = true, value_parser = unit_interval)]
     pub momentum: f32,
@@ -386,6 +396,7 @@ impl TrainArgs {
             seed: self.seed,
             log_every: self.log_every.unwrap_or((steps / 10).max(1)),
             early_stop: self.early_stop,
+            precision: self.precision,
         })
     }
 }

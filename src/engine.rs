@@ -7,7 +7,7 @@ use crate::data::augment::{self, Draws};
 use crate::data::batches::{Batch, Gather};
 use crate::data::{Dataset, FeatureData};
 use crate::error::{Error, Result};
-use crate::gpu::net::{Features, GpuNet, TableId};
+use crate::gpu::net::{Features, GpuNet, Precision, TableId};
 use crate::gpu::Gpu;
 use crate::model::{Model, Shape};
 use crate::optim::{OptimKind, OptimStep};
@@ -305,7 +305,9 @@ impl Engine for CpuEngine {
 /// Builds the engine that trains `model` from `params` on `gpu`, or on the CPU when `None`:
 /// optimizer state for `kind`, room for `max_batch` rows, and on a GPU the training set
 /// as `mode` says — but streamed when it does not fit one binding of the adapter (the
-/// engine's [`Engine::describe`] then says "streamed").
+/// engine's [`Engine::describe`] then says "streamed"); the fully connected products in
+/// `precision` (mixed: GPU only).
+#[allow(clippy::too_many_arguments)]
 pub fn open<'g>(
     gpu: Option<&'g Gpu>,
     model: &Model,
@@ -314,9 +316,17 @@ pub fn open<'g>(
     max_batch: usize,
     train: &Dataset,
     mode: DataMode,
+    precision: Precision,
 ) -> Result<Box<dyn Engine + 'g>> {
     check_memory(gpu.is_some(), model, kind, max_batch, train)?;
     let Some(g) = gpu else {
+        if precision == Precision::Mixed {
+            return Err(Error::invalid(
+                "--precision",
+                "mixed",
+                "a GPU adapter (the CPU trains in f32): add --device gpu, or use --precision f32",
+            ));
+        }
         return Ok(Box::new(CpuEngine::new(model, params, kind, max_batch)));
     };
     let bytes = match &train.features {
@@ -325,7 +335,7 @@ pub fn open<'g>(
     };
     let mode =
         if mode == DataMode::Resident && g.check_binding("data", bytes).is_err() { DataMode::Streaming } else { mode };
-    Ok(Box::new(GpuEngine::new(g, model, &params, kind, max_batch, train, mode)?))
+    Ok(Box::new(GpuEngine::with_precision(g, model, &params, kind, max_batch, train, mode, precision)?))
 }
 
 /// The host memory, in bytes, that training `model` with `kind` at up to `max_batch` rows
@@ -416,7 +426,7 @@ fn features(data: &FeatureData) -> Features<'_> {
 
 impl<'g> GpuEngine<'g> {
     /// Builds the network on `gpu` for batches of up to `max_batch`, with the training
-    /// set resident or streamed.
+    /// set resident or streamed, in f32.
     pub fn new(
         gpu: &'g Gpu,
         model: &Model,
@@ -426,7 +436,22 @@ impl<'g> GpuEngine<'g> {
         train: &Dataset,
         mode: DataMode,
     ) -> Result<Self> {
-        let mut net = GpuNet::new(gpu, model, params, kind, max_batch)?;
+        Self::with_precision(gpu, model, params, kind, max_batch, train, mode, Precision::F32)
+    }
+
+    /// As [`Self::new`], with the fully connected products in `precision`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_precision(
+        gpu: &'g Gpu,
+        model: &Model,
+        params: &[f32],
+        kind: OptimKind,
+        max_batch: usize,
+        train: &Dataset,
+        mode: DataMode,
+        precision: Precision,
+    ) -> Result<Self> {
+        let mut net = GpuNet::with_precision(gpu, model, params, kind, max_batch, precision)?;
         let table = match mode {
             DataMode::Resident => net.add_table(features(&train.features), &train.labels)?,
             DataMode::Streaming => net.add_stream_table(matches!(train.features, FeatureData::U8(_)))?,
@@ -476,9 +501,10 @@ impl<'g> GpuEngine<'g> {
 impl Engine for GpuEngine<'_> {
     fn describe(&self) -> String {
         format!(
-            "GPU {} ({} data)",
+            "GPU {} ({} data{})",
             self.gpu.describe(),
-            if self.mode == DataMode::Resident { "resident" } else { "streamed" }
+            if self.mode == DataMode::Resident { "resident" } else { "streamed" },
+            if self.net.precision() == Precision::Mixed { ", mixed precision" } else { "" }
         )
     }
 

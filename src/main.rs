@@ -11,6 +11,7 @@ use wgtrain::cli::{self, BenchArgs, Cli, Command, EvalArgs, LrFindArgs, PlotArgs
 use wgtrain::data::Split;
 use wgtrain::engine::{self, DataMode};
 use wgtrain::error::{Error, Result};
+use wgtrain::gpu::net::Precision;
 use wgtrain::gpu::{context, Gpu};
 use wgtrain::model::Shape;
 use wgtrain::optim::OptimKind;
@@ -115,7 +116,8 @@ fn train_cmd(a: TrainArgs, comm: Option<&dyn Collective>) -> std::result::Result
     let mut cost = None;
     let opened = engine::check_memory(gpu.is_some(), &model, kind, rows, &split.train).and_then(|_| {
         let params = resume.as_ref().map_or_else(|| model.init(cfg.seed), |r| r.params.clone());
-        let inner = engine::open(gpu.as_ref(), &model, params, kind, rows, &split.train, a.dev.data_mode)?;
+        let inner =
+            engine::open(gpu.as_ref(), &model, params, kind, rows, &split.train, a.dev.data_mode, cfg.precision)?;
         let mut engine: Box<dyn engine::Engine + '_> = match (shards, comm) {
             (1, None) => inner,
             _ => {
@@ -337,7 +339,8 @@ fn eval_cmd(a: EvalArgs) -> Result<bool> {
         g.set_kernels(a.dev.kernels);
     }
     let (sgd, chunk) = (OptimKind::Sgd, train::CHUNK);
-    let mut engine = engine::open(gpu.as_ref(), &w.model, w.params, sgd, chunk, &split.test, DataMode::Streaming)?;
+    let mut engine =
+        engine::open(gpu.as_ref(), &w.model, w.params, sgd, chunk, &split.test, DataMode::Streaming, Precision::F32)?;
     let t = engine.evaluate(&split.test)?;
     println!(
         "{} on {} ({} samples, {}): loss {:.4}, accuracy {:.4}",
@@ -381,7 +384,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         let gpu = Gpu::named(a.adapter.as_deref())?;
         println!("GPU: {}", gpu.describe());
         for w in &chosen {
-            for t in bench::gemm_variants(&gpu, &w.model(&split.train)?, w.batch, a.steps)? {
+            for t in bench::gemm_variants(&gpu, &w.model(&split.train)?, w.batch, a.precision, a.steps)? {
                 println!(
                     "{}",
                     if a.json { serde_json::to_string(&t).expect("serialises") } else { bench::gemm_row(&w.name, &t) }
@@ -403,7 +406,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
                 }
                 BenchDevice::Gpu => gpu.as_ref(),
             };
-            let m = bench::run(g, w, &split.train, a.data_mode, a.warmup, a.steps)?;
+            let m = bench::run(g, w, &split.train, a.data_mode, a.precision, a.warmup, a.steps)?;
             println!("{}", if a.json { serde_json::to_string(&m).expect("serialises") } else { bench::row(&m) });
             results.push(m);
         }

@@ -98,7 +98,8 @@ impl Setup {
     /// A fresh engine at the initial weights.
     pub fn engine(&self, a: &TrainArgs) -> Result<Box<dyn Engine + '_>> {
         let (kind, rows) = (self.cfg.optimizer.kind, self.cfg.max_batch());
-        engine::open(self.gpu.as_ref(), &self.model, self.init.clone(), kind, rows, &self.split.train, a.dev.data_mode)
+        let (gpu, train) = (self.gpu.as_ref(), &self.split.train);
+        engine::open(gpu, &self.model, self.init.clone(), kind, rows, train, a.dev.data_mode, self.cfg.precision)
     }
 }
 

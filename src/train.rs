@@ -11,6 +11,7 @@ use crate::data::batches::{batch_count, epoch_order, stream, stream_owned, Batch
 use crate::data::Split;
 use crate::engine::{Engine, Tally};
 use crate::error::{Error, Result};
+use crate::gpu::net::Precision;
 use crate::model::Model;
 use crate::optim::{LrSchedule, OptimStep, Optimizer, Schedule};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -80,6 +81,9 @@ pub struct Config {
     pub log_every: usize,
     /// Stop when the validation loss has not improved for this many epochs.
     pub early_stop: Option<usize>,
+    /// The fully connected products' precision (`--precision`; f32 in runs written before it).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Config {
@@ -91,7 +95,8 @@ impl Config {
         };
         let (opt, lr) = (self.optimizer.kind.name(), self.optimizer.lr);
         let aug = if self.augment.is_none() { String::new() } else { format!(", augment {}", self.augment) };
-        format!("{opt} lr {lr} ({}), {b}, {} epochs{aug}", self.schedule, self.epochs)
+        let mixed = if self.precision == Precision::Mixed { ", mixed precision" } else { "" };
+        format!("{opt} lr {lr} ({}), {b}, {} epochs{aug}{mixed}", self.schedule, self.epochs)
     }
 
     /// The rows the engine must hold at once.

@@ -64,6 +64,7 @@ fn config(opt: &str, schedule: Schedule) -> Config {
         seed: 9,
         log_every: 8,
         early_stop: None,
+        precision: Default::default(),
     }
 }
 

@@ -235,7 +235,7 @@ fn every_gemm_variant_gives_the_generic_bits() {
     }
     assert_eq!(tiled, 6 * 6 * 5, "every product ran the tiled kernel");
     if wgtrain::gpu::kernels::subgroup_kernel_runs(&gpu.device) {
-        assert!(gpu.kernels.gemm_subgroup.is_some(), "{} runs the subgroup kernel but has none", gpu.describe());
+        assert!(gpu.kernels.gemms.subgroup.is_some(), "{} runs the subgroup kernel but has none", gpu.describe());
         assert!(subgroup >= 6 * 3 * 3, "the subgroup kernel ran {subgroup} products");
     }
 }

@@ -30,6 +30,7 @@ fn config(model: &str, batch: BatchSize, opt: &str, lr: f32) -> Config {
         seed: 5,
         log_every: 16,
         early_stop: None,
+        precision: Default::default(),
     }
 }
 

@@ -33,6 +33,7 @@ fn config(hidden: &[usize], batch: BatchSize, opt: &str, lr: f32, epochs: usize)
         seed: 5,
         log_every: 10,
         early_stop: None,
+        precision: Default::default(),
     }
 }
 

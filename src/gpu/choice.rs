@@ -18,7 +18,7 @@
 //! most products (`bench --gemm` on llvmpipe: the subgroup kernel wins `wide`'s largest
 //! ones) — take [`Gemm::kernel`]'s fixed rule.
 
-use super::gemm::Gemm;
+use super::gemm::{Gemm, Operands};
 use super::pipeline::Kernel;
 use super::Gpu;
 use crate::error::Result;
@@ -208,12 +208,17 @@ impl Choices {
     }
 }
 
-/// The product's key: its layout and every parameter (offsets decide alignment, so which
+/// The product's key: its layout, its operands' types (f32 ones keep the key they had
+/// before mixed precision) and every parameter (offsets decide alignment, so which
 /// variants exist).
 fn product_key(g: &Gemm) -> String {
     let p = &g.params;
+    let operands = match g.operands {
+        Operands::F32 => String::new(),
+        o => format!(" {o:?}"),
+    };
     format!(
-        "{:?} M{} N{} K{} flags{} a{}+{}/{} b{}+{}/{} c{}+{} bias{} mask{}",
+        "{:?}{operands} M{} N{} K{} flags{} a{}+{}/{} b{}+{}/{} c{}+{} bias{} mask{}",
         g.layout,
         p.m,
         p.n,

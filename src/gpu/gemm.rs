@@ -157,16 +157,51 @@ pub enum Layout {
     Nt,
 }
 
-/// One matrix product: its parameters and its layout.
+/// The element types of a product's operands `A` and `B` (`C`, the bias and the mask are
+/// always f32, and every kernel widens its loads to f32 and accumulates in f32): what
+/// `--precision mixed` changes. The kernels of each kind are one source built with
+/// [`Self::prelude`], which names the types `AT` and `BT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operands {
+    /// Both f32.
+    F32,
+    /// Both f16: mixed precision's forward product (`X` and `Wᵀ`, or `W`).
+    F16,
+    /// `A` f32, `B` f16: mixed precision's weight gradient (`dZ` with `X`) and input
+    /// gradient (`dZ` with `W`).
+    F32F16,
+}
+
+impl Operands {
+    /// The WGSL put before the product kernels' sources: the `f16` extension where an
+    /// operand is f16, and the aliases `AT`, `BT` of `A`'s and `B`'s element types.
+    pub fn prelude(self) -> &'static str {
+        match self {
+            Operands::F32 => "alias AT = f32;\nalias BT = f32;\n",
+            Operands::F16 => "enable f16;\nalias AT = f16;\nalias BT = f16;\n",
+            Operands::F32F16 => "enable f16;\nalias AT = f32;\nalias BT = f16;\n",
+        }
+    }
+}
+
+/// One matrix product: its parameters, its layout and its operands' element types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gemm {
     pub params: GemmParams,
     pub layout: Layout,
+    pub operands: Operands,
 }
 
 impl Gemm {
     fn new(layout: Layout, params: GemmParams) -> Self {
-        Gemm { params, layout }
+        Gemm { params, layout, operands: Operands::F32 }
+    }
+
+    /// The same product with operands of these element types (the buffers bound as `a`
+    /// and `b` must hold them, at the same element offsets and strides).
+    pub fn with_operands(mut self, operands: Operands) -> Self {
+        self.operands = operands;
+        self
     }
 
     /// Whether every stride, offset and contiguous extent the vec4 kernel loads along is
@@ -183,11 +218,12 @@ impl Gemm {
     }
 
     /// Whether `gemm_tn_row` computes this product: a weight gradient (`Aᵀ·B`, no flag but
-    /// ACCUMULATE) of at most [`SMALL_BATCH`] rows whose rows of `B` and `C` are whole vec4s.
+    /// ACCUMULATE, f32 operands) of at most [`SMALL_BATCH`] rows whose rows of `B` and `C` are whole vec4s.
     pub fn tn_row(&self) -> bool {
         let p = &self.params;
         let all4 = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
         self.layout == Layout::Tn
+            && self.operands == Operands::F32
             && p.k as usize <= SMALL_BATCH
             && p.flags & !GemmParams::ACCUMULATE == 0
             && all4(&[p.n, p.b_off, p.b_sk, p.c_off, p.c_sm])

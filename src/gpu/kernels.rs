@@ -70,7 +70,7 @@
 
 use super::conv_kernels::ConvKernels;
 use super::gemm::{
-    Gemm, Layout, GEMM_TILE, GEMM_TILED, GEMM_WG, NT_WG, ROW_WG, SG_WG, TN_ROW_SEG, TN_ROW_WG, VEC4_ROWS,
+    Gemm, Layout, Operands, GEMM_TILE, GEMM_TILED, GEMM_WG, NT_WG, ROW_WG, SG_WG, TN_ROW_SEG, TN_ROW_WG, VEC4_ROWS,
 };
 use super::pipeline::*;
 use crate::error::{Error, Result};
@@ -212,14 +212,8 @@ impl GatherParams {
 /// The kernels every training step records, compiled once per device; the others on
 /// first use ([`Self::on_demand`]).
 pub struct Kernels {
-    pub gemm: Kernel,
-    pub gemm_tiled: Kernel,
-    /// `gemm_subgroup`, where the device has subgroups of at most 64 invocations.
-    pub gemm_subgroup: Option<Kernel>,
-    pub gemm_tn: Kernel,
-    pub gemm_nn: Kernel,
-    pub gemm_nn_row: Kernel,
-    pub gemm_nt_row: Kernel,
+    /// The matrix products on f32 operands.
+    pub gemms: GemmKernels,
     pub gemm_tn_row: Kernel,
     pub gemm_tn_row_sgd: Kernel,
     pub transpose: Kernel,
@@ -234,6 +228,75 @@ pub struct Kernels {
     pub gather_f32: Kernel,
     device: wgpu::Device,
     on_demand: OnceLock<OnDemand>,
+    half: OnceLock<Half>,
+}
+
+/// The kernels of [`Gemm::variants`] for one kind of [`Operands`]: the same sources built
+/// with [`Operands::prelude`].
+pub struct GemmKernels {
+    /// `gemm` (`gemm.wgsl`): any strides and shapes.
+    pub generic: Kernel,
+    pub tiled: Kernel,
+    /// `gemm_subgroup`, where the device has subgroups of at most 64 invocations.
+    pub subgroup: Option<Kernel>,
+    pub tn: Kernel,
+    pub nn: Kernel,
+    pub nn_row: Kernel,
+    pub nt_row: Kernel,
+}
+
+impl GemmKernels {
+    fn new(device: &wgpu::Device, operands: Operands) -> Self {
+        let pre = operands.prelude();
+        let gemm =
+            module(device, "gemm.wgsl", &[pre, GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm.wgsl")]);
+        let tiled = module(
+            device,
+            "gemm_tiled.wgsl",
+            &[pre, GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm_tiled.wgsl")],
+        );
+        let gemm4 = module(
+            device,
+            "gemm_vec4.wgsl",
+            &[pre, GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm_vec4.wgsl")],
+        );
+        // gemm_subgroup uses gemm_vec4.wgsl's block and stores, so it extends that file.
+        let subgroup = subgroup_kernel_runs(device).then(|| {
+            module(
+                device,
+                "gemm_subgroup.wgsl",
+                &[
+                    pre,
+                    GEMM_COMMON,
+                    GEMM_EPILOGUE,
+                    include_str!("../../shaders/gemm_vec4.wgsl"),
+                    include_str!("../../shaders/gemm_subgroup.wgsl"),
+                ],
+            )
+        });
+        let wg = [("WG", f64::from(GEMM_WG))];
+        GemmKernels {
+            generic: build(device, &gemm, "gemm", "urrrrw", &wg),
+            tiled: build(device, &tiled, "gemm_tiled", "urrrrw", &[]),
+            subgroup: subgroup.map(|m| build(device, &m, "gemm_subgroup", "urrrrw", &wg)),
+            tn: build(device, &gemm4, "gemm_tn", "urrrrw", &wg),
+            nn: build(device, &gemm4, "gemm_nn", "urrrrw", &wg),
+            nn_row: build(device, &gemm4, "gemm_nn_row", "urrrrw", &wg),
+            nt_row: build(device, &gemm, "gemm_nt_row", "urrrrw", &wg),
+        }
+    }
+}
+
+/// Mixed precision's kernels (`--precision mixed`), compiled on first use
+/// ([`Kernels::half`]) where the device has `SHADER_F16`: the products on f16 operands,
+/// `cast_f16` and the transpose that writes `Wᵀ` in f16.
+pub struct Half {
+    /// `A` and `B` f16 ([`Operands::F16`]).
+    pub forward: GemmKernels,
+    /// `A` f32, `B` f16 ([`Operands::F32F16`]).
+    pub backward: GemmKernels,
+    pub cast_f16: Kernel,
+    pub transpose_f16: Kernel,
 }
 
 /// The kernels an MLP's training step does not record, compiled on first use: the
@@ -252,6 +315,8 @@ pub const STORAGE_BUFFERS_NEEDED: u32 = 5;
 
 const GEMM_COMMON: &str = include_str!("../../shaders/gemm_common.wgsl");
 const GEMM_EPILOGUE: &str = include_str!("../../shaders/gemm_epilogue.wgsl");
+/// `alias DT = f16` and `to_dt`, cast_f16.wgsl's conversion, for transpose.wgsl.
+const TO_F16: &str = "alias DT = f16;\nfn to_dt(x: f32) -> f16 {\n    return f16(clamp(x, -65504.0, 65504.0));\n}\n";
 const STATS_COMMON: &str = include_str!("../../shaders/stats_common.wgsl");
 const OPTIM_COMMON: &str = include_str!("../../shaders/optim_common.wgsl");
 
@@ -268,32 +333,14 @@ impl Kernels {
         }
         compiled(device, "the kernels", || {
             let grid = grid_prelude();
-            let gemm =
-                module(device, "gemm.wgsl", &[GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm.wgsl")]);
-            let tiled = module(
+            let transpose = module(
                 device,
-                "gemm_tiled.wgsl",
-                &[GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm_tiled.wgsl")],
+                "transpose.wgsl",
+                &[
+                    "alias DT = f32;\nfn to_dt(x: f32) -> f32 {\n    return x;\n}\n",
+                    include_str!("../../shaders/transpose.wgsl"),
+                ],
             );
-            let transpose = module(device, "transpose.wgsl", &[include_str!("../../shaders/transpose.wgsl")]);
-            let gemm4 = module(
-                device,
-                "gemm_vec4.wgsl",
-                &[GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm_vec4.wgsl")],
-            );
-            // gemm_subgroup uses gemm_vec4.wgsl's block and stores, so it extends that file.
-            let subgroup = subgroup_kernel_runs(device).then(|| {
-                module(
-                    device,
-                    "gemm_subgroup.wgsl",
-                    &[
-                        GEMM_COMMON,
-                        GEMM_EPILOGUE,
-                        include_str!("../../shaders/gemm_vec4.wgsl"),
-                        include_str!("../../shaders/gemm_subgroup.wgsl"),
-                    ],
-                )
-            });
             let tn_row = module(
                 device,
                 "gemm_tn_row.wgsl",
@@ -311,15 +358,8 @@ impl Kernels {
             let k = |m: &wgpu::ShaderModule, entry: &'static str, sig: &str, constants: &[(&str, f64)]| {
                 build(device, m, entry, sig, constants)
             };
-            let wg = [("WG", f64::from(GEMM_WG))];
             Kernels {
-                gemm: k(&gemm, "gemm", "urrrrw", &wg),
-                gemm_tiled: k(&tiled, "gemm_tiled", "urrrrw", &[]),
-                gemm_subgroup: subgroup.map(|m| k(&m, "gemm_subgroup", "urrrrw", &wg)),
-                gemm_tn: k(&gemm4, "gemm_tn", "urrrrw", &wg),
-                gemm_nn: k(&gemm4, "gemm_nn", "urrrrw", &wg),
-                gemm_nn_row: k(&gemm4, "gemm_nn_row", "urrrrw", &wg),
-                gemm_nt_row: k(&gemm, "gemm_nt_row", "urrrrw", &wg),
+                gemms: GemmKernels::new(device, Operands::F32),
                 gemm_tn_row: k(&tn_row, "gemm_tn_row", "urrrrw", &[]),
                 gemm_tn_row_sgd: k(&tn_row, "gemm_tn_row_sgd", "urrurw", &[]),
                 transpose: k(&transpose, "transpose", "urw", &[]),
@@ -334,6 +374,7 @@ impl Kernels {
                 gather_f32: k(&gather, "gather_f32", "urrrww", &[]),
                 device: device.clone(),
                 on_demand: OnceLock::new(),
+                half: OnceLock::new(),
             }
         })
     }
@@ -367,6 +408,49 @@ impl Kernels {
     }
 }
 
+impl Kernels {
+    /// The kernels of [`Half`], compiled on the first call; an error where the device has
+    /// no `SHADER_F16`.
+    pub fn half(&self) -> Result<&Half> {
+        if let Some(h) = self.half.get() {
+            return Ok(h);
+        }
+        if !self.device.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::invalid(
+                "precision",
+                "mixed",
+                "an adapter with SHADER_F16 (f16 in shaders); this one has none: use --precision f32",
+            ));
+        }
+        let device = &self.device;
+        let made = compiled(device, "the mixed-precision kernels", || {
+            let half = "enable f16;\n";
+            let cast =
+                module(device, "cast_f16.wgsl", &[half, &grid_prelude(), include_str!("../../shaders/cast_f16.wgsl")]);
+            let transpose =
+                module(device, "transpose.wgsl", &[half, TO_F16, include_str!("../../shaders/transpose.wgsl")]);
+            Half {
+                forward: GemmKernels::new(device, Operands::F16),
+                backward: GemmKernels::new(device, Operands::F32F16),
+                cast_f16: build(device, &cast, "cast_f16", "urw", &[]),
+                transpose_f16: build(device, &transpose, "transpose", "urw", &[]),
+            }
+        })?;
+        Ok(self.half.get_or_init(|| made))
+    }
+
+    /// The product kernels for `operands` (f16 ones: [`Self::half`] must have been called).
+    pub fn gemms(&self, operands: Operands) -> &GemmKernels {
+        match operands {
+            Operands::F32 => &self.gemms,
+            Operands::F16 => &self.half.get().expect("the mixed-precision kernels, compiled by Kernels::half").forward,
+            Operands::F32F16 => {
+                &self.half.get().expect("the mixed-precision kernels, compiled by Kernels::half").backward
+            }
+        }
+    }
+}
+
 /// Whether `gemm_subgroup` can run on `device` (and so is built): subgroups, of at most
 /// [`SG_WG`] invocations (its workgroup must hold whole subgroups).
 pub fn subgroup_kernel_runs(device: &wgpu::Device) -> bool {
@@ -396,27 +480,28 @@ impl Gemm {
     /// so never a hardware kind). All give the same bits.
     pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
         let p = &self.params;
+        let g = k.gemms(self.operands);
         let grid = |cols: u32, rows: u32| [p.n.div_ceil(cols).max(1), p.m.div_ceil(rows).max(1), 1];
-        let mut v = vec![("tiled 64x64, workgroup memory", &k.gemm_tiled, grid(GEMM_TILED, GEMM_TILED))];
-        if let Some(sg) = &k.gemm_subgroup {
+        let mut v = vec![("tiled 64x64, workgroup memory", &g.tiled, grid(GEMM_TILED, GEMM_TILED))];
+        if let Some(sg) = &g.subgroup {
             if self.layout != Layout::Nt && p.b_sn == 1 && [p.n, p.b_sk, p.b_off].iter().all(|x| x % 4 == 0) {
                 v.push(("subgroup 8x8, A shuffled", sg, grid(8 * SG_WG, 8)));
             }
         }
-        v.push(("generic 4x4", &k.gemm, grid(GEMM_TILE, GEMM_TILE)));
+        v.push(("generic 4x4", &g.generic, grid(GEMM_TILE, GEMM_TILE)));
         if self.layout == Layout::Nt {
-            v.push(("1x2 rows of W", &k.gemm_nt_row, grid(2 * NT_WG, 1)));
+            v.push(("1x2 rows of W", &g.nt_row, grid(2 * NT_WG, 1)));
             return v;
         }
         if self.aligned() {
             let kernel = match self.layout {
-                Layout::Tn => &k.gemm_tn,
-                Layout::Nn => &k.gemm_nn,
+                Layout::Tn => &g.tn,
+                Layout::Nn => &g.nn,
                 Layout::Nt => unreachable!("A·Bᵀ returned above"),
             };
             v.push(("vec4 8x8", kernel, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
             if self.layout == Layout::Nn && p.m < VEC4_ROWS {
-                v.push(("vec4 1x8 rows", &k.gemm_nn_row, grid(8 * ROW_WG, 1)));
+                v.push(("vec4 1x8 rows", &g.nn_row, grid(8 * ROW_WG, 1)));
             }
         }
         if self.tn_row() {

@@ -141,6 +141,33 @@ struct Ring {
     optimizers: Vec<Dispatch>,
 }
 
+/// The element type of the fully connected layers' matrix products (`--precision`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// The Linear nodes' products read f16 copies of their input and of the weights (made
+    /// every step by `cast_f16` and an f16 transpose), widen them to f32 and accumulate in
+    /// f32; the weights (master copy), gradients, optimizer state and every other op stay
+    /// f32, convolutions included. GPU only, on adapters with `SHADER_F16`.
+    Mixed,
+}
+
+/// Mixed precision's f16 copies ([`Precision::Mixed`]), rewritten every step.
+struct HalfCopies {
+    /// `[param_count]`: the parameter vector in f16 (`W` of each Linear node at its
+    /// `w_off`), cast at the start of every step.
+    params: wgpu::Buffer,
+    /// Each Linear node's `Wᵀ` at `wt_offsets[i]`, as `GpuNet::wt` (batches of more than
+    /// [`SMALL_BATCH`] rows).
+    wt: wgpu::Buffer,
+    /// `[B, IN]`: each Linear node's input (`None` for the other nodes), cast before its
+    /// forward product and read again by its weight gradient.
+    inputs: Vec<Option<wgpu::Buffer>>,
+}
+
 /// The network's device state and its recorded steps.
 pub struct GpuNet<'g> {
     gpu: &'g Gpu,
@@ -148,6 +175,8 @@ pub struct GpuNet<'g> {
     pub max_batch: usize,
     kind: OptimKind,
     params: wgpu::Buffer,
+    /// The f16 copies of mixed precision (`None` in f32).
+    half: Option<HalfCopies>,
     /// Each Linear node's `Wᵀ: [IN, OUT]` at `wt_offsets[i]` (refreshed at the start of
     /// every step of more than [`SMALL_BATCH`] rows), and each im2col Conv2d node's `Wᵀ: [C_in·k·k, C_out]` (refreshed by its
     /// forward); `None` for the other nodes.
@@ -203,8 +232,21 @@ const MAX_IN_FLIGHT: usize = 2;
 
 impl<'g> GpuNet<'g> {
     /// Allocates everything for batches of up to `max_batch` samples, with `params` as
-    /// the initial flat parameter vector and zeroed optimizer state.
+    /// the initial flat parameter vector and zeroed optimizer state, in f32.
     pub fn new(gpu: &'g Gpu, model: &Model, params: &[f32], kind: OptimKind, max_batch: usize) -> Result<Self> {
+        Self::with_precision(gpu, model, params, kind, max_batch, Precision::F32)
+    }
+
+    /// As [`Self::new`], with the fully connected products in `precision` (mixed: an
+    /// error where the adapter has no `SHADER_F16`).
+    pub fn with_precision(
+        gpu: &'g Gpu,
+        model: &Model,
+        params: &[f32],
+        kind: OptimKind,
+        max_batch: usize,
+        precision: Precision,
+    ) -> Result<Self> {
         let m = model.param_count();
         if params.len() != m {
             return Err(Error::shape("GpuNet::new", format!("{m} parameters"), params.len()));
@@ -277,6 +319,25 @@ impl<'g> GpuNet<'g> {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let half = match precision {
+            Precision::F32 => None,
+            Precision::Mixed => {
+                gpu.kernels.half()?;
+                let h = 2u64;
+                let mut inputs = Vec::new();
+                for n in model.nodes() {
+                    inputs.push(match n.op {
+                        Op::Linear { inp, .. } => Some(storage(gpu, "f16 layer input", b * inp as u64 * h)?),
+                        _ => None,
+                    });
+                }
+                Some(HalfCopies {
+                    params: storage(gpu, "f16 parameters", m as u64 * h)?,
+                    wt: storage(gpu, "f16 transposed weights", wt_len as u64 * h)?,
+                    inputs,
+                })
+            }
+        };
         let unused = storage(gpu, "unused", 16)?;
         let optim_u = uniform(gpu, "optimizer", &OptimParams::default());
         let optimizer = gpu.kernels.optimizer_update(kind).dispatch(
@@ -291,6 +352,7 @@ impl<'g> GpuNet<'g> {
             max_batch,
             kind,
             params: params_buf,
+            half,
             wt,
             wt_offsets,
             grads,
@@ -322,6 +384,15 @@ impl<'g> GpuNet<'g> {
             rings: HashMap::new(),
             in_flight: VecDeque::new(),
         })
+    }
+
+    /// The fully connected products' precision.
+    pub fn precision(&self) -> Precision {
+        if self.half.is_some() {
+            Precision::Mixed
+        } else {
+            Precision::F32
+        }
     }
 
     /// Checks, before anything is allocated, that a network of `model` with batches of up
@@ -426,12 +497,13 @@ impl<'g> GpuNet<'g> {
     }
 
     /// Whether a training step of `batch` rows fuses the update into its backward pass:
-    /// plain SGD, at most [`SMALL_BATCH`] rows, and every node with parameters a Linear
+    /// plain SGD in f32, at most [`SMALL_BATCH`] rows, and every node with parameters a Linear
     /// one whose weight gradient takes `gemm_tn_row` ([`Gemm::tn_row`]). Such a step runs
     /// `fc_sgd_step` per layer and no `optimizer_update`, with the same bits, and stores
     /// no gradient ([`Self::read_grads`]).
     pub fn fused_sgd(&self, batch: usize) -> bool {
         self.kind == OptimKind::Sgd
+            && self.half.is_none()
             && self.model.nodes().iter().all(|n| match n.op {
                 Op::Linear { inp, out } => GemmParams::fc_backward_weights(batch, inp, out, n.w_off, false).tn_row(),
                 Op::Conv2d(_) => false,
@@ -718,6 +790,22 @@ impl<'g> GpuNet<'g> {
             None => idx.clone(),
         };
         let mut seg = vec![self.gather_dispatch(table, batch, &uniform_gather(gpu, batch, self.model.inputs()), idx)];
+        // Mixed precision: the products read f16 copies of the weights (W, Wᵀ) and inputs.
+        let half = match &self.half {
+            Some(h) => Some((h, k.half()?)),
+            None => None,
+        };
+        if let Some((h, kh)) = half {
+            seg.push(
+                cast_f16(gpu, kh, &self.params, &h.params, self.model.param_count())
+                    .named("cast_f16 parameters".into()),
+            );
+        }
+        // Wᵀ and W in the products' precision: (W, Wᵀ, operands of the forward, of the backward).
+        let (w_in, wt_in, fwd, bwd) = match half {
+            Some((h, _)) => (&h.params, &h.wt, Operands::F16, Operands::F32F16),
+            None => (&self.params, &self.wt, Operands::F32, Operands::F32),
+        };
 
         // Batches of at most SMALL_BATCH rows read W itself (gemm_nt_row).
         let transposed = batch > SMALL_BATCH;
@@ -730,7 +818,8 @@ impl<'g> GpuNet<'g> {
                     dst_off: wt_off as u32,
                 };
                 let u = uniform(gpu, "transpose", &t);
-                let d = k.transpose.dispatch(dev, &[&u, &self.params, &self.wt], t.groups());
+                let kernel = half.map_or(&k.transpose, |(_, kh)| &kh.transpose_f16);
+                let d = kernel.dispatch(dev, &[&u, &self.params, wt_in], t.groups());
                 seg.push(d.named(format!("layer {i} transpose")));
             }
         }
@@ -756,17 +845,26 @@ impl<'g> GpuNet<'g> {
         for (i, n) in nodes.iter().enumerate() {
             inputs.push(src);
             let (out, len) = (&self.acts[i], batch * n.out_len);
+            // The forward product's A: the input itself, or its f16 copy.
+            let x_in = match (half, n.op) {
+                (Some((h, kh)), Op::Linear { inp, .. }) => {
+                    let x16 = h.inputs[i].as_ref().expect("a Linear node's f16 input");
+                    seg.push(cast_f16(gpu, kh, src, x16, batch * inp).named(format!("layer {i} cast_f16 input")));
+                    x16
+                }
+                _ => src,
+            };
             let d = match n.op {
                 Op::Linear { inp, out: o } if !transposed => {
-                    let g = GemmParams::fc_forward_w(batch, inp, o, n.w_off, n.b_off, n.relu);
+                    let g = GemmParams::fc_forward_w(batch, inp, o, n.w_off, n.b_off, n.relu).with_operands(fwd);
                     let u = uniform(gpu, "fc_forward", &g.params);
-                    g.dispatch(gpu, &u, [src, &self.params, &self.params, &self.unused, out])
+                    g.dispatch(gpu, &u, [x_in, w_in, &self.params, &self.unused, out])
                 }
                 Op::Linear { inp, out: o } => {
                     let wt_off = self.wt_offsets[i].expect("a Linear node's Wᵀ");
-                    let g = GemmParams::fc_forward(batch, inp, o, wt_off, n.b_off, n.relu);
+                    let g = GemmParams::fc_forward(batch, inp, o, wt_off, n.b_off, n.relu).with_operands(fwd);
                     let u = uniform(gpu, "fc_forward", &g.params);
-                    g.dispatch(gpu, &u, [src, &self.wt, &self.params, &self.unused, out])
+                    g.dispatch(gpu, &u, [x_in, wt_in, &self.params, &self.unused, out])
                 }
                 Op::Conv2d(_) if self.im2col_at(i, batch).is_some() => {
                     let path = self.im2col_at(i, batch).expect("an im2col node's path");
@@ -862,9 +960,10 @@ impl<'g> GpuNet<'g> {
                     seg.push(d.named(name("fc_sgd_step")));
                 }
                 Op::Linear { inp, out } => {
-                    let g = GemmParams::fc_backward_weights(batch, inp, out, n.w_off, accumulate);
+                    let g = GemmParams::fc_backward_weights(batch, inp, out, n.w_off, accumulate).with_operands(bwd);
                     let u = uniform(gpu, "fc_backward_weights", &g.params);
-                    let at = [dz, input, &self.unused, &self.unused, &self.grads];
+                    let x_in = half.map_or(input, |(h, _)| h.inputs[i].as_ref().expect("a Linear node's f16 input"));
+                    let at = [dz, x_in, &self.unused, &self.unused, &self.grads];
                     seg.push(g.dispatch(gpu, &u, at).named(name("fc_backward_weights")));
                     let pb = BiasGradParams {
                         batch: batch as u32,
@@ -876,9 +975,9 @@ impl<'g> GpuNet<'g> {
                     let d = k.fc_backward_bias.dispatch(dev, &[&u, dz, &self.grads], linear_groups(out, 64));
                     seg.push(d.named(name("fc_backward_bias")));
                     if i > 0 {
-                        let g = GemmParams::fc_backward_input(batch, inp, out, n.w_off, prev_relu);
+                        let g = GemmParams::fc_backward_input(batch, inp, out, n.w_off, prev_relu).with_operands(bwd);
                         let u = uniform(gpu, "fc_backward_input", &g.params);
-                        let at = [dz, &self.params, &self.unused, mask, &self.dz[i - 1]];
+                        let at = [dz, w_in, &self.unused, mask, &self.dz[i - 1]];
                         seg.push(g.dispatch(gpu, &u, at).named(name("fc_backward_input")));
                     }
                 }
@@ -1117,7 +1216,8 @@ impl<'g> GpuNet<'g> {
             self.acts.iter().chain(&self.dz).chain(self.argmax.iter().flatten()).chain(self.cols.iter().flatten());
         let tables = self.tables.iter().flat_map(|t| [Some(&t.src), Some(&t.labels), t.keys.as_ref()]).flatten();
         let rest = [&self.loss, &self.correct, &self.stats];
-        fixed.into_iter().chain(per_layer).chain(tables).chain(rest).map(wgpu::Buffer::size).sum()
+        let half = self.half.iter().flat_map(|h| [&h.params, &h.wt].into_iter().chain(h.inputs.iter().flatten()));
+        fixed.into_iter().chain(per_layer).chain(tables).chain(rest).chain(half).map(wgpu::Buffer::size).sum()
     }
 }
 
@@ -1185,6 +1285,12 @@ fn op_name(op: &Op, pass: &str) -> String {
 }
 
 /// A binding of the whole of `buffer`.
+/// The dispatch of `cast_f16`: the f16 copy of `src`'s first `len` values into `dst`.
+fn cast_f16(gpu: &Gpu, kh: &Half, src: &wgpu::Buffer, dst: &wgpu::Buffer, len: usize) -> Dispatch {
+    let u = uniform(gpu, "cast_f16", &LenParams { len: len as u32, _pad: [0; 3] });
+    kh.cast_f16.dispatch(&gpu.device, &[&u, src, dst], linear_groups(len.div_ceil(4), LINEAR_WG as usize))
+}
+
 fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
     wgpu::BufferBinding { buffer, offset: 0, size: None }
 }

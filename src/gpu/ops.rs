@@ -303,7 +303,30 @@ fn gather(
     Ok((read(gpu, &x, batch * width)?, read(gpu, &y, batch)?))
 }
 
-/// Times `reps` runs of one matrix-product kernel on host operands `a`, `b` (bias and
+/// A product's operand on the device: `v` in f32, or in f16 when `half` (each value
+/// rounded as `cpu::ops::cast_f16` does).
+fn operand(gpu: &Gpu, label: &str, v: &[f32], half: bool) -> Result<wgpu::Buffer> {
+    if !half {
+        return storage_init(gpu, label, v);
+    }
+    let bits: Vec<u16> = crate::cpu::ops::cast_f16(v).iter().map(|&x| half::f16::from_f32(x).to_bits()).collect();
+    storage_init(gpu, label, &bits)
+}
+
+/// GPU `cast_f16`: the f16 copy of `src`, widened back to f32 on the host.
+pub fn cast_f16(gpu: &Gpu, src: &[f32]) -> Result<Vec<f32>> {
+    let kh = gpu.kernels.half()?;
+    let s = storage_init(gpu, "src", src)?;
+    let dst = storage(gpu, "dst", (src.len() * 2) as u64)?;
+    let u = uniform(gpu, "cast_f16", &LenParams { len: src.len() as u32, _pad: [0; 3] });
+    let groups = linear_groups(src.len().div_ceil(4), LINEAR_WG as usize);
+    run(gpu, &[kh.cast_f16.dispatch(&gpu.device, &[&u, &s, &dst], groups)]);
+    let bits: Vec<u16> = read(gpu, &dst, src.len())?;
+    Ok(bits.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect())
+}
+
+/// Times `reps` runs of one matrix-product kernel on host operands `a`, `b` (uploaded in f16 where the
+/// product's operands are: [`Gemm::operands`]) (bias and
 /// mask taken from `extra`) and `C` starting as `c0`, all recorded in one pass, after one
 /// untimed run. Returns the first run's `C` and the seconds per run (0 runs: 0 s).
 #[allow(clippy::too_many_arguments)]
@@ -318,8 +341,13 @@ pub fn time_gemm(
     c0: &[f32],
     reps: usize,
 ) -> Result<(Vec<f32>, f64)> {
-    let ab = storage_init(gpu, "a", a)?;
-    let bb = storage_init(gpu, "b", b)?;
+    let (a16, b16) = match g.operands {
+        Operands::F32 => (false, false),
+        Operands::F16 => (true, true),
+        Operands::F32F16 => (false, true),
+    };
+    let ab = operand(gpu, "a", a, a16)?;
+    let bb = operand(gpu, "b", b, b16)?;
     let eb = storage_init(gpu, "bias/mask", extra)?;
     let c = storage_init(gpu, "c", c0)?;
     let c_len = c0.len();
