@@ -303,6 +303,13 @@ fn every_bad_input_is_refused_with_one_clear_line() {
         case("optimizer", &["train", "--optimizer", "rmsprop"], 2, &["--optimizer: rmsprop", "adam"]),
         case("device", &["train", "--device", "tpu"], 2, &["--device: tpu is invalid"]),
         case("data-mode", &["train", "--data-mode", "carrier-pigeon"], 2, &["--data-mode: carrier-pigeon"]),
+        case("precision", &["train", "--precision", "f8"], 2, &["--precision: f8 is invalid", "f32, mixed"]),
+        case(
+            "mixed on cpu",
+            &["train", "--device", "cpu", "--precision", "mixed", "--data", &ok4],
+            1,
+            &["--precision: mixed", "GPU"],
+        ),
         case("adapter+cpu", &["train", "--device", "cpu", "--adapter", "llvmpipe"], 2, &["--adapter: llvmpipe"]),
         case("eval adapter+cpu", &["eval", &m4, "--device", "cpu", "--adapter", "x"], 2, &["--adapter: x"]),
         case("bench adapter+cpu", &["bench", "--devices", "cpu", "--adapter", "x"], 2, &["--adapter: x"]),

@@ -5,7 +5,7 @@
 
 mod common;
 use common::{assert_pass, gpu};
-use wgtrain::gpu::gemm::{Gemm, GemmParams, SMALL_BATCH};
+use wgtrain::gpu::gemm::{Gemm, GemmParams, Operands, SMALL_BATCH};
 use wgtrain::gpu::pipeline::Kernel;
 use wgtrain::gpu::Gpu;
 use wgtrain::optim::OptimKind;
@@ -238,6 +238,67 @@ fn every_gemm_variant_gives_the_generic_bits() {
         assert!(gpu.kernels.gemms.subgroup.is_some(), "{} runs the subgroup kernel but has none", gpu.describe());
         assert!(subgroup >= 6 * 3 * 3, "the subgroup kernel ran {subgroup} products");
     }
+}
+
+/// `cast_f16` (mixed precision's operands) over ragged lengths; a software adapter has
+/// `SHADER_F16` (llvmpipe does), so CI runs it.
+#[test]
+fn cast_f16_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.features.contains(wgpu::Features::SHADER_F16) {
+        assert!(!wgtrain::gpu::context::is_software(&gpu.info), "llvmpipe has SHADER_F16");
+        return;
+    }
+    let out: Vec<_> =
+        [1, 3, 4, 5, 17, 1000, 4097].iter().map(|&n| verify::cast_f16(gpu, n, n as u64).unwrap()).collect();
+    assert_pass(&out);
+}
+
+/// Every variant of every product, built for f16 operands (mixed precision's: `A` and `B`
+/// f16 for the forward products, `B` alone for the gradients), gives on f16 values the
+/// bits the generic f32 kernel gives on the same values widened: the kernels widen each
+/// load and run the f32 fma chain. Ragged shapes as `every_gemm_variant_gives_the_generic_bits`.
+#[test]
+fn every_f16_gemm_variant_gives_the_f32_bits_of_its_rounded_operands() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.features.contains(wgpu::Features::SHADER_F16) {
+        assert!(!wgtrain::gpu::context::is_software(&gpu.info), "llvmpipe has SHADER_F16");
+        return;
+    }
+    gpu.kernels.half().unwrap();
+    let mut rng = wgtrain::rng::Rng::new(29, 0);
+    let mut ran = 0;
+    for batch in [1, 3, 7, 65] {
+        for (inp, out) in [(784, 256), (17, 12), (100, 129), (3, 1)] {
+            let products = [
+                (Operands::F16, GemmParams::fc_forward(batch, inp, out, 0, 0, true)),
+                (Operands::F16, GemmParams::fc_forward_w(batch, inp, out, 0, 0, true)),
+                (Operands::F32F16, GemmParams::fc_backward_weights(batch, inp, out, 0, true)),
+                (Operands::F32F16, GemmParams::fc_backward_input(batch, inp, out, 0, true)),
+            ];
+            for (operands, g) in products {
+                let p = g.params;
+                let (rows, k, n) = (p.m as usize, p.k as usize, p.n as usize);
+                let a = verify::uniform(&mut rng, rows * k, 1.0);
+                let a = if operands == Operands::F16 { wgtrain::cpu::ops::cast_f16(&a) } else { a };
+                let b = wgtrain::cpu::ops::cast_f16(&verify::uniform(&mut rng, k * n, 1.0));
+                let extra = verify::uniform(&mut rng, (rows * n).max(n), 1.0);
+                let c0 = verify::uniform(&mut rng, rows * n, 1.0);
+                let v = g.variants(&gpu.kernels);
+                let &(_, generic, groups) = v.iter().find(|v| v.1.name == "gemm").expect("the generic kernel");
+                let want = product(gpu, generic, groups, &g, &a, &b, &extra, &c0);
+                let half = g.with_operands(operands);
+                for (variant, kernel, groups) in half.variants(&gpu.kernels) {
+                    let got = product(gpu, kernel, groups, &half, &a, &b, &extra, &c0);
+                    let differ = want.iter().zip(&got).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+                    let shape = format!("{operands:?} flags {} M={rows} N={n} K={k}", p.flags);
+                    assert_eq!(differ, 0, "{shape}: {variant} differs from the f32 kernel in {differ} elements");
+                    ran += 1;
+                }
+            }
+        }
+    }
+    assert!(ran >= 4 * 4 * 4 * 2, "only {ran} f16 variants ran");
 }
 
 /// Batches of 1 to 7 rows, on both sides of `SMALL_BATCH` (the row kernels that read `W`

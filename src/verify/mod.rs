@@ -149,6 +149,27 @@ pub fn transpose(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outco
     Ok(compare("transpose", format!("{rows}x{cols}"), &wide(&g), &r, &vec![0.0; rows * cols]))
 }
 
+/// `cast_f16` of `len` values spread over f16's range (magnitudes 2⁻²⁴ to 2¹⁵), after a
+/// few chosen ones: zeros, a tie, past the largest finite f16 (saturating), below the
+/// smallest subnormal. Exact where the value is an f16 or saturates; otherwise within one
+/// f16 step of the twin's (WGSL lets the adapter round to either neighbour).
+pub fn cast_f16(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
+    let mut rng = Rng::new(seed, 13);
+    let mut x: Vec<f32> =
+        uniform(&mut rng, len, 1.0).iter().enumerate().map(|(i, v)| v * 2f32.powi(i as i32 % 40 - 24)).collect();
+    let chosen = [0.0, -0.0, 1.0 + 2f32.powi(-11), 65504.0, 65520.0, -1e6, 2f32.powi(-26), 3e-6, 1.0 / 3.0];
+    for (v, c) in x.iter_mut().zip(chosen) {
+        *v = c;
+    }
+    let g = gops::cast_f16(gpu, &x)?;
+    let r = ops::cast_f16(&x);
+    // One f16 step at the twin's value: 2^(e − 10) for a normal one, 2⁻²⁴ below 2⁻¹⁴.
+    let step = |v: f32| f64::from(v.abs().max(2f32.powi(-14))).log2().floor().exp2() / 1024.0;
+    let saturated = |v: f32| v.abs() >= 65504.0;
+    let bound: Vec<f64> = x.iter().zip(&r).map(|(&v, &t)| if v == t || saturated(v) { 0.0 } else { step(t) }).collect();
+    Ok(compare("cast_f16", format!("{len}"), &wide(&g), &wide(&r), &bound))
+}
+
 /// `fc_backward_weights` on random `dz`, `x` (and prior gradients when `accumulate`).
 pub fn fc_backward_weights(
     gpu: &Gpu,
@@ -501,6 +522,14 @@ pub fn all(gpu: &Gpu, mut progress: impl FnMut(&str)) -> Result<Vec<Outcome>> {
         for &c in &WIDTHS {
             out.push(transpose(gpu, r, c, next())?);
         }
+    }
+    if gpu.features.contains(wgpu::Features::SHADER_F16) {
+        progress("mixed precision's f16 cast");
+        for &len in &[1, 3, 17, 1000, 70_001] {
+            out.push(cast_f16(gpu, len, next())?);
+        }
+    } else {
+        progress("mixed precision's f16 cast: skipped, the adapter has no SHADER_F16");
     }
     progress("element-wise, softmax, cross-entropy, metrics");
     for &len in &[1, 17, 1000, 70_001] {
