@@ -1,10 +1,8 @@
 // cast_f16: the f16 copy of an f32 buffer's first `len` values, which mixed precision's
 // matrix products read (`--precision mixed`: the parameters, each Linear node's input):
-//   dst[i] = f16(clamp(src[i], −65504, 65504))   for i < len
-// Values past f16's largest finite value saturate to it (WGSL leaves an out-of-range
-// conversion undefined); in range, WGSL lets the adapter round to either of the two
-// nearest f16 values (llvmpipe rounds to nearest, ties to even, as the CPU twin
-// `cpu::ops::cast_f16` does). `enable f16;` and the grid prelude are put before this file.
+//   dst[i] = to_f16(src[i])   for i < len
+// (to_f16: f16_common.wgsl, put before this file with the grid prelude: saturating,
+// rounding to a nearest f16, non-finite for a non-finite value.)
 // Bindings: 0 params, 1 src (read), 2 dst (read_write). Each invocation casts 4
 // consecutive values; workgroup LINEAR_WG; dispatch linear_groups(⌈len/4⌉, LINEAR_WG).
 
@@ -14,13 +12,11 @@ struct Params { len: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f16>;
 
-const F16_MAX: f32 = 65504.0;
-
 @compute @workgroup_size(LINEAR_WG)
 fn cast_f16(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i0 = linear_index(gid) * 4u;
     let end = min(i0 + 4u, p.len);
     for (var i = i0; i < end; i++) {
-        dst[i] = f16(clamp(src[i], -F16_MAX, F16_MAX));
+        dst[i] = to_f16(src[i]);
     }
 }

@@ -15,6 +15,13 @@
 //                       updates b at bias_off too: fc_sgd_step, gemm_tn_row.wgsl)
 //   fc_backward_input   dX = dZ·W ⊙ [A>0]       M=B,   N=IN,  K=OUT  mask
 //
+// A and B hold AT and BT values, aliases put before this file (`Operands::prelude` in
+// src/gpu/gemm.rs): f32, or f16 for mixed precision's operands (X and W in the forward
+// product, X or W as B in the gradients; gemm_tn_row.wgsl is built for f32 alone, with
+// its own f32 bindings). Every kernel widens each load to f32 and runs
+// the same f32 fma chain, so on f16 values it gives the f32 kernel's bits on the same
+// values widened. C, the bias and the mask are always f32.
+//
 // Bindings: 0 params (uniform), 1 a, 2 b (declared by each kernel file), 3 bias, 4 mask
 // (read), 5 c (read_write; declared with the epilogue, gemm_epilogue.wgsl, or by the
 // kernel file that stores vec4s).

@@ -2,7 +2,7 @@
 //   dst[dst_off + i·rows + o] = to_dt(src[src_off + o·cols + i]),   W: [rows = OUT, cols = IN]
 // DT, the destination's element type, and to_dt are put before this file
 // (`gpu::kernels`): f32 and the identity, or, for mixed precision's Wᵀ, f16 and
-// cast_f16.wgsl's conversion (saturating at ±65504).
+// f16_common.wgsl's to_f16 (cast_f16.wgsl's conversion).
 // Run at the start of every recorded step of more than 4 rows (`SMALL_BATCH`; smaller
 // ones read W itself), after the previous step's update.
 // Bindings: 0 params, 1 src (read), 2 dst (read_write). One invocation per row o and

@@ -246,7 +246,7 @@ fn every_gemm_variant_gives_the_generic_bits() {
 fn cast_f16_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     if !gpu.features.contains(wgpu::Features::SHADER_F16) {
-        assert!(!wgtrain::gpu::context::is_software(&gpu.info), "llvmpipe has SHADER_F16");
+        assert!(!gpu.info.name.contains("llvmpipe"), "llvmpipe has SHADER_F16");
         return;
     }
     let out: Vec<_> =
@@ -262,7 +262,7 @@ fn cast_f16_matches_cpu() {
 fn every_f16_gemm_variant_gives_the_f32_bits_of_its_rounded_operands() {
     let Some(gpu) = gpu() else { return };
     if !gpu.features.contains(wgpu::Features::SHADER_F16) {
-        assert!(!wgtrain::gpu::context::is_software(&gpu.info), "llvmpipe has SHADER_F16");
+        assert!(!gpu.info.name.contains("llvmpipe"), "llvmpipe has SHADER_F16");
         return;
     }
     gpu.kernels.half().unwrap();

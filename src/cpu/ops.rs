@@ -132,13 +132,16 @@ pub fn transpose<T: Real>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
     }
 }
 
-/// Mixed precision's cast of an operand to f16 (`--precision mixed`): each value rounded to
-/// the nearest f16, ties to even, saturating at ±65504 (f16's largest finite value), and
-/// returned widened to f32 (exactly). `cast_f16.wgsl` may round to either neighbour (WGSL
-/// leaves it to the adapter); llvmpipe rounds as this does.
+/// Mixed precision's cast of an operand to f16 (`--precision mixed`): each finite value
+/// rounded to the nearest f16, ties to even, saturating at ±65504 (f16's largest finite
+/// value), an infinity to itself and a NaN to NaN (`f16_common.wgsl` may give either
+/// for either: both non-finite); returned widened to f32 (exactly).
+/// `f16_common.wgsl` may round to either neighbour (WGSL leaves it to the adapter);
+/// llvmpipe rounds as this does.
 pub fn cast_f16(src: &[f32]) -> Vec<f32> {
     const F16_MAX: f32 = 65504.0;
-    src.iter().map(|&x| half::f16::from_f32(x.clamp(-F16_MAX, F16_MAX)).to_f32()).collect()
+    let one = |x: f32| if x.is_finite() { half::f16::from_f32(x.clamp(-F16_MAX, F16_MAX)).to_f32() } else { x };
+    src.iter().map(|&x| one(x)).collect()
 }
 
 /// Fully connected backward, weights (forward: `Z = X·Wᵀ + b`): `dW = dZᵀ·X`, added to

@@ -208,8 +208,7 @@ impl Choices {
     }
 }
 
-/// The product's key: its layout, its operands' types (f32 ones keep the key they had
-/// before mixed precision) and every parameter (offsets decide alignment, so which
+/// The product's key: its layout, its operands' types (named only when f16) and every parameter (offsets decide alignment, so which
 /// variants exist).
 fn product_key(g: &Gemm) -> String {
     let p = &g.params;

@@ -173,6 +173,15 @@ pub enum Operands {
 }
 
 impl Operands {
+    /// Whether `A` and whether `B` hold f16 values.
+    pub fn f16(self) -> (bool, bool) {
+        match self {
+            Operands::F32 => (false, false),
+            Operands::F16 => (true, true),
+            Operands::F32F16 => (false, true),
+        }
+    }
+
     /// The WGSL put before the product kernels' sources: the `f16` extension where an
     /// operand is f16, and the aliases `AT`, `BT` of `A`'s and `B`'s element types.
     pub fn prelude(self) -> &'static str {

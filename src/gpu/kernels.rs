@@ -18,6 +18,7 @@
 //! | `gemm_subgroup` (`gemm_subgroup.wgsl`)     | the three products above      | `every_gemm_variant_gives_the_generic_bits` |
 //! | `gemm_nn` (vec4) or `gemm`                 | `fc_backward_input`†          | `fc_backward_input_matches_cpu`   |
 //! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
+//! | `cast_f16` (`cast_f16.wgsl`)¶              | `cast_f16`                    | `cast_f16_matches_cpu`            |
 //! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
 //! | `gemm_tn_row_sgd` (`gemm_tn_row.wgsl`)     | `fc_sgd_step`                 | `fc_sgd_step_matches_cpu`         |
 //! | `relu_forward` (`relu.wgsl`)‡              | `relu_forward`                | `relu_forward_matches_cpu`        |
@@ -35,6 +36,15 @@
 //! | `conv_col2im` (`conv_im2col.wgsl`)§        | `conv_col2im`                 | `im2col_kernels_match_cpu_bit_for_bit` |
 //! | `conv_rows_to_nchw` (`conv_im2col.wgsl`)§  | `conv_rows_to_nchw`           | `im2col_kernels_match_cpu_bit_for_bit` |
 //! | `conv_nchw_to_rows` (`conv_im2col.wgsl`)§  | `conv_nchw_to_rows`           | `im2col_kernels_match_cpu_bit_for_bit` |
+//!
+//! ¶ Mixed precision's (`--precision mixed`, [`Half`], compiled on first use where the
+//! device has `SHADER_F16`): `cast_f16` makes the f16 copies of the parameters and of
+//! each Linear node's input, `transpose` built with an f16 destination writes `Wᵀ` in f16,
+//! and every kernel of [`Gemm::variants`] but `gemm_tn_row` is built again for f16
+//! operands ([`Operands`]): on f16 values each gives the f32 kernel's bits on the values
+//! widened (`every_f16_gemm_variant_gives_the_f32_bits_of_its_rounded_operands`), and a
+//! mixed step's gradient is the composition of the casts and the f32 products
+//! (`tests/mixed.rs`).
 //!
 //! § The im2col path of a convolution (`gpu::conv_im2col`), compiled on demand with the
 //! convolution kernels: these four around the three GEMMs above (`fc_forward`,
@@ -210,7 +220,7 @@ impl GatherParams {
 }
 
 /// The kernels every training step records, compiled once per device; the others on
-/// first use ([`Self::on_demand`]).
+/// first use ([`Self::on_demand`], and mixed precision's [`Self::half`]).
 pub struct Kernels {
     /// The matrix products on f32 operands.
     pub gemms: GemmKernels,
@@ -315,8 +325,8 @@ pub const STORAGE_BUFFERS_NEEDED: u32 = 5;
 
 const GEMM_COMMON: &str = include_str!("../../shaders/gemm_common.wgsl");
 const GEMM_EPILOGUE: &str = include_str!("../../shaders/gemm_epilogue.wgsl");
-/// `alias DT = f16` and `to_dt`, cast_f16.wgsl's conversion, for transpose.wgsl.
-const TO_F16: &str = "alias DT = f16;\nfn to_dt(x: f32) -> f16 {\n    return f16(clamp(x, -65504.0, 65504.0));\n}\n";
+/// `enable f16;` and `to_f16`, mixed precision's conversion (cast_f16.wgsl, the f16 transpose).
+const F16_COMMON: &str = include_str!("../../shaders/f16_common.wgsl");
 const STATS_COMMON: &str = include_str!("../../shaders/stats_common.wgsl");
 const OPTIM_COMMON: &str = include_str!("../../shaders/optim_common.wgsl");
 
@@ -417,18 +427,21 @@ impl Kernels {
         }
         if !self.device.features().contains(wgpu::Features::SHADER_F16) {
             return Err(Error::invalid(
-                "precision",
+                "--precision",
                 "mixed",
-                "an adapter with SHADER_F16 (f16 in shaders); this one has none: use --precision f32",
+                "an adapter with SHADER_F16 (f16 in shaders; `wgtrain devices` lists it): this one has none",
             ));
         }
         let device = &self.device;
         let made = compiled(device, "the mixed-precision kernels", || {
-            let half = "enable f16;\n";
-            let cast =
-                module(device, "cast_f16.wgsl", &[half, &grid_prelude(), include_str!("../../shaders/cast_f16.wgsl")]);
+            let cast = module(
+                device,
+                "cast_f16.wgsl",
+                &[F16_COMMON, &grid_prelude(), include_str!("../../shaders/cast_f16.wgsl")],
+            );
+            let to_dt = "alias DT = f16;\nfn to_dt(x: f32) -> f16 {\n    return to_f16(x);\n}\n";
             let transpose =
-                module(device, "transpose.wgsl", &[half, TO_F16, include_str!("../../shaders/transpose.wgsl")]);
+                module(device, "transpose.wgsl", &[F16_COMMON, to_dt, include_str!("../../shaders/transpose.wgsl")]);
             Half {
                 forward: GemmKernels::new(device, Operands::F16),
                 backward: GemmKernels::new(device, Operands::F32F16),
@@ -439,7 +452,11 @@ impl Kernels {
         Ok(self.half.get_or_init(|| made))
     }
 
-    /// The product kernels for `operands` (f16 ones: [`Self::half`] must have been called).
+    /// The product kernels for `operands`.
+    ///
+    /// # Panics
+    /// For f16 operands, if [`Self::half`] has not compiled them (`GpuNet` and `bench`
+    /// call it before recording any such product).
     pub fn gemms(&self, operands: Operands) -> &GemmKernels {
         match operands {
             Operands::F32 => &self.gemms,

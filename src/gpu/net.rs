@@ -36,7 +36,13 @@
 //!    needed); ReLU `relu_backward`; node 0 computes no input gradient;
 //! 6. `optimizer_update` over the flat parameter buffer.
 //!
-//! A fused SGD step ([`GpuNet::fused_sgd`]: plain SGD, at most [`SMALL_BATCH`] rows, an
+//! In mixed precision ([`Precision::Mixed`]) step 1 is followed by `cast_f16` of the
+//! parameters into their f16 copy, step 2's `transpose` writes `Wᵀ` in f16, each Linear
+//! node's forward product is preceded by `cast_f16` of its input, and its three products
+//! read the f16 copies ([`Operands`]: `X`, `Wᵀ` or `W` in the forward, `X` in the weight
+//! gradient, `W` in the input gradient; `dZ`, the outputs and everything else f32).
+//!
+//! A fused SGD step ([`GpuNet::fused_sgd`]: plain SGD in f32, at most [`SMALL_BATCH`] rows, an
 //! MLP whose layers' rows are whole vec4s) has no step 6: in step 5 each Linear node runs
 //! `fc_backward_input`, then `gemm_tn_row_sgd` (`fc_sgd_step`), which updates its weights
 //! and bias in place with the very operations of `fc_backward_weights`,
@@ -1284,13 +1290,13 @@ fn op_name(op: &Op, pass: &str) -> String {
     format!("{op}_{pass}")
 }
 
-/// A binding of the whole of `buffer`.
 /// The dispatch of `cast_f16`: the f16 copy of `src`'s first `len` values into `dst`.
 fn cast_f16(gpu: &Gpu, kh: &Half, src: &wgpu::Buffer, dst: &wgpu::Buffer, len: usize) -> Dispatch {
     let u = uniform(gpu, "cast_f16", &LenParams { len: len as u32, _pad: [0; 3] });
     kh.cast_f16.dispatch(&gpu.device, &[&u, src, dst], linear_groups(len.div_ceil(4), LINEAR_WG as usize))
 }
 
+/// A binding of the whole of `buffer`.
 fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
     wgpu::BufferBinding { buffer, offset: 0, size: None }
 }

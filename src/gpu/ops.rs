@@ -341,11 +341,7 @@ pub fn time_gemm(
     c0: &[f32],
     reps: usize,
 ) -> Result<(Vec<f32>, f64)> {
-    let (a16, b16) = match g.operands {
-        Operands::F32 => (false, false),
-        Operands::F16 => (true, true),
-        Operands::F32F16 => (false, true),
-    };
+    let (a16, b16) = g.operands.f16();
     let ab = operand(gpu, "a", a, a16)?;
     let bb = operand(gpu, "b", b, b16)?;
     let eb = storage_init(gpu, "bias/mask", extra)?;

@@ -151,21 +151,41 @@ pub fn transpose(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outco
 
 /// `cast_f16` of `len` values spread over f16's range (magnitudes 2⁻²⁴ to 2¹⁵), after a
 /// few chosen ones: zeros, a tie, past the largest finite f16 (saturating), below the
-/// smallest subnormal. Exact where the value is an f16 or saturates; otherwise within one
-/// f16 step of the twin's (WGSL lets the adapter round to either neighbour).
+/// smallest subnormal, NaN and infinities. Exact where the value is an f16 or saturates;
+/// otherwise within one f16 step of the twin's (WGSL lets the adapter round to either
+/// neighbour); non-finite (an infinity or NaN) where the value is.
 pub fn cast_f16(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
     let mut rng = Rng::new(seed, 13);
     let mut x: Vec<f32> =
         uniform(&mut rng, len, 1.0).iter().enumerate().map(|(i, v)| v * 2f32.powi(i as i32 % 40 - 24)).collect();
-    let chosen = [0.0, -0.0, 1.0 + 2f32.powi(-11), 65504.0, 65520.0, -1e6, 2f32.powi(-26), 3e-6, 1.0 / 3.0];
+    let chosen = [
+        0.0,
+        -0.0,
+        1.0 + 2f32.powi(-11),
+        65504.0,
+        65520.0,
+        -1e6,
+        2f32.powi(-26),
+        3e-6,
+        1.0 / 3.0,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ];
     for (v, c) in x.iter_mut().zip(chosen) {
         *v = c;
     }
-    let g = gops::cast_f16(gpu, &x)?;
-    let r = ops::cast_f16(&x);
+    let mut g = gops::cast_f16(gpu, &x)?;
+    let mut r = ops::cast_f16(&x);
+    // Non-finite on both sides matches (compare fails any NaN difference): count it as 0 = 0.
+    for (g, r) in g.iter_mut().zip(&mut r) {
+        if !g.is_finite() && !r.is_finite() {
+            (*g, *r) = (0.0, 0.0);
+        }
+    }
     // One f16 step at the twin's value: 2^(e − 10) for a normal one, 2⁻²⁴ below 2⁻¹⁴.
     let step = |v: f32| f64::from(v.abs().max(2f32.powi(-14))).log2().floor().exp2() / 1024.0;
-    let saturated = |v: f32| v.abs() >= 65504.0;
+    let saturated = |v: f32| v.abs() >= 65504.0 || !v.is_finite();
     let bound: Vec<f64> = x.iter().zip(&r).map(|(&v, &t)| if v == t || saturated(v) { 0.0 } else { step(t) }).collect();
     Ok(compare("cast_f16", format!("{len}"), &wide(&g), &wide(&r), &bound))
 }
