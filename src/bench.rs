@@ -167,6 +167,8 @@ pub fn profile(engine: &mut GpuEngine, data: &Dataset, w: &Workload, m: &mut Mea
 pub struct GemmTiming {
     pub product: String,
     pub variant: String,
+    /// The operands' element types ([`crate::gpu::gemm::Operands`]: F32, F16, F32F16).
+    pub operands: String,
     pub m: u32,
     pub n: u32,
     pub k: u32,
@@ -267,6 +269,7 @@ pub fn gemm_variants(
                 out.push(GemmTiming {
                     product: format!("layer {l} {name}"),
                     variant: variant.into(),
+                    operands: format!("{:?}", g.operands),
                     m: g.params.m,
                     n: g.params.n,
                     k: g.params.k,
@@ -329,7 +332,7 @@ pub fn run(
             let mut e = GpuEngine::with_precision(g, &model, &params, OptimKind::Sgd, w.batch, data, mode, precision)?;
             let mut m = measure(&mut e, data, w, warmup, steps)?;
             profile(&mut e, data, w, &mut m)?;
-            ("gpu", m)
+            (if precision == Precision::Mixed { "gpu (mixed precision)" } else { "gpu" }, m)
         }
     };
     m.device = format!("{dev}: {}", m.device);
@@ -382,8 +385,8 @@ pub fn profiles(results: &[Measurement]) -> String {
 /// A [`GemmTiming`] of workload `workload` as one table line.
 pub fn gemm_row(workload: &str, t: &GemmTiming) -> String {
     format!(
-        "{:<8} {:<28} {:<11} M={:<5} N={:<5} K={:<5} {:>7.2} GFLOP/s {:>8.3} ms  error/bound {:.2}",
-        workload, t.product, t.variant, t.m, t.n, t.k, t.gflops, t.ms, t.error_ratio
+        "{:<8} {:<28} {:<6} {:<11} M={:<5} N={:<5} K={:<5} {:>7.2} GFLOP/s {:>8.3} ms  error/bound {:.2}",
+        workload, t.product, t.operands, t.variant, t.m, t.n, t.k, t.gflops, t.ms, t.error_ratio
     )
 }
 

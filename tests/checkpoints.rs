@@ -73,10 +73,10 @@ fn engine<'g>(cfg: &Config, gpu: Option<&'g wgtrain::gpu::Gpu>, data: &Split) ->
     let model = cfg.model.clone();
     let p = model.init(cfg.seed);
     match gpu {
-        Some(g) => Box::new(
-            GpuEngine::new(g, &model, &p, cfg.optimizer.kind, cfg.max_batch(), &data.train, DataMode::Resident)
-                .unwrap(),
-        ),
+        Some(g) => {
+            let (kind, rows, mode) = (cfg.optimizer.kind, cfg.max_batch(), DataMode::Resident);
+            Box::new(GpuEngine::with_precision(g, &model, &p, kind, rows, &data.train, mode, cfg.precision).unwrap())
+        }
         None => Box::new(CpuEngine::new(&model, p, cfg.optimizer.kind, cfg.max_batch())),
     }
 }
@@ -246,12 +246,15 @@ fn resume_mid_run_is_bit_exact_on_the_cpu() {
     resume_mid_run_is_bit_exact(None, "cpu", &midrun_config(), subset());
 }
 
-/// On the GPU also pure SGD (`--batch 1`, plain SGD with weight decay: the fused steps,
+/// On the GPU also in mixed precision (the resumed engine takes the precision the run
+/// recorded), and pure SGD (`--batch 1`, plain SGD with weight decay: the fused steps,
 /// whose update runs inside the backward pass), 250 steps per epoch.
 #[test]
 fn resume_mid_run_is_bit_exact_on_the_gpu() {
     let Some(gpu) = common::gpu() else { return };
     resume_mid_run_is_bit_exact(Some(gpu), "gpu", &midrun_config(), subset());
+    let mixed = Config { precision: wgtrain::gpu::net::Precision::Mixed, ..midrun_config() };
+    resume_mid_run_is_bit_exact(Some(gpu), "gpu-mixed", &mixed, subset());
     let mut cfg = midrun_config();
     cfg.batch = BatchSize::Mini(1);
     cfg.optimizer = Optimizer::new(OptimKind::Sgd, 0.01);
