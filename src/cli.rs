@@ -203,9 +203,9 @@ pub struct TrainArgs {
     pub lr: f32,
     #[arg(long, value_enum, default_value = "adam")]
     pub optimizer: OptimKind,
-    /// f32, or mixed: the fully connected layers' products read f16 copies of their
-    /// inputs and weights, accumulating in f32 (weights, gradients and every other op stay
-    /// f32). GPU only, on adapters with SHADER_F16.
+    /// f32, or mixed: the matrix products (fully connected layers, im2col convolutions)
+    /// read f16 copies of their inputs and weights, accumulating in f32 (weights, gradients
+    /// and every other op stay f32). GPU only, on adapters with SHADER_F16.
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: Precision,
     /// Momentum coefficient μ (momentum, nesterov).

@@ -305,7 +305,7 @@ impl Engine for CpuEngine {
 /// Builds the engine that trains `model` from `params` on `gpu`, or on the CPU when `None`:
 /// optimizer state for `kind`, room for `max_batch` rows, and on a GPU the training set
 /// as `mode` says — but streamed when it does not fit one binding of the adapter (the
-/// engine's [`Engine::describe`] then says "streamed"); the fully connected products in
+/// engine's [`Engine::describe`] then says "streamed"); the matrix products in
 /// `precision` (mixed: GPU only).
 #[allow(clippy::too_many_arguments)]
 pub fn open<'g>(
@@ -439,7 +439,7 @@ impl<'g> GpuEngine<'g> {
         Self::with_precision(gpu, model, params, kind, max_batch, train, mode, Precision::F32)
     }
 
-    /// As [`Self::new`], with the fully connected products in `precision`.
+    /// As [`Self::new`], with the matrix products in `precision`.
     #[allow(clippy::too_many_arguments)]
     pub fn with_precision(
         gpu: &'g Gpu,

@@ -81,7 +81,7 @@ pub struct Config {
     pub log_every: usize,
     /// Stop when the validation loss has not improved for this many epochs.
     pub early_stop: Option<usize>,
-    /// The fully connected products' precision (`--precision`; f32 in runs written before it).
+    /// The matrix products' precision (`--precision`; f32 in runs written before it).
     #[serde(default)]
     pub precision: Precision,
 }

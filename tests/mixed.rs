@@ -134,3 +134,63 @@ fn mixed_precision_learns_like_f32_and_is_reproducible() {
     let same = mixed.params.iter().zip(&again.params).all(|(a, b)| a.to_bits() == b.to_bits());
     assert!(same, "two mixed-precision runs differ");
 }
+
+/// A convolution that takes im2col (`K = C_in·k·k = 36`) before a Linear layer, on a
+/// batch of 5: `GpuNet`'s mixed gradient equals the composition bit for bit — the im2col
+/// path on the cast input and weights (its GEMMs read the cast patches, `Wᵀ` and `W`;
+/// patches of cast values are the cast patches), then the Linear layer as above.
+#[test]
+fn mixed_im2col_convolution_gradient_is_the_composition_of_f16_casts_and_f32_products() {
+    use wgtrain::gpu::conv_ops;
+    use wgtrain::model::{Op, Spec};
+    let Some(gpu) = common::gpu() else { return };
+    let (c, hw, classes, batch) = (4, 6, 3, 5);
+    let model =
+        Spec::parse("conv:5:3:p1,relu,flatten,linear", &[]).unwrap().build(Shape::Image { c, h: hw, w: hw }, classes);
+    let model = model.unwrap();
+    let (nodes, len) = (model.nodes(), model.nodes().len());
+    let (conv, fc) = (nodes[0], nodes[len - 1]);
+    let (Op::Conv2d(s), Op::Linear { inp, .. }) = (conv.op, fc.op) else { panic!("conv, then linear: {model:?}") };
+    assert!(conv.relu && wgtrain::gpu::conv_im2col::im2col_wins(&s), "{model:?}");
+    let s = s.with_batch(batch);
+    let mut rng = wgtrain::rng::Rng::new(8, 0);
+    let params: Vec<f32> = model.init(6).iter().map(|p| p * 3.0).collect();
+    let x = wgtrain::verify::uniform(&mut rng, batch * model.inputs(), 2.0);
+    let y: Vec<u32> = (0..batch as u32).map(|i| (i * 2 + 1) % classes as u32).collect();
+    let idx: Vec<u32> = (0..batch as u32).collect();
+    let mut net = GpuNet::with_precision(gpu, &model, &params, OptimKind::Sgd, batch, Precision::Mixed).unwrap();
+    let t = net.add_table(Features::F32(&x), &y).unwrap();
+    net.accumulate_gradient(t, &idx, 1.0 / batch as f32, true).unwrap();
+    let got = net.read_grads().unwrap();
+
+    let wlen = s.weight_len();
+    let cast = |v: &[f32]| gops::cast_f16(gpu, v).unwrap();
+    let (x16, w1) = (cast(&x), cast(&params[conv.w_off..conv.w_off + wlen]));
+    let w2 = cast(&params[fc.w_off..fc.w_off + classes * inp]);
+    let (b1, b2) = (&params[conv.b_off..conv.b_off + s.c_out], &params[fc.b_off..fc.b_off + classes]);
+    let zeros = |n: usize| vec![0.0f32; n];
+    let out_len = batch * inp;
+    let (a1, _, _) =
+        conv_ops::conv2d_im2col(gpu, &x16, &w1, b1, &zeros(out_len), &zeros(wlen), None, &s, true, false).unwrap();
+    let a1_16 = cast(&a1);
+    let z2 = gops::fc_forward(gpu, &a1_16, &w2, b2, batch, inp, classes, false).unwrap();
+    let (_, _, dz2) = gops::softmax_xent(gpu, &z2, &y, 1.0 / batch as f32, batch, classes).unwrap();
+    let mut want = vec![0.0; model.param_count()];
+    let dw2 = gops::fc_backward_weights(gpu, &dz2, &a1_16, &zeros(classes * inp), batch, inp, classes, false);
+    want[fc.w_off..fc.w_off + classes * inp].copy_from_slice(&dw2.unwrap());
+    let db2 = gops::fc_backward_bias(gpu, &dz2, &zeros(classes), batch, classes, false).unwrap();
+    want[fc.b_off..fc.b_off + classes].copy_from_slice(&db2);
+    let dz1 = gops::fc_backward_input(gpu, &dz2, &w2, Some(&a1), batch, inp, classes).unwrap();
+    let (_, dw1, _) = conv_ops::conv2d_im2col(gpu, &x16, &w1, b1, &dz1, &zeros(wlen), None, &s, true, false).unwrap();
+    want[conv.w_off..conv.w_off + wlen].copy_from_slice(&dw1);
+    let db1 = conv_ops::conv2d_backward_bias(gpu, &dz1, &zeros(s.c_out), &s, false).unwrap();
+    want[conv.b_off..conv.b_off + s.c_out].copy_from_slice(&db1);
+    let differ: Vec<usize> = (0..want.len()).filter(|&i| want[i].to_bits() != got[i].to_bits()).collect();
+    assert!(
+        differ.is_empty(),
+        "{} of {} gradient values differ, first at {:?}",
+        differ.len(),
+        want.len(),
+        differ.first()
+    );
+}

@@ -6,8 +6,8 @@
 
 use super::buffers::uniform;
 use super::conv_kernels::ConvParams;
-use super::gemm::GemmParams;
-use super::kernels::TransposeParams;
+use super::gemm::{GemmParams, Operands};
+use super::kernels::{Half, TransposeParams};
 use super::pipeline::{linear_groups, Dispatch, LINEAR_WG};
 use super::Gpu;
 use crate::cpu::conv::Conv2dShape;
@@ -51,6 +51,20 @@ pub fn takes_im2col(gpu: &Gpu, s: &Conv2dShape, batch: usize) -> bool {
     batch >= 1 && im2col_batch(gpu, s, batch) == batch
 }
 
+/// Mixed precision's buffers for an im2col path (`--precision mixed`): its three GEMMs
+/// read f16 copies — the patches (cast after `conv_im2col`), `Wᵀ` (the f16 transpose) and
+/// `W` — as the fully connected layer's do; the patches' gradient, the rows and the output
+/// stay f32.
+pub struct HalfOperands<'a> {
+    pub kernels: &'a Half,
+    /// The parameter vector in f16 (`W` at `w_off`), cast at the start of the step.
+    pub params: &'a wgpu::Buffer,
+    /// `Wᵀ` in f16 at `wt_off`, written by this path's forward.
+    pub wt: &'a wgpu::Buffer,
+    /// The patches in f16, `B·P·K` values.
+    pub cols: &'a wgpu::Buffer,
+}
+
 /// One convolution's im2col path: the batched shape and where its weights, bias and `Wᵀ`
 /// live (elements of the parameter / gradient buffer and of the transposed-weights
 /// buffer; `wt_off` a multiple of 4, as the vec4 GEMM loads it).
@@ -89,7 +103,8 @@ impl Im2col {
 
     /// `z = conv(x, w) + b` (ReLU): `conv_im2col` x → `cols`; `transpose` W → `Wᵀ` in `wt`;
     /// `rows = cols·Wᵀ + b` (ReLU in the epilogue); `conv_rows_to_nchw` rows → `z`.
-    /// `unused` is bound where a kernel reads nothing.
+    /// `unused` is bound where a kernel reads nothing. With `half`, `cast_f16` of `cols`
+    /// follows the patches, the transpose writes `half.wt` and the GEMM reads the f16 copies.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -102,11 +117,20 @@ impl Im2col {
         z: &wgpu::Buffer,
         relu: bool,
         unused: &wgpu::Buffer,
+        half: Option<&HalfOperands>,
     ) -> Result<Vec<Dispatch>> {
         let (dev, conv) = (&gpu.device, &gpu.kernels.on_demand()?.conv);
         let s = &self.s;
         let u = uniform(gpu, "conv_im2col", &self.params(0));
         let im2col = conv.conv_im2col.dispatch(dev, &[&u, x, unused, cols], self.grid(self.rows() * s.c_in));
+        let mut out = vec![im2col.named("conv_im2col".into())];
+        let (cols_in, wt_in, transpose_kernel, operands) = match half {
+            Some(h) => {
+                out.push(h.kernels.cast(gpu, cols, h.cols, self.cols_len()).named("cast_f16 patches".into()));
+                (h.cols, h.wt, &h.kernels.transpose_f16, Operands::F16)
+            }
+            None => (cols, wt, &gpu.kernels.transpose, Operands::F32),
+        };
         let t = TransposeParams {
             rows: s.c_out as u32,
             cols: self.kdim() as u32,
@@ -114,22 +138,23 @@ impl Im2col {
             dst_off: self.wt_off as u32,
         };
         let tu = uniform(gpu, "transpose", &t);
-        let transpose = gpu.kernels.transpose.dispatch(dev, &[&tu, params, wt], t.groups());
-        let g = GemmParams::fc_forward(self.rows(), self.kdim(), s.c_out, self.wt_off, self.b_off, relu);
+        let transpose = transpose_kernel.dispatch(dev, &[&tu, params, wt_in], t.groups());
+        let g = GemmParams::fc_forward(self.rows(), self.kdim(), s.c_out, self.wt_off, self.b_off, relu)
+            .with_operands(operands);
         let gu = uniform(gpu, "im2col forward GEMM", &g.params);
-        let gemm = g.dispatch(gpu, &gu, [cols, wt, params, unused, rows]);
+        let gemm = g.dispatch(gpu, &gu, [cols_in, wt_in, params, unused, rows]);
         let back = conv.conv_rows_to_nchw.dispatch(dev, &[&u, rows, unused, z], self.grid(self.out_rows_len()));
-        Ok(vec![
-            im2col.named("conv_im2col".into()),
+        out.extend([
             transpose.named("transpose".into()),
             gemm.named("im2col forward GEMM".into()),
             back.named("conv_rows_to_nchw".into()),
-        ])
+        ]);
+        Ok(out)
     }
 
     /// `dW (+)= dZᵀ·cols` into the gradient buffer `grads` at `w_off`: `conv_nchw_to_rows`
     /// dz → `rows` (which [`Self::backward_input`] then reads), and the GEMM over the
-    /// forward's `cols`.
+    /// forward's `cols` (`half.cols` with `half`).
     #[allow(clippy::too_many_arguments)]
     pub fn backward_weights(
         &self,
@@ -140,19 +165,23 @@ impl Im2col {
         grads: &wgpu::Buffer,
         accumulate: bool,
         unused: &wgpu::Buffer,
+        half: Option<&HalfOperands>,
     ) -> Result<Vec<Dispatch>> {
         let (dev, conv) = (&gpu.device, &gpu.kernels.on_demand()?.conv);
         let u = uniform(gpu, "conv_nchw_to_rows", &self.params(0));
         let to_rows = conv.conv_nchw_to_rows.dispatch(dev, &[&u, dz, unused, rows], self.grid(self.out_rows_len()));
-        let g = GemmParams::fc_backward_weights(self.rows(), self.kdim(), self.s.c_out, self.w_off, accumulate);
+        let (cols_in, operands) = half.map_or((cols, Operands::F32), |h| (h.cols, Operands::F32F16));
+        let g = GemmParams::fc_backward_weights(self.rows(), self.kdim(), self.s.c_out, self.w_off, accumulate)
+            .with_operands(operands);
         let gu = uniform(gpu, "im2col backward_weights GEMM", &g.params);
-        let gemm = g.dispatch(gpu, &gu, [rows, cols, unused, unused, grads]);
+        let gemm = g.dispatch(gpu, &gu, [rows, cols_in, unused, unused, grads]);
         Ok(vec![to_rows.named("conv_nchw_to_rows".into()), gemm.named("im2col backward_weights GEMM".into())])
     }
 
     /// `dx = convᵀ(dz, w)` (⊙ `[a_prev > 0]` when `a_prev` is given): `dcols = dZ·W` from
     /// the rows [`Self::backward_weights`] left in `rows`, then `conv_col2im` → `dx`.
-    /// `dcols` may be the forward's `cols` once the weight gradient is recorded.
+    /// `dcols` may be the forward's `cols` once the weight gradient is recorded. With
+    /// `half` the GEMM reads `W` from `half.params`.
     #[allow(clippy::too_many_arguments)]
     pub fn backward_input(
         &self,
@@ -163,11 +192,14 @@ impl Im2col {
         a_prev: Option<&wgpu::Buffer>,
         dx: &wgpu::Buffer,
         unused: &wgpu::Buffer,
+        half: Option<&HalfOperands>,
     ) -> Result<Vec<Dispatch>> {
         let (dev, conv) = (&gpu.device, &gpu.kernels.on_demand()?.conv);
-        let g = GemmParams::fc_backward_input(self.rows(), self.kdim(), self.s.c_out, self.w_off, false);
+        let (w_in, operands) = half.map_or((params, Operands::F32), |h| (h.params, Operands::F32F16));
+        let g = GemmParams::fc_backward_input(self.rows(), self.kdim(), self.s.c_out, self.w_off, false)
+            .with_operands(operands);
         let gu = uniform(gpu, "im2col backward_input GEMM", &g.params);
-        let gemm = g.dispatch(gpu, &gu, [rows, params, unused, unused, dcols]);
+        let gemm = g.dispatch(gpu, &gu, [rows, w_in, unused, unused, dcols]);
         let u = uniform(gpu, "conv_col2im", &self.params(if a_prev.is_some() { ConvParams::MASK } else { 0 }));
         let mask = a_prev.unwrap_or(unused);
         let col2im = conv.conv_col2im.dispatch(dev, &[&u, dcols, mask, dx], self.grid(self.s.batch * self.s.in_len()));

@@ -229,9 +229,9 @@ pub fn conv2d_im2col(
         None => None,
     };
     let p = &m.path;
-    let mut d = p.forward(gpu, &m.x, &m.params, &m.wt, &m.cols, &m.rows, &m.z, relu, &m.unused)?;
-    d.extend(p.backward_weights(gpu, &m.dz, &m.cols, &m.rows, &m.grads, accumulate, &m.unused)?);
-    d.extend(p.backward_input(gpu, &m.rows, &m.params, &m.cols, mask.as_ref(), &m.dx, &m.unused)?);
+    let mut d = p.forward(gpu, &m.x, &m.params, &m.wt, &m.cols, &m.rows, &m.z, relu, &m.unused, None)?;
+    d.extend(p.backward_weights(gpu, &m.dz, &m.cols, &m.rows, &m.grads, accumulate, &m.unused, None)?);
+    d.extend(p.backward_input(gpu, &m.rows, &m.params, &m.cols, mask.as_ref(), &m.dx, &m.unused, None)?);
     run(gpu, &d);
     Ok((
         read(gpu, &m.z, s.batch * s.out_len())?,
@@ -251,9 +251,9 @@ pub fn time_conv2d_im2col(gpu: &Gpu, s: &Conv2dShape, reps: usize) -> Result<[f6
     let m = Im2colBuffers::new(gpu, &x, &w, &b, &dz, &vec![0.0; s.weight_len()], s)?;
     let p = &m.path;
     let products = [
-        p.forward(gpu, &m.x, &m.params, &m.wt, &m.cols, &m.rows, &m.z, false, &m.unused)?,
-        p.backward_weights(gpu, &m.dz, &m.cols, &m.rows, &m.grads, false, &m.unused)?,
-        p.backward_input(gpu, &m.rows, &m.params, &m.cols, None, &m.dx, &m.unused)?,
+        p.forward(gpu, &m.x, &m.params, &m.wt, &m.cols, &m.rows, &m.z, false, &m.unused, None)?,
+        p.backward_weights(gpu, &m.dz, &m.cols, &m.rows, &m.grads, false, &m.unused, None)?,
+        p.backward_input(gpu, &m.rows, &m.params, &m.cols, None, &m.dx, &m.unused, None)?,
     ];
     let mut out = [0.0; 3];
     for (d, t) in products.iter().zip(&mut out) {

@@ -418,6 +418,14 @@ impl Kernels {
     }
 }
 
+impl Half {
+    /// The dispatch of `cast_f16`: the f16 copy of `src`'s first `len` values into `dst`.
+    pub fn cast(&self, gpu: &crate::gpu::Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, len: usize) -> Dispatch {
+        let u = crate::gpu::buffers::uniform(gpu, "cast_f16", &LenParams { len: len as u32, _pad: [0; 3] });
+        self.cast_f16.dispatch(&gpu.device, &[&u, src, dst], linear_groups(len.div_ceil(4), LINEAR_WG as usize))
+    }
+}
+
 impl Kernels {
     /// The kernels of [`Half`], compiled on the first call; an error where the device has
     /// no `SHADER_F16`.

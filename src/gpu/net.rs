@@ -40,7 +40,10 @@
 //! parameters into their f16 copy, step 2's `transpose` writes `Wᵀ` in f16, each Linear
 //! node's forward product is preceded by `cast_f16` of its input, and its three products
 //! read the f16 copies ([`Operands`]: `X`, `Wᵀ` or `W` in the forward, `X` in the weight
-//! gradient, `W` in the input gradient; `dZ`, the outputs and everything else f32).
+//! gradient, `W` in the input gradient; `dZ`, the outputs and everything else f32). An
+//! im2col convolution's GEMMs do the same with its patches (`cast_f16` after
+//! `conv_im2col`) and its weights ([`HalfOperands`]); the implicit convolution kernels,
+//! max-pooling, dropout and the rest stay f32.
 //!
 //! A fused SGD step ([`GpuNet::fused_sgd`]: plain SGD in f32, at most [`SMALL_BATCH`] rows, an
 //! MLP whose layers' rows are whole vec4s) has no step 6: in step 5 each Linear node runs
@@ -58,7 +61,7 @@
 use crate::data::augment::Draws;
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{map_read, map_read_into, read, storage, storage_init, uniform};
-use crate::gpu::conv_im2col::{im2col_batch, Im2col};
+use crate::gpu::conv_im2col::{im2col_batch, HalfOperands, Im2col};
 use crate::gpu::conv_kernels::{AugmentParams, ConvParams, DropoutParams, PoolParams};
 use crate::gpu::gemm::*;
 use crate::gpu::kernels::*;
@@ -147,30 +150,31 @@ struct Ring {
     optimizers: Vec<Dispatch>,
 }
 
-/// The element type of the fully connected layers' matrix products (`--precision`).
+/// The element type of the matrix products' operands (`--precision`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// Everything in f32.
     #[default]
     F32,
-    /// The Linear nodes' products read f16 copies of their input and of the weights (made
-    /// every step by `cast_f16` and an f16 transpose), widen them to f32 and accumulate in
-    /// f32; the weights (master copy), gradients, optimizer state and every other op stay
-    /// f32, convolutions included. GPU only, on adapters with `SHADER_F16`.
+    /// The matrix products of the Linear nodes and of the convolutions that take im2col
+    /// read f16 copies of their input (or patches) and of the weights (made every step by
+    /// `cast_f16` and an f16 transpose), widen them to f32 and accumulate in f32; the
+    /// weights (master copy), gradients, optimizer state and every other op stay f32 (the
+    /// implicit convolution kernels too). GPU only, on adapters with `SHADER_F16`.
     Mixed,
 }
 
 /// Mixed precision's f16 copies ([`Precision::Mixed`]), rewritten every step.
 struct HalfCopies {
-    /// `[param_count]`: the parameter vector in f16 (`W` of each Linear node at its
-    /// `w_off`), cast at the start of every step.
+    /// `[param_count]`: the parameter vector in f16 (`W` of each Linear and im2col Conv2d
+    /// node at its `w_off`), cast at the start of every step.
     params: wgpu::Buffer,
-    /// Each Linear node's `Wᵀ` at `wt_offsets[i]`, as `GpuNet::wt` (batches of more than
-    /// [`SMALL_BATCH`] rows).
+    /// Each Linear and im2col Conv2d node's `Wᵀ` at `wt_offsets[i]`, as `GpuNet::wt`.
     wt: wgpu::Buffer,
-    /// `[B, IN]`: each Linear node's input (`None` for the other nodes), cast before its
-    /// forward product and read again by its weight gradient.
+    /// `[B, IN]`: each Linear node's input, or an im2col Conv2d node's patches (`None` for
+    /// the other nodes), cast before its forward product and read again by its weight
+    /// gradient.
     inputs: Vec<Option<wgpu::Buffer>>,
 }
 
@@ -243,7 +247,7 @@ impl<'g> GpuNet<'g> {
         Self::with_precision(gpu, model, params, kind, max_batch, Precision::F32)
     }
 
-    /// As [`Self::new`], with the fully connected products in `precision` (mixed: an
+    /// As [`Self::new`], with the matrix products in `precision` (mixed: an
     /// error where the adapter has no `SHADER_F16`).
     pub fn with_precision(
         gpu: &'g Gpu,
@@ -331,9 +335,11 @@ impl<'g> GpuNet<'g> {
                 gpu.kernels.half()?;
                 let h = 2u64;
                 let mut inputs = Vec::new();
-                for n in model.nodes() {
-                    inputs.push(match n.op {
-                        Op::Linear { inp, .. } => Some(storage(gpu, "f16 layer input", b * inp as u64 * h)?),
+                for (i, n) in model.nodes().iter().enumerate() {
+                    let patches = im2col_path(n, im2col_rows[i], wt_offsets[i]).map(|p| p.cols_len() as u64);
+                    inputs.push(match (n.op, patches) {
+                        (Op::Linear { inp, .. }, _) => Some(storage(gpu, "f16 layer input", b * inp as u64 * h)?),
+                        (Op::Conv2d(_), Some(len)) => Some(storage(gpu, "f16 im2col patches", len * h)?),
                         _ => None,
                     });
                 }
@@ -392,7 +398,7 @@ impl<'g> GpuNet<'g> {
         })
     }
 
-    /// The fully connected products' precision.
+    /// The matrix products' precision.
     pub fn precision(&self) -> Precision {
         if self.half.is_some() {
             Precision::Mixed
@@ -803,8 +809,7 @@ impl<'g> GpuNet<'g> {
         };
         if let Some((h, kh)) = half {
             seg.push(
-                cast_f16(gpu, kh, &self.params, &h.params, self.model.param_count())
-                    .named("cast_f16 parameters".into()),
+                kh.cast(gpu, &self.params, &h.params, self.model.param_count()).named("cast_f16 parameters".into()),
             );
         }
         // Wᵀ and W in the products' precision: (W, Wᵀ, operands of the forward, of the backward).
@@ -855,7 +860,7 @@ impl<'g> GpuNet<'g> {
             let x_in = match (half, n.op) {
                 (Some((h, kh)), Op::Linear { inp, .. }) => {
                     let x16 = h.inputs[i].as_ref().expect("a Linear node's f16 input");
-                    seg.push(cast_f16(gpu, kh, src, x16, batch * inp).named(format!("layer {i} cast_f16 input")));
+                    seg.push(kh.cast(gpu, src, x16, batch * inp).named(format!("layer {i} cast_f16 input")));
                     x16
                 }
                 _ => src,
@@ -876,7 +881,8 @@ impl<'g> GpuNet<'g> {
                     let path = self.im2col_at(i, batch).expect("an im2col node's path");
                     let cols = self.cols[i].as_ref().expect("an im2col node's patches");
                     let (p, rows) = (&self.params, &self.conv_rows);
-                    for d in path.forward(gpu, src, p, &self.wt, cols, rows, out, n.relu, &self.unused)? {
+                    let h = self.half_operands(half, i);
+                    for d in path.forward(gpu, src, p, &self.wt, cols, rows, out, n.relu, &self.unused, h.as_ref())? {
                         let what = format!("layer {i} {}", d.name);
                         seg.push(d.named(what));
                     }
@@ -996,7 +1002,11 @@ impl<'g> GpuNet<'g> {
                     let path = self.im2col_at(i, batch);
                     let (cols, rows) = (self.cols[i].as_ref(), &self.conv_rows);
                     if let (Some(path), Some(cols)) = (path, cols) {
-                        for d in path.backward_weights(gpu, dz, cols, rows, &self.grads, accumulate, &self.unused)? {
+                        let h = self.half_operands(half, i);
+                        let grads = &self.grads;
+                        for d in
+                            path.backward_weights(gpu, dz, cols, rows, grads, accumulate, &self.unused, h.as_ref())?
+                        {
                             let what = name(&d.name);
                             seg.push(d.named(what));
                         }
@@ -1018,7 +1028,10 @@ impl<'g> GpuNet<'g> {
                         // The weight gradient has read the patches: their gradient takes their place.
                         let a_prev = prev_relu.then_some(input);
                         let at = &self.dz[i - 1];
-                        for d in path.backward_input(gpu, rows, &self.params, cols, a_prev, at, &self.unused)? {
+                        let h = self.half_operands(half, i);
+                        for d in
+                            path.backward_input(gpu, rows, &self.params, cols, a_prev, at, &self.unused, h.as_ref())?
+                        {
                             let what = name(&d.name);
                             seg.push(d.named(what));
                         }
@@ -1230,6 +1243,16 @@ impl<'g> GpuNet<'g> {
 /// Whether node `i`'s input gradient is routed (MaxPool2d, Dropout) and then masked by
 /// the fused ReLU of node `i − 1`, which needs the scratch buffer.
 impl GpuNet<'_> {
+    /// Mixed precision's f16 buffers for node `i`'s im2col path (`None` in f32).
+    fn half_operands<'a>(&'a self, half: Option<(&'a HalfCopies, &'a Half)>, i: usize) -> Option<HalfOperands<'a>> {
+        half.map(|(h, kernels)| HalfOperands {
+            kernels,
+            params: &h.params,
+            wt: &h.wt,
+            cols: h.inputs[i].as_ref().expect("an im2col node's f16 patches"),
+        })
+    }
+
     /// Node `i`'s im2col path for a step of `batch` rows, if it takes one: a convolution
     /// whose patches for `batch` rows fit its buffer ([`im2col_batch`]).
     fn im2col_at(&self, i: usize, batch: usize) -> Option<Im2col> {
@@ -1288,12 +1311,6 @@ fn op_name(op: &Op, pass: &str) -> String {
         Op::Dropout { .. } => "dropout",
     };
     format!("{op}_{pass}")
-}
-
-/// The dispatch of `cast_f16`: the f16 copy of `src`'s first `len` values into `dst`.
-fn cast_f16(gpu: &Gpu, kh: &Half, src: &wgpu::Buffer, dst: &wgpu::Buffer, len: usize) -> Dispatch {
-    let u = uniform(gpu, "cast_f16", &LenParams { len: len as u32, _pad: [0; 3] });
-    kh.cast_f16.dispatch(&gpu.device, &[&u, src, dst], linear_groups(len.div_ceil(4), LINEAR_WG as usize))
 }
 
 /// A binding of the whole of `buffer`.

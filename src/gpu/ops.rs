@@ -318,9 +318,7 @@ pub fn cast_f16(gpu: &Gpu, src: &[f32]) -> Result<Vec<f32>> {
     let kh = gpu.kernels.half()?;
     let s = storage_init(gpu, "src", src)?;
     let dst = storage(gpu, "dst", (src.len() * 2) as u64)?;
-    let u = uniform(gpu, "cast_f16", &LenParams { len: src.len() as u32, _pad: [0; 3] });
-    let groups = linear_groups(src.len().div_ceil(4), LINEAR_WG as usize);
-    run(gpu, &[kh.cast_f16.dispatch(&gpu.device, &[&u, &s, &dst], groups)]);
+    run(gpu, &[kh.cast(gpu, &s, &dst, src.len())]);
     let bits: Vec<u16> = read(gpu, &dst, src.len())?;
     Ok(bits.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect())
 }
