@@ -1,5 +1,6 @@
 // cast_f16: the f16 copy of an f32 buffer's first `len` values, which mixed precision's
-// matrix products read (`--precision mixed`: the parameters, each Linear node's input):
+// matrix products read (`--precision mixed`: the parameters, each Linear node's input,
+// each im2col convolution's patches):
 //   dst[i] = to_f16(src[i])   for i < len
 // (to_f16: f16_common.wgsl, put before this file with the grid prelude: saturating,
 // rounding to a nearest f16, non-finite for a non-finite value.)

@@ -223,15 +223,23 @@ pub fn gemm_variants(
         if batch <= crate::gpu::gemm::SMALL_BATCH {
             let mut on_w = GemmParams::fc_forward_w(batch, inp, o, 0, 0, false);
             on_w.params.flags = 0;
-            cases.push(("fc_forward on W", on_w, x.clone(), w.clone(), r.clone(), m.clone(), inp));
+            cases.push((
+                "fc_forward on W",
+                on_w.with_operands(fwd_operands),
+                x.clone(),
+                w.clone(),
+                r.clone(),
+                m.clone(),
+                inp,
+            ));
         }
-        cases.push(("fc_forward", fwd, x.clone(), wt, r, m, inp));
+        cases.push(("fc_forward", fwd.with_operands(fwd_operands), x.clone(), wt, r, m, inp));
         let (mut r, mut m) = (vec![0.0; o * inp], vec![0.0; o * inp]);
         ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut r, batch, inp, o, false);
         ops::fc_backward_weights(&abs(&dz), &abs(&x), &mut m, batch, inp, o, false);
         cases.push((
             "fc_backward_weights",
-            GemmParams::fc_backward_weights(batch, inp, o, 0, false),
+            GemmParams::fc_backward_weights(batch, inp, o, 0, false).with_operands(bwd_operands),
             dz.clone(),
             x.clone(),
             r,
@@ -243,7 +251,7 @@ pub fn gemm_variants(
         ops::fc_backward_input(&abs(&dz), &abs(&w), None, &mut m, batch, inp, o);
         cases.push((
             "fc_backward_input",
-            GemmParams::fc_backward_input(batch, inp, o, 0, false),
+            GemmParams::fc_backward_input(batch, inp, o, 0, false).with_operands(bwd_operands),
             dz.clone(),
             w.clone(),
             r,
@@ -251,7 +259,6 @@ pub fn gemm_variants(
             o,
         ));
         for (name, g, a, b, reference, mag, k) in cases {
-            let g = g.with_operands(if name.starts_with("fc_forward") { fwd_operands } else { bwd_operands });
             for (variant, kernel, groups) in g.variants(&gpu.kernels) {
                 let (c, secs) = crate::gpu::ops::time_gemm(
                     gpu,

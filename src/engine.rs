@@ -324,7 +324,7 @@ pub fn open<'g>(
             return Err(Error::invalid(
                 "--precision",
                 "mixed",
-                "a GPU adapter (the CPU trains in f32): add --device gpu, or use --precision f32",
+                "a GPU adapter: the CPU trains in f32 only (add --device gpu; a new run can take --precision f32)",
             ));
         }
         return Ok(Box::new(CpuEngine::new(model, params, kind, max_batch)));

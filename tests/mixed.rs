@@ -13,6 +13,16 @@ use wgtrain::model::{Model, Shape};
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
 use wgtrain::train::{self, BatchSize, Config, Quiet};
 
+/// The GPU, where it has `SHADER_F16` (llvmpipe, so CI, does).
+fn f16_gpu() -> Option<&'static wgtrain::gpu::Gpu> {
+    let gpu = common::gpu()?;
+    if gpu.features.contains(wgpu::Features::SHADER_F16) {
+        return Some(gpu);
+    }
+    assert!(!gpu.info.name.contains("llvmpipe"), "llvmpipe has SHADER_F16");
+    None
+}
+
 /// The gradient of a mean-loss step of an MLP `inp → hidden (ReLU) → classes` in mixed
 /// precision, from the one-shot GPU ops: `X`, `W1`, `W2` and the hidden activation cast
 /// to f16 (`cast_f16`), each product computed in f32 on the cast values (the f16 product
@@ -48,17 +58,27 @@ fn composed_gradient(
     grad
 }
 
-/// On ragged widths, for a batch that reads `W` itself (3 rows) and one that reads the
-/// transposed copy (9 rows): `GpuNet`'s mixed gradient equals the composition bit for
-/// bit, and differs from its f32 gradient (the rounding happened).
+/// On ragged widths (the generic and row kernels) and on widths of whole vec4s (the vec4
+/// kernels), for a batch that reads `W` itself (3 rows) and ones that read the transposed
+/// copy (9, 16 rows): `GpuNet`'s mixed gradient equals the composition bit for bit, and
+/// differs from its f32 gradient (the rounding happened).
 #[test]
 fn mixed_gradient_is_the_composition_of_f16_casts_and_f32_products() {
-    let Some(gpu) = common::gpu() else { return };
-    let (inp, hidden, classes) = (21, 13, 5);
+    let Some(gpu) = f16_gpu() else { return };
+    for ((inp, hidden, classes), batches) in [((21, 13, 5), [3, 9]), ((32, 16, 8), [3, 16])] {
+        mixed_mlp_gradient_is_composed(gpu, (inp, hidden, classes), &batches);
+    }
+}
+
+fn mixed_mlp_gradient_is_composed(
+    gpu: &wgtrain::gpu::Gpu,
+    (inp, hidden, classes): (usize, usize, usize),
+    batches: &[usize],
+) {
     let model = Model::mlp(Shape::Flat(inp), &[hidden], classes).unwrap();
     let mut rng = wgtrain::rng::Rng::new(3, 0);
     let params: Vec<f32> = model.init(4).iter().map(|p| p * 3.0).collect();
-    for batch in [3, 9] {
+    for &batch in batches {
         let x = wgtrain::verify::uniform(&mut rng, batch * inp, 2.0);
         let y: Vec<u32> = (0..batch as u32).map(|i| (i * 7 + 1) % classes as u32).collect();
         let idx: Vec<u32> = (0..batch as u32).collect();
@@ -73,7 +93,7 @@ fn mixed_gradient_is_the_composition_of_f16_casts_and_f32_products() {
         let differ: Vec<usize> = (0..want.len()).filter(|&i| want[i].to_bits() != mixed[i].to_bits()).collect();
         assert!(
             differ.is_empty(),
-            "batch {batch}: {} of {} gradient values differ, first at {:?}",
+            "{inp}-{hidden}-{classes}, batch {batch}: {} of {} gradient values differ, first at {:?}",
             differ.len(),
             want.len(),
             differ.first()
@@ -81,7 +101,7 @@ fn mixed_gradient_is_the_composition_of_f16_casts_and_f32_products() {
         let rounded = (0..want.len()).filter(|&i| f32[i] != mixed[i]).count();
         assert!(
             rounded > want.len() / 2,
-            "batch {batch}: only {rounded} values differ from f32's: were the operands cast?"
+            "{inp}-{hidden}-{classes}, batch {batch}: only {rounded} values differ from f32's: were the operands cast?"
         );
     }
 }
@@ -106,7 +126,7 @@ fn config(precision: Precision) -> Config {
 /// test accuracy, and a second mixed run gives the same weights bit for bit.
 #[test]
 fn mixed_precision_learns_like_f32_and_is_reproducible() {
-    let Some(gpu) = common::gpu() else { return };
+    let Some(gpu) = f16_gpu() else { return };
     let data = common::fashion_mnist(3000, 1000);
     let train_with = |precision| {
         let cfg = config(precision);
@@ -135,24 +155,27 @@ fn mixed_precision_learns_like_f32_and_is_reproducible() {
     assert!(same, "two mixed-precision runs differ");
 }
 
-/// A convolution that takes im2col (`K = C_in·k·k = 36`) before a Linear layer, on a
-/// batch of 5: `GpuNet`'s mixed gradient equals the composition bit for bit — the im2col
-/// path on the cast input and weights (its GEMMs read the cast patches, `Wᵀ` and `W`;
-/// patches of cast values are the cast patches), then the Linear layer as above.
+/// Two convolutions that take im2col (`K = C_in·k·k = 36`), then a Linear layer, on a
+/// batch of 5: `GpuNet`'s mixed gradient equals the composition bit for bit — each im2col
+/// path run on the cast input and weights (its GEMMs read the cast patches, `Wᵀ` and `W`;
+/// patches of cast values are the cast patches), the second one's input gradient (the
+/// GEMM on the f16 `W`) feeding the first's weight gradient, then the Linear layer as above.
 #[test]
 fn mixed_im2col_convolution_gradient_is_the_composition_of_f16_casts_and_f32_products() {
     use wgtrain::gpu::conv_ops;
     use wgtrain::model::{Op, Spec};
-    let Some(gpu) = common::gpu() else { return };
+    let Some(gpu) = f16_gpu() else { return };
     let (c, hw, classes, batch) = (4, 6, 3, 5);
-    let model =
-        Spec::parse("conv:5:3:p1,relu,flatten,linear", &[]).unwrap().build(Shape::Image { c, h: hw, w: hw }, classes);
-    let model = model.unwrap();
+    let spec = "conv:4:3:p1,relu,conv:5:3:p1,relu,flatten,linear";
+    let model = Spec::parse(spec, &[]).unwrap().build(Shape::Image { c, h: hw, w: hw }, classes).unwrap();
     let (nodes, len) = (model.nodes(), model.nodes().len());
-    let (conv, fc) = (nodes[0], nodes[len - 1]);
-    let (Op::Conv2d(s), Op::Linear { inp, .. }) = (conv.op, fc.op) else { panic!("conv, then linear: {model:?}") };
-    assert!(conv.relu && wgtrain::gpu::conv_im2col::im2col_wins(&s), "{model:?}");
-    let s = s.with_batch(batch);
+    let (c1, c2, fc) = (nodes[0], nodes[1], nodes[len - 1]);
+    let (Op::Conv2d(s1), Op::Conv2d(s2), Op::Linear { inp, .. }) = (c1.op, c2.op, fc.op) else {
+        panic!("conv, conv, then linear: {model:?}")
+    };
+    let im2col = wgtrain::gpu::conv_im2col::im2col_wins;
+    assert!(c1.relu && c2.relu && im2col(&s1) && im2col(&s2), "{model:?}");
+    let (s1, s2) = (s1.with_batch(batch), s2.with_batch(batch));
     let mut rng = wgtrain::rng::Rng::new(8, 0);
     let params: Vec<f32> = model.init(6).iter().map(|p| p * 3.0).collect();
     let x = wgtrain::verify::uniform(&mut rng, batch * model.inputs(), 2.0);
@@ -163,28 +186,34 @@ fn mixed_im2col_convolution_gradient_is_the_composition_of_f16_casts_and_f32_pro
     net.accumulate_gradient(t, &idx, 1.0 / batch as f32, true).unwrap();
     let got = net.read_grads().unwrap();
 
-    let wlen = s.weight_len();
     let cast = |v: &[f32]| gops::cast_f16(gpu, v).unwrap();
-    let (x16, w1) = (cast(&x), cast(&params[conv.w_off..conv.w_off + wlen]));
-    let w2 = cast(&params[fc.w_off..fc.w_off + classes * inp]);
-    let (b1, b2) = (&params[conv.b_off..conv.b_off + s.c_out], &params[fc.b_off..fc.b_off + classes]);
     let zeros = |n: usize| vec![0.0f32; n];
-    let out_len = batch * inp;
-    let (a1, _, _) =
-        conv_ops::conv2d_im2col(gpu, &x16, &w1, b1, &zeros(out_len), &zeros(wlen), None, &s, true, false).unwrap();
-    let a1_16 = cast(&a1);
-    let z2 = gops::fc_forward(gpu, &a1_16, &w2, b2, batch, inp, classes, false).unwrap();
-    let (_, _, dz2) = gops::softmax_xent(gpu, &z2, &y, 1.0 / batch as f32, batch, classes).unwrap();
+    let weights = |n: &wgtrain::model::Node, len: usize| cast(&params[n.w_off..n.w_off + len]);
+    let bias = |n: &wgtrain::model::Node, len: usize| params[n.b_off..n.b_off + len].to_vec();
+    let (w1, w2, w3) = (weights(&c1, s1.weight_len()), weights(&c2, s2.weight_len()), weights(&fc, classes * inp));
+    let (b1, b2, b3) = (bias(&c1, s1.c_out), bias(&c2, s2.c_out), bias(&fc, classes));
+    // The im2col path of a convolution on the cast input: (z, dw, dx) for `dz`.
+    let conv = |x: &[f32], w: &[f32], b: &[f32], dz: &[f32], a_prev: Option<&[f32]>, s| {
+        let s: &wgtrain::cpu::conv::Conv2dShape = s;
+        conv_ops::conv2d_im2col(gpu, &cast(x), w, b, dz, &zeros(s.weight_len()), a_prev, s, true, false).unwrap()
+    };
+    let (a1, _, _) = conv(&x, &w1, &b1, &zeros(batch * s1.out_len()), None, &s1);
+    let (a2, _, _) = conv(&a1, &w2, &b2, &zeros(batch * inp), None, &s2);
+    let a2_16 = cast(&a2);
+    let z3 = gops::fc_forward(gpu, &a2_16, &w3, &b3, batch, inp, classes, false).unwrap();
+    let (_, _, dz3) = gops::softmax_xent(gpu, &z3, &y, 1.0 / batch as f32, batch, classes).unwrap();
     let mut want = vec![0.0; model.param_count()];
-    let dw2 = gops::fc_backward_weights(gpu, &dz2, &a1_16, &zeros(classes * inp), batch, inp, classes, false);
-    want[fc.w_off..fc.w_off + classes * inp].copy_from_slice(&dw2.unwrap());
-    let db2 = gops::fc_backward_bias(gpu, &dz2, &zeros(classes), batch, classes, false).unwrap();
-    want[fc.b_off..fc.b_off + classes].copy_from_slice(&db2);
-    let dz1 = gops::fc_backward_input(gpu, &dz2, &w2, Some(&a1), batch, inp, classes).unwrap();
-    let (_, dw1, _) = conv_ops::conv2d_im2col(gpu, &x16, &w1, b1, &dz1, &zeros(wlen), None, &s, true, false).unwrap();
-    want[conv.w_off..conv.w_off + wlen].copy_from_slice(&dw1);
-    let db1 = conv_ops::conv2d_backward_bias(gpu, &dz1, &zeros(s.c_out), &s, false).unwrap();
-    want[conv.b_off..conv.b_off + s.c_out].copy_from_slice(&db1);
+    let mut put = |n: &wgtrain::model::Node, dw: &[f32], db: &[f32]| {
+        want[n.w_off..n.w_off + dw.len()].copy_from_slice(dw);
+        want[n.b_off..n.b_off + db.len()].copy_from_slice(db);
+    };
+    let dw3 = gops::fc_backward_weights(gpu, &dz3, &a2_16, &zeros(classes * inp), batch, inp, classes, false).unwrap();
+    put(&fc, &dw3, &gops::fc_backward_bias(gpu, &dz3, &zeros(classes), batch, classes, false).unwrap());
+    let dz2 = gops::fc_backward_input(gpu, &dz3, &w3, Some(&a2), batch, inp, classes).unwrap();
+    let (_, dw2, dz1) = conv(&a1, &w2, &b2, &dz2, Some(&a1), &s2);
+    put(&c2, &dw2, &conv_ops::conv2d_backward_bias(gpu, &dz2, &zeros(s2.c_out), &s2, false).unwrap());
+    let (_, dw1, _) = conv(&x, &w1, &b1, &dz1, None, &s1);
+    put(&c1, &dw1, &conv_ops::conv2d_backward_bias(gpu, &dz1, &zeros(s1.c_out), &s1, false).unwrap());
     let differ: Vec<usize> = (0..want.len()).filter(|&i| want[i].to_bits() != got[i].to_bits()).collect();
     assert!(
         differ.is_empty(),

@@ -262,6 +262,7 @@ fn measure(
     };
     let c_len = span(p.c_off, p.m, p.c_sm, p.n, 1);
     let extra = c_len.max(span(p.mask_off, p.m, p.c_sm, p.n, 1)).max((p.bias_off + p.n) as usize);
+    // f32 zeros: as f16 operands (half the bytes per value) the same buffers are only larger.
     let zeros = |n: usize| storage_init(gpu, "measured operand", &vec![0.0f32; n]);
     let (a, b) = (zeros(span(p.a_off, p.m, p.a_sm, p.k, p.a_sk))?, zeros(span(p.b_off, p.k, p.b_sk, p.n, p.b_sn))?);
     let (e, c) = (zeros(extra)?, storage(gpu, "measured product", (c_len * 4) as u64)?);

@@ -165,10 +165,11 @@ pub enum Layout {
 pub enum Operands {
     /// Both f32.
     F32,
-    /// Both f16: mixed precision's forward product (`X` and `Wᵀ`, or `W`).
+    /// Both f16: mixed precision's forward product (`X` or an im2col convolution's
+    /// patches, and `Wᵀ`, or `W`).
     F16,
-    /// `A` f32, `B` f16: mixed precision's weight gradient (`dZ` with `X`) and input
-    /// gradient (`dZ` with `W`).
+    /// `A` f32, `B` f16: mixed precision's weight gradient (`dZ` with `X` or the patches)
+    /// and input gradient (`dZ` with `W`).
     F32F16,
 }
 

@@ -38,8 +38,8 @@
 //! | `conv_nchw_to_rows` (`conv_im2col.wgsl`)§  | `conv_nchw_to_rows`           | `im2col_kernels_match_cpu_bit_for_bit` |
 //!
 //! ¶ Mixed precision's (`--precision mixed`, [`Half`], compiled on first use where the
-//! device has `SHADER_F16`): `cast_f16` makes the f16 copies of the parameters and of
-//! each Linear node's input, `transpose` built with an f16 destination writes `Wᵀ` in f16,
+//! device has `SHADER_F16`): `cast_f16` makes the f16 copies of the parameters, of each
+//! Linear node's input and of each im2col convolution's patches, `transpose` built with an f16 destination writes `Wᵀ` in f16,
 //! and every kernel of [`Gemm::variants`] but `gemm_tn_row` is built again for f16
 //! operands ([`Operands`]): on f16 values each gives the f32 kernel's bits on the values
 //! widened (`every_f16_gemm_variant_gives_the_f32_bits_of_its_rounded_operands`), and a
@@ -78,11 +78,13 @@
 //! `tests/augment.rs`), are compiled on first use
 //! ([`Kernels::on_demand`]): an MLP never builds them.
 
+use super::buffers::uniform;
 use super::conv_kernels::ConvKernels;
 use super::gemm::{
     Gemm, Layout, Operands, GEMM_TILE, GEMM_TILED, GEMM_WG, NT_WG, ROW_WG, SG_WG, TN_ROW_SEG, TN_ROW_WG, VEC4_ROWS,
 };
 use super::pipeline::*;
+use super::Gpu;
 use crate::error::{Error, Result};
 use crate::optim::OptimKind;
 use bytemuck::{Pod, Zeroable};
@@ -420,8 +422,8 @@ impl Kernels {
 
 impl Half {
     /// The dispatch of `cast_f16`: the f16 copy of `src`'s first `len` values into `dst`.
-    pub fn cast(&self, gpu: &crate::gpu::Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, len: usize) -> Dispatch {
-        let u = crate::gpu::buffers::uniform(gpu, "cast_f16", &LenParams { len: len as u32, _pad: [0; 3] });
+    pub fn cast(&self, gpu: &Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, len: usize) -> Dispatch {
+        let u = uniform(gpu, "cast_f16", &LenParams { len: len as u32, _pad: [0; 3] });
         self.cast_f16.dispatch(&gpu.device, &[&u, src, dst], linear_groups(len.div_ceil(4), LINEAR_WG as usize))
     }
 }
@@ -437,7 +439,8 @@ impl Kernels {
             return Err(Error::invalid(
                 "--precision",
                 "mixed",
-                "an adapter with SHADER_F16 (f16 in shaders; `wgtrain devices` lists it): this one has none",
+                "an adapter with SHADER_F16 (f16 in shaders; `wgtrain devices` lists it): this one has none \
+                 (a new run can take --precision f32)",
             ));
         }
         let device = &self.device;
@@ -466,12 +469,14 @@ impl Kernels {
     /// For f16 operands, if [`Self::half`] has not compiled them (`GpuNet` and `bench`
     /// call it before recording any such product).
     pub fn gemms(&self, operands: Operands) -> &GemmKernels {
-        match operands {
-            Operands::F32 => &self.gemms,
-            Operands::F16 => &self.half.get().expect("the mixed-precision kernels, compiled by Kernels::half").forward,
-            Operands::F32F16 => {
-                &self.half.get().expect("the mixed-precision kernels, compiled by Kernels::half").backward
-            }
+        if operands == Operands::F32 {
+            return &self.gemms;
+        }
+        let half = self.half.get().expect("the mixed-precision kernels, compiled by Kernels::half");
+        if operands == Operands::F16 {
+            &half.forward
+        } else {
+            &half.backward
         }
     }
 }

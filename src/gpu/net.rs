@@ -172,9 +172,9 @@ struct HalfCopies {
     params: wgpu::Buffer,
     /// Each Linear and im2col Conv2d node's `Wᵀ` at `wt_offsets[i]`, as `GpuNet::wt`.
     wt: wgpu::Buffer,
-    /// `[B, IN]`: each Linear node's input, or an im2col Conv2d node's patches (`None` for
-    /// the other nodes), cast before its forward product and read again by its weight
-    /// gradient.
+    /// Each Linear node's input `[B, IN]`, or an im2col Conv2d node's patches
+    /// `[B·H_out·W_out, C_in·k·k]` (`None` for the other nodes), cast before its forward
+    /// product and read again by its weight gradient.
     inputs: Vec<Option<wgpu::Buffer>>,
 }
 
@@ -189,7 +189,8 @@ pub struct GpuNet<'g> {
     half: Option<HalfCopies>,
     /// Each Linear node's `Wᵀ: [IN, OUT]` at `wt_offsets[i]` (refreshed at the start of
     /// every step of more than [`SMALL_BATCH`] rows), and each im2col Conv2d node's `Wᵀ: [C_in·k·k, C_out]` (refreshed by its
-    /// forward); `None` for the other nodes.
+    /// forward); `None` for the other nodes. In mixed precision only the offsets serve
+    /// (the buffer is 16 bytes; `HalfCopies::wt` holds the f16 `Wᵀ` at them).
     wt: wgpu::Buffer,
     wt_offsets: Vec<Option<usize>>,
     grads: wgpu::Buffer,
@@ -289,7 +290,9 @@ impl<'g> GpuNet<'g> {
                 _ => None,
             });
         }
-        let wt = storage(gpu, "transposed weights", wt_len as u64 * f)?;
+        // Mixed precision's products read the f16 Wᵀ of HalfCopies instead.
+        let wt_bytes = if precision == Precision::Mixed { 16 } else { wt_len as u64 * f };
+        let wt = storage(gpu, "transposed weights", wt_bytes)?;
         let state = |i: usize, name: &str| storage(gpu, name, if kind.state_vectors() > i { m as u64 * f } else { 16 });
         let s1 = state(0, "optimizer state 1")?;
         let s2 = state(1, "optimizer state 2")?;
@@ -1240,8 +1243,6 @@ impl<'g> GpuNet<'g> {
     }
 }
 
-/// Whether node `i`'s input gradient is routed (MaxPool2d, Dropout) and then masked by
-/// the fused ReLU of node `i − 1`, which needs the scratch buffer.
 impl GpuNet<'_> {
     /// Mixed precision's f16 buffers for node `i`'s im2col path (`None` in f32).
     fn half_operands<'a>(&'a self, half: Option<(&'a HalfCopies, &'a Half)>, i: usize) -> Option<HalfOperands<'a>> {
@@ -1286,11 +1287,12 @@ impl Keyed {
     }
 }
 
+/// Whether node `i`'s input gradient is routed (MaxPool2d, Dropout) and then masked by
+/// the fused ReLU of node `i − 1`, which needs the scratch buffer.
 fn masked_after_routing(nodes: &[Node], i: usize) -> bool {
     i > 0 && nodes[i - 1].relu && matches!(nodes[i].op, Op::MaxPool2d(_) | Op::Dropout { .. })
 }
 
-/// The op name of a node's `pass` ("forward" or "backward") kernel, for profiles.
 /// Node `n`'s im2col path for batches of `batch` with `Wᵀ` at `wt_off`, if it is a
 /// convolution with a `Wᵀ` (one that takes im2col for some batch, [`im2col_batch`]).
 fn im2col_path(n: &Node, batch: usize, wt_off: Option<usize>) -> Option<Im2col> {
@@ -1302,6 +1304,7 @@ fn im2col_path(n: &Node, batch: usize, wt_off: Option<usize>) -> Option<Im2col> 
     }
 }
 
+/// The op name of a node's `pass` ("forward" or "backward") kernel, for profiles.
 fn op_name(op: &Op, pass: &str) -> String {
     let op = match op {
         Op::Linear { .. } => "fc",

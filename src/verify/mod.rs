@@ -183,10 +183,19 @@ pub fn cast_f16(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
             (*g, *r) = (0.0, 0.0);
         }
     }
-    // One f16 step at the twin's value: 2^(e − 10) for a normal one, 2⁻²⁴ below 2⁻¹⁴.
-    let step = |v: f32| f64::from(v.abs().max(2f32.powi(-14))).log2().floor().exp2() / 1024.0;
+    // One f16 step at the twin's value: 2^(e − 10) for a normal one; below 2⁻¹⁴ the value
+    // itself (an adapter may flush f16 subnormals to zero).
+    let step = |v: f32| {
+        let normal = f64::from(v.abs().max(2f32.powi(-14))).log2().floor().exp2() / 1024.0;
+        if v.abs() < 2f32.powi(-14) {
+            f64::from(v.abs()).max(normal)
+        } else {
+            normal
+        }
+    };
     let saturated = |v: f32| v.abs() >= 65504.0 || !v.is_finite();
-    let bound: Vec<f64> = x.iter().zip(&r).map(|(&v, &t)| if v == t || saturated(v) { 0.0 } else { step(t) }).collect();
+    let exact = |v: f32, t: f32| (v == t && t.abs() >= 2f32.powi(-14)) || saturated(v);
+    let bound: Vec<f64> = x.iter().zip(&r).map(|(&v, &t)| if exact(v, t) { 0.0 } else { step(t) }).collect();
     Ok(compare("cast_f16", format!("{len}"), &wide(&g), &wide(&r), &bound))
 }
 
