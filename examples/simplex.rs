@@ -22,6 +22,7 @@ use wgtrain::data::batches::{epoch_order, Batch};
 use wgtrain::data::{self, Dataset, FeatureData, Split};
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::error::{Error, Result};
+use wgtrain::gpu::net::Precision;
 use wgtrain::gpu::{AdapterChoice, Gpu};
 use wgtrain::model::Model;
 use wgtrain::optim::{OptimKind, Optimizer};
@@ -97,7 +98,16 @@ fn run(a: Args) -> Result<()> {
         other => return Err(Error::invalid("--device", other, "gpu or cpu")),
     };
     let mut engine: Box<dyn Engine + '_> = match &gpu {
-        Some(g) => Box::new(GpuEngine::new(g, &model, &params, opt.kind, a.batch, &split.train, DataMode::Resident)?),
+        Some(g) => Box::new(GpuEngine::new(
+            g,
+            &model,
+            &params,
+            opt.kind,
+            a.batch,
+            &split.train,
+            DataMode::Resident,
+            Precision::F32,
+        )?),
         None => Box::new(CpuEngine::new(&model, params, opt.kind, a.batch)),
     };
     println!(

@@ -336,7 +336,7 @@ pub fn run(
             ("cpu", measure(&mut e, data, w, warmup, steps)?)
         }
         Some(g) => {
-            let mut e = GpuEngine::with_precision(g, &model, &params, OptimKind::Sgd, w.batch, data, mode, precision)?;
+            let mut e = GpuEngine::new(g, &model, &params, OptimKind::Sgd, w.batch, data, mode, precision)?;
             let mut m = measure(&mut e, data, w, warmup, steps)?;
             profile(&mut e, data, w, &mut m)?;
             (if precision == Precision::Mixed { "gpu (mixed precision)" } else { "gpu" }, m)

@@ -335,7 +335,7 @@ pub fn open<'g>(
     };
     let mode =
         if mode == DataMode::Resident && g.check_binding("data", bytes).is_err() { DataMode::Streaming } else { mode };
-    Ok(Box::new(GpuEngine::with_precision(g, model, &params, kind, max_batch, train, mode, precision)?))
+    Ok(Box::new(GpuEngine::new(g, model, &params, kind, max_batch, train, mode, precision)?))
 }
 
 /// The host memory, in bytes, that training `model` with `kind` at up to `max_batch` rows
@@ -426,22 +426,9 @@ fn features(data: &FeatureData) -> Features<'_> {
 
 impl<'g> GpuEngine<'g> {
     /// Builds the network on `gpu` for batches of up to `max_batch`, with the training
-    /// set resident or streamed, in f32.
-    pub fn new(
-        gpu: &'g Gpu,
-        model: &Model,
-        params: &[f32],
-        kind: OptimKind,
-        max_batch: usize,
-        train: &Dataset,
-        mode: DataMode,
-    ) -> Result<Self> {
-        Self::with_precision(gpu, model, params, kind, max_batch, train, mode, Precision::F32)
-    }
-
-    /// As [`Self::new`], with the matrix products in `precision`.
+    /// set resident or streamed and the matrix products in `precision`.
     #[allow(clippy::too_many_arguments)]
-    pub fn with_precision(
+    pub fn new(
         gpu: &'g Gpu,
         model: &Model,
         params: &[f32],
@@ -451,7 +438,7 @@ impl<'g> GpuEngine<'g> {
         mode: DataMode,
         precision: Precision,
     ) -> Result<Self> {
-        let mut net = GpuNet::with_precision(gpu, model, params, kind, max_batch, precision)?;
+        let mut net = GpuNet::new(gpu, model, params, kind, max_batch, precision)?;
         let table = match mode {
             DataMode::Resident => net.add_table(features(&train.features), &train.labels)?,
             DataMode::Streaming => net.add_stream_table(matches!(train.features, FeatureData::U8(_)))?,

@@ -75,7 +75,7 @@ fn engine<'g>(cfg: &Config, gpu: Option<&'g wgtrain::gpu::Gpu>, data: &Split) ->
     match gpu {
         Some(g) => {
             let (kind, rows, mode) = (cfg.optimizer.kind, cfg.max_batch(), DataMode::Resident);
-            Box::new(GpuEngine::with_precision(g, &model, &p, kind, rows, &data.train, mode, cfg.precision).unwrap())
+            Box::new(GpuEngine::new(g, &model, &p, kind, rows, &data.train, mode, cfg.precision).unwrap())
         }
         None => Box::new(CpuEngine::new(&model, p, cfg.optimizer.kind, cfg.max_batch())),
     }

@@ -10,6 +10,7 @@ mod common;
 use common::{assert_pass, gpu};
 use wgtrain::cpu::conv::Conv2dShape;
 use wgtrain::gpu::conv_im2col::{im2col_wins, takes_im2col};
+use wgtrain::gpu::net::Precision;
 use wgtrain::verify;
 use wgtrain::verify::conv::CONV_CASES;
 
@@ -80,7 +81,7 @@ fn small_steps_take_im2col_in_a_network_built_for_large_batches() {
     let y: Vec<u32> = (0..12u32).map(|i| i % 10).collect();
     let idx = [3u32, 11, 0, 7, 5, 2, 9];
     let grad = |max_batch: usize| {
-        let mut g = GpuNet::new(gpu, &model, &model.init(2), OptimKind::Sgd, max_batch).unwrap();
+        let mut g = GpuNet::new(gpu, &model, &model.init(2), OptimKind::Sgd, max_batch, Precision::F32).unwrap();
         let t = g.add_table(Features::F32(&x), &y).unwrap();
         g.accumulate_gradient(t, &idx, 1.0 / 7.0, true).unwrap();
         g.read_grads().unwrap()
@@ -101,7 +102,7 @@ fn four_cnn_steps(ring: bool) -> Option<Vec<f32>> {
     let rows = 20;
     let x: Vec<f32> = (0..rows * model.inputs()).map(|_| rng.uniform() as f32).collect();
     let y: Vec<u32> = (0..rows as u32).map(|i| i % 10).collect();
-    let mut g = GpuNet::new(gpu, &model, &model.init(5), OptimKind::Sgd, 6).unwrap();
+    let mut g = GpuNet::new(gpu, &model, &model.init(5), OptimKind::Sgd, 6, Precision::F32).unwrap();
     let t = g.add_table(Features::F32(&x), &y).unwrap();
     let steps: Vec<Vec<u32>> = (0..4u32).map(|s| (0..6).map(|j| (s * 7 + j * 3) % 20).collect()).collect();
     let opt = Optimizer::new(OptimKind::Sgd, 0.05);

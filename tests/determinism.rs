@@ -1,7 +1,7 @@
 //! Same inputs, same adapter → same bits: for one op, and for ten SGD steps of a network.
 
 mod common;
-use wgtrain::gpu::net::{Features, GpuNet};
+use wgtrain::gpu::net::{Features, GpuNet, Precision};
 use wgtrain::model::Model;
 use wgtrain::optim::{OptimKind, Optimizer};
 use wgtrain::rng::Rng;
@@ -26,7 +26,7 @@ fn ten_steps(gpu: &wgtrain::gpu::Gpu, kind: &str) -> Vec<f32> {
     let pixels: Vec<u8> = (0..rows * 20).map(|_| rng.below(256) as u8).collect();
     let labels: Vec<u32> = (0..rows).map(|_| rng.below(5) as u32).collect();
     let opt = Optimizer::new(OptimKind::parse(kind).unwrap(), 0.05);
-    let mut net = GpuNet::new(gpu, &model, &model.init(7), opt.kind, 32).unwrap();
+    let mut net = GpuNet::new(gpu, &model, &model.init(7), opt.kind, 32, Precision::F32).unwrap();
     let table = net.add_table(Features::U8(&pixels), &labels).unwrap();
     for t in 0..10u64 {
         let idx: Vec<u32> = (0..32).map(|i| ((t as u32) * 32 + i) % rows as u32).collect();

@@ -9,6 +9,7 @@ use wgtrain::cpu::net;
 use wgtrain::data::augment::{self, Augment, Draws};
 use wgtrain::data::{Dataset, FeatureData};
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
+use wgtrain::gpu::net::Precision;
 use wgtrain::gpu::net::{Features, GpuNet};
 use wgtrain::model::{Model, Shape, Spec};
 use wgtrain::optim::{OptimKind, Optimizer};
@@ -77,7 +78,7 @@ fn check_gradient(model: &Model, batches: &[&[u32]], augment: Augment) {
     let (x, y) = table(model, rows, 2);
     let params = model.init(4);
     let max_batch = batches.iter().map(|b| b.len()).max().unwrap();
-    let mut g = GpuNet::new(gpu, model, &params, OptimKind::Sgd, max_batch).unwrap();
+    let mut g = GpuNet::new(gpu, model, &params, OptimKind::Sgd, max_batch, Precision::F32).unwrap();
     g.begin_epoch(&draws(EPOCH, augment)).unwrap();
     let resident = g.add_table(Features::F32(&x), &y).unwrap();
     let stream = g.add_stream_table(false).unwrap();
@@ -143,7 +144,7 @@ fn two_dropout_layers_draw_their_own_masks() {
     let (x, y) = table(&model, 20, 2);
     let params = model.init(4);
     let idx = [13, 2, 7, 19, 0, 5, 11];
-    let mut g = GpuNet::new(gpu, &model, &params, OptimKind::Sgd, idx.len()).unwrap();
+    let mut g = GpuNet::new(gpu, &model, &params, OptimKind::Sgd, idx.len(), Precision::F32).unwrap();
     let t = g.add_table(Features::F32(&x), &y).unwrap();
     for epoch in [EPOCH - 1, EPOCH] {
         g.begin_epoch(&draws(epoch, Augment::default())).unwrap();
@@ -159,7 +160,7 @@ fn ten_steps(ring: bool) -> Option<Vec<f32>> {
     let gpu = common::gpu()?;
     let model = wgtrain::verify::small_cnn().unwrap();
     let (x, y) = table(&model, 20, 3);
-    let mut g = GpuNet::new(gpu, &model, &model.init(5), OptimKind::Sgd, 8).unwrap();
+    let mut g = GpuNet::new(gpu, &model, &model.init(5), OptimKind::Sgd, 8, Precision::F32).unwrap();
     let t = g.add_table(Features::F32(&x), &y).unwrap();
     let steps: Vec<Vec<u32>> = (0..10u32).map(|s| (0..8).map(|j| (s * 7 + j * 3) % 20).collect()).collect();
     let opt = Optimizer::new(OptimKind::Sgd, 0.05);
@@ -207,7 +208,8 @@ fn cnn_evaluation_matches_cpu_engine() {
     };
     let params = model.init(7);
     let mut cpu = CpuEngine::new(&model, params.clone(), OptimKind::Sgd, 16);
-    let mut dev = GpuEngine::new(gpu, &model, &params, OptimKind::Sgd, 16, &data, DataMode::Resident).unwrap();
+    let mut dev =
+        GpuEngine::new(gpu, &model, &params, OptimKind::Sgd, 16, &data, DataMode::Resident, Precision::F32).unwrap();
     dev.begin_epoch(draws(EPOCH, Augment { flip: true, shift: 2 })).unwrap();
     let (c, g) = (cpu.evaluate(&data).unwrap(), dev.evaluate(&data).unwrap());
     assert_eq!(g.samples, rows as u64);

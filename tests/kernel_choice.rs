@@ -5,7 +5,7 @@
 mod common;
 use std::path::Path;
 use wgtrain::gpu::choice::KernelPolicy;
-use wgtrain::gpu::net::{Features, GpuNet};
+use wgtrain::gpu::net::{Features, GpuNet, Precision};
 use wgtrain::gpu::{AdapterChoice, Gpu};
 use wgtrain::model::Model;
 use wgtrain::optim::{OptimKind, Optimizer};
@@ -28,7 +28,7 @@ fn ten_steps(gpu: &Gpu) -> Vec<u32> {
     let pixels: Vec<u8> = (0..rows * 20).map(|_| rng.below(256) as u8).collect();
     let labels: Vec<u32> = (0..rows).map(|_| rng.below(5) as u32).collect();
     let opt = Optimizer::new(OptimKind::parse("adam").unwrap(), 0.01);
-    let mut net = GpuNet::new(gpu, &model, &model.init(7), opt.kind, 32).unwrap();
+    let mut net = GpuNet::new(gpu, &model, &model.init(7), opt.kind, 32, Precision::F32).unwrap();
     let table = net.add_table(Features::U8(&pixels), &labels).unwrap();
     for t in 0..10u64 {
         let b = if t == 9 { 4 } else { 32 };

@@ -13,14 +13,16 @@ use wgtrain::model::{Model, Shape};
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
 use wgtrain::train::{self, BatchSize, Config, Quiet};
 
-/// The GPU, where it has `SHADER_F16` (llvmpipe, so CI, does).
-fn f16_gpu() -> Option<&'static wgtrain::gpu::Gpu> {
-    let gpu = common::gpu()?;
-    if gpu.features.contains(wgpu::Features::SHADER_F16) {
-        return Some(gpu);
-    }
-    assert!(!gpu.info.name.contains("llvmpipe"), "llvmpipe has SHADER_F16");
-    None
+/// Asserts `got` holds `want`'s bits, value for value.
+fn assert_same_bits(want: &[f32], got: &[f32], what: &str) {
+    let differ: Vec<usize> = (0..want.len()).filter(|&i| want[i].to_bits() != got[i].to_bits()).collect();
+    assert!(
+        differ.is_empty(),
+        "{what}: {} of {} values differ, first at {:?}",
+        differ.len(),
+        want.len(),
+        differ.first()
+    );
 }
 
 /// The gradient of a mean-loss step of an MLP `inp → hidden (ReLU) → classes` in mixed
@@ -64,7 +66,7 @@ fn composed_gradient(
 /// differs from its f32 gradient (the rounding happened).
 #[test]
 fn mixed_gradient_is_the_composition_of_f16_casts_and_f32_products() {
-    let Some(gpu) = f16_gpu() else { return };
+    let Some(gpu) = common::f16_gpu() else { return };
     for ((inp, hidden, classes), batches) in [((21, 13, 5), [3, 9]), ((32, 16, 8), [3, 16])] {
         mixed_mlp_gradient_is_composed(gpu, (inp, hidden, classes), &batches);
     }
@@ -83,21 +85,14 @@ fn mixed_mlp_gradient_is_composed(
         let y: Vec<u32> = (0..batch as u32).map(|i| (i * 7 + 1) % classes as u32).collect();
         let idx: Vec<u32> = (0..batch as u32).collect();
         let gradient = |precision| {
-            let mut net = GpuNet::with_precision(gpu, &model, &params, OptimKind::Sgd, batch, precision).unwrap();
+            let mut net = GpuNet::new(gpu, &model, &params, OptimKind::Sgd, batch, precision).unwrap();
             let t = net.add_table(Features::F32(&x), &y).unwrap();
             net.accumulate_gradient(t, &idx, 1.0 / batch as f32, true).unwrap();
             net.read_grads().unwrap()
         };
         let (mixed, f32) = (gradient(Precision::Mixed), gradient(Precision::F32));
         let want = composed_gradient(gpu, &model, &params, &x, &y, (inp, hidden, classes));
-        let differ: Vec<usize> = (0..want.len()).filter(|&i| want[i].to_bits() != mixed[i].to_bits()).collect();
-        assert!(
-            differ.is_empty(),
-            "{inp}-{hidden}-{classes}, batch {batch}: {} of {} gradient values differ, first at {:?}",
-            differ.len(),
-            want.len(),
-            differ.first()
-        );
+        assert_same_bits(&want, &mixed, &format!("{inp}-{hidden}-{classes}, batch {batch}: the gradient"));
         let rounded = (0..want.len()).filter(|&i| f32[i] != mixed[i]).count();
         assert!(
             rounded > want.len() / 2,
@@ -126,23 +121,15 @@ fn config(precision: Precision) -> Config {
 /// test accuracy, and a second mixed run gives the same weights bit for bit.
 #[test]
 fn mixed_precision_learns_like_f32_and_is_reproducible() {
-    let Some(gpu) = f16_gpu() else { return };
+    let Some(gpu) = common::f16_gpu() else { return };
     let data = common::fashion_mnist(3000, 1000);
     let train_with = |precision| {
         let cfg = config(precision);
         let model = cfg.model.clone();
         let (kind, rows) = (cfg.optimizer.kind, cfg.max_batch());
-        let mut e = GpuEngine::with_precision(
-            gpu,
-            &model,
-            &model.init(cfg.seed),
-            kind,
-            rows,
-            &data.train,
-            DataMode::Resident,
-            precision,
-        )
-        .unwrap();
+        let mut e =
+            GpuEngine::new(gpu, &model, &model.init(cfg.seed), kind, rows, &data.train, DataMode::Resident, precision)
+                .unwrap();
         assert_eq!(e.describe().contains("mixed precision"), precision == Precision::Mixed);
         train::train(&cfg, &data, &mut e, None, &mut Quiet, None, &train::Control::default()).unwrap()
     };
@@ -151,8 +138,7 @@ fn mixed_precision_learns_like_f32_and_is_reproducible() {
     assert!(acc(&mixed) > 0.7, "mixed precision reached only {}", acc(&mixed));
     assert!((acc(&mixed) - acc(&f32)).abs() <= 0.01, "test accuracy: mixed {} against f32 {}", acc(&mixed), acc(&f32));
     assert_ne!(mixed.params, f32.params, "mixed precision trained the f32 weights");
-    let same = mixed.params.iter().zip(&again.params).all(|(a, b)| a.to_bits() == b.to_bits());
-    assert!(same, "two mixed-precision runs differ");
+    assert_same_bits(&mixed.params, &again.params, "a second mixed-precision run's weights");
 }
 
 /// Two convolutions that take im2col (`K = C_in·k·k = 36`), then a Linear layer, on a
@@ -164,7 +150,7 @@ fn mixed_precision_learns_like_f32_and_is_reproducible() {
 fn mixed_im2col_convolution_gradient_is_the_composition_of_f16_casts_and_f32_products() {
     use wgtrain::gpu::conv_ops;
     use wgtrain::model::{Op, Spec};
-    let Some(gpu) = f16_gpu() else { return };
+    let Some(gpu) = common::f16_gpu() else { return };
     let (c, hw, classes, batch) = (4, 6, 3, 5);
     let spec = "conv:4:3:p1,relu,conv:5:3:p1,relu,flatten,linear";
     let model = Spec::parse(spec, &[]).unwrap().build(Shape::Image { c, h: hw, w: hw }, classes).unwrap();
@@ -181,7 +167,7 @@ fn mixed_im2col_convolution_gradient_is_the_composition_of_f16_casts_and_f32_pro
     let x = wgtrain::verify::uniform(&mut rng, batch * model.inputs(), 2.0);
     let y: Vec<u32> = (0..batch as u32).map(|i| (i * 2 + 1) % classes as u32).collect();
     let idx: Vec<u32> = (0..batch as u32).collect();
-    let mut net = GpuNet::with_precision(gpu, &model, &params, OptimKind::Sgd, batch, Precision::Mixed).unwrap();
+    let mut net = GpuNet::new(gpu, &model, &params, OptimKind::Sgd, batch, Precision::Mixed).unwrap();
     let t = net.add_table(Features::F32(&x), &y).unwrap();
     net.accumulate_gradient(t, &idx, 1.0 / batch as f32, true).unwrap();
     let got = net.read_grads().unwrap();
@@ -214,12 +200,5 @@ fn mixed_im2col_convolution_gradient_is_the_composition_of_f16_casts_and_f32_pro
     put(&c2, &dw2, &conv_ops::conv2d_backward_bias(gpu, &dz2, &zeros(s2.c_out), &s2, false).unwrap());
     let (_, dw1, _) = conv(&x, &w1, &b1, &dz1, None, &s1);
     put(&c1, &dw1, &conv_ops::conv2d_backward_bias(gpu, &dz1, &zeros(s1.c_out), &s1, false).unwrap());
-    let differ: Vec<usize> = (0..want.len()).filter(|&i| want[i].to_bits() != got[i].to_bits()).collect();
-    assert!(
-        differ.is_empty(),
-        "{} of {} gradient values differ, first at {:?}",
-        differ.len(),
-        want.len(),
-        differ.first()
-    );
+    assert_same_bits(&want, &got, "the gradient");
 }

@@ -55,14 +55,15 @@ fn fc_backward_input_matches_cpu() {
     assert_pass(&out);
 }
 
+/// Every (rows, cols) pair of widths: the transposes' shapes.
+fn matrices() -> impl Iterator<Item = (usize, usize)> {
+    WIDTHS.into_iter().flat_map(|r| WIDTHS.into_iter().map(move |c| (r, c)))
+}
+
 #[test]
 fn transpose_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let out: Vec<_> = WIDTHS
-        .into_iter()
-        .flat_map(|r| WIDTHS.into_iter().map(move |c| (r, c)))
-        .map(|(r, c)| verify::transpose(gpu, r, c, 10).unwrap())
-        .collect();
+    let out: Vec<_> = matrices().map(|(r, c)| verify::transpose(gpu, r, c, 10).unwrap()).collect();
     assert_pass(&out);
 }
 
@@ -240,17 +241,21 @@ fn every_gemm_variant_gives_the_generic_bits() {
     }
 }
 
-/// `cast_f16` (mixed precision's operands) over ragged lengths; a software adapter has
-/// `SHADER_F16` (llvmpipe does), so CI runs it.
+/// `cast_f16` (mixed precision's operands) over ragged lengths (llvmpipe has
+/// `SHADER_F16`, so CI runs it).
 #[test]
 fn cast_f16_matches_cpu() {
-    let Some(gpu) = gpu() else { return };
-    if !gpu.features.contains(wgpu::Features::SHADER_F16) {
-        assert!(!gpu.info.name.contains("llvmpipe"), "llvmpipe has SHADER_F16");
-        return;
-    }
+    let Some(gpu) = common::f16_gpu() else { return };
     let out: Vec<_> =
         [1, 3, 4, 5, 17, 1000, 4097].iter().map(|&n| verify::cast_f16(gpu, n, n as u64).unwrap()).collect();
+    assert_pass(&out);
+}
+
+/// The transpose with an f16 destination (mixed precision's `Wᵀ`) over ragged shapes.
+#[test]
+fn transpose_f16_matches_cpu() {
+    let Some(gpu) = common::f16_gpu() else { return };
+    let out: Vec<_> = matrices().map(|(r, c)| verify::transpose_f16(gpu, r, c, 11).unwrap()).collect();
     assert_pass(&out);
 }
 
@@ -260,11 +265,7 @@ fn cast_f16_matches_cpu() {
 /// load and run the f32 fma chain. Ragged shapes as `every_gemm_variant_gives_the_generic_bits`.
 #[test]
 fn every_f16_gemm_variant_gives_the_f32_bits_of_its_rounded_operands() {
-    let Some(gpu) = gpu() else { return };
-    if !gpu.features.contains(wgpu::Features::SHADER_F16) {
-        assert!(!gpu.info.name.contains("llvmpipe"), "llvmpipe has SHADER_F16");
-        return;
-    }
+    let Some(gpu) = common::f16_gpu() else { return };
     gpu.kernels.half().unwrap();
     let mut rng = wgtrain::rng::Rng::new(29, 0);
     let mut ran = 0;

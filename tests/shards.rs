@@ -8,6 +8,7 @@ use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use wgtrain::data::Split;
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
 use wgtrain::error::Result;
+use wgtrain::gpu::net::Precision;
 use wgtrain::model::{Model, Shape, Spec};
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
 use wgtrain::parallel::{self, Collective, Sharded};
@@ -38,7 +39,17 @@ fn engine<'g>(cfg: &Config, gpu: Option<&'g wgtrain::gpu::Gpu>, data: &Split) ->
     let (model, p) = (&cfg.model, cfg.model.init(cfg.seed));
     match gpu {
         Some(g) => Box::new(
-            GpuEngine::new(g, model, &p, cfg.optimizer.kind, cfg.max_batch(), &data.train, DataMode::Resident).unwrap(),
+            GpuEngine::new(
+                g,
+                model,
+                &p,
+                cfg.optimizer.kind,
+                cfg.max_batch(),
+                &data.train,
+                DataMode::Resident,
+                Precision::F32,
+            )
+            .unwrap(),
         ),
         None => Box::new(CpuEngine::new(model, p, cfg.optimizer.kind, cfg.max_batch())),
     }

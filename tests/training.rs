@@ -10,7 +10,7 @@ use wgtrain::cpu::net;
 use wgtrain::data::batches::{Batch, Gather};
 use wgtrain::data::Split;
 use wgtrain::engine::{CpuEngine, DataMode, Engine, GpuEngine};
-use wgtrain::gpu::net::{Features, GpuNet};
+use wgtrain::gpu::net::{Features, GpuNet, Precision};
 use wgtrain::model::Model;
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
 use wgtrain::train::{self, BatchSize, Config, Quiet};
@@ -48,8 +48,17 @@ fn cpu(cfg: &Config) -> CpuEngine {
 
 fn gpu_engine<'g>(gpu: &'g wgtrain::gpu::Gpu, cfg: &Config, mode: DataMode) -> GpuEngine<'g> {
     let model = cfg.model.clone();
-    GpuEngine::new(gpu, &model, &model.init(cfg.seed), cfg.optimizer.kind, cfg.max_batch(), &subset().train, mode)
-        .unwrap()
+    GpuEngine::new(
+        gpu,
+        &model,
+        &model.init(cfg.seed),
+        cfg.optimizer.kind,
+        cfg.max_batch(),
+        &subset().train,
+        mode,
+        Precision::F32,
+    )
+    .unwrap()
 }
 
 fn assert_learns(out: &train::Outcome, device: &str) {
@@ -180,7 +189,7 @@ fn accumulated_full_batch_gradient_equals_the_one_shot_gradient() {
         wgtrain::data::FeatureData::U8(v) => v[..n * 784].to_vec(),
         _ => unreachable!(),
     };
-    let mut g = GpuNet::new(gpu, &model, &params, OptimKind::Sgd, n).unwrap();
+    let mut g = GpuNet::new(gpu, &model, &params, OptimKind::Sgd, n, Precision::F32).unwrap();
     let t = g.add_table(Features::U8(&pixels), y).unwrap();
     let all: Vec<u32> = (0..n as u32).collect();
     g.accumulate_gradient(t, &all, scale, true).unwrap();
@@ -260,8 +269,17 @@ fn gpu_runs_of_steps_match_step_by_step() {
             let model = cfg.model.clone();
             let p = model.init(cfg.seed);
             let kind = cfg.optimizer.kind;
-            let mut e =
-                GpuEngine::new(gpu, &model, &p, kind, cfg.max_batch(), &split.train, DataMode::Resident).unwrap();
+            let mut e = GpuEngine::new(
+                gpu,
+                &model,
+                &p,
+                kind,
+                cfg.max_batch(),
+                &split.train,
+                DataMode::Resident,
+                Precision::F32,
+            )
+            .unwrap();
             let mut log = LossLog::default();
             let ctl = train::Control { max_run: Some(max_run), ..train::Control::default() };
             let out = train::train(&cfg, &split, &mut e, Some(&mut log), &mut Quiet, None, &ctl).unwrap();
@@ -298,7 +316,7 @@ fn fused_sgd_steps_match_the_gradient_then_the_update() {
     let augment = Augment { flip: true, shift: 1 };
     for (model, batch) in (1..=SMALL_BATCH).map(|b| (&flat, b)).chain([(&image, 1), (&image, 3)]) {
         let net = || {
-            let mut n = GpuNet::new(gpu, model, &model.init(9), OptimKind::Sgd, SMALL_BATCH).unwrap();
+            let mut n = GpuNet::new(gpu, model, &model.init(9), OptimKind::Sgd, SMALL_BATCH, Precision::F32).unwrap();
             let t = n.add_table(Features::U8(&pixels), &labels).unwrap();
             if model.input != flat.input {
                 n.begin_epoch(&Draws { seed: 3, epoch: 1, augment }).unwrap();

@@ -144,6 +144,12 @@ pub fn cast_f16(src: &[f32]) -> Vec<f32> {
     src.iter().map(|&x| one(x)).collect()
 }
 
+/// Mixed precision's `Wᵀ`: the transpose ([`transpose`]) of `src: [ROWS, COLS]` cast to
+/// f16 ([`cast_f16`]), widened to f32.
+pub fn transpose_f16(src: &[f32], dst: &mut [f32], rows: usize, cols: usize) {
+    transpose(&cast_f16(src), dst, rows, cols);
+}
+
 /// Fully connected backward, weights (forward: `Z = X·Wᵀ + b`): `dW = dZᵀ·X`, added to
 /// what is there when `accumulate`.
 ///

@@ -19,6 +19,7 @@
 //! | `gemm_nn` (vec4) or `gemm`                 | `fc_backward_input`†          | `fc_backward_input_matches_cpu`   |
 //! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
 //! | `cast_f16` (`cast_f16.wgsl`)¶              | `cast_f16`                    | `cast_f16_matches_cpu`            |
+//! | `transpose` (f16 destination)¶             | `transpose_f16`               | `transpose_f16_matches_cpu`       |
 //! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
 //! | `gemm_tn_row_sgd` (`gemm_tn_row.wgsl`)     | `fc_sgd_step`                 | `fc_sgd_step_matches_cpu`         |
 //! | `relu_forward` (`relu.wgsl`)‡              | `relu_forward`                | `relu_forward_matches_cpu`        |

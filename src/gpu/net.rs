@@ -178,6 +178,13 @@ struct HalfCopies {
     inputs: Vec<Option<wgpu::Buffer>>,
 }
 
+impl HalfCopies {
+    /// Node `i`'s f16 input (a Linear node's) or patches (an im2col Conv2d node's).
+    fn input(&self, i: usize) -> &wgpu::Buffer {
+        self.inputs[i].as_ref().expect("a Linear or im2col node's f16 input")
+    }
+}
+
 /// The network's device state and its recorded steps.
 pub struct GpuNet<'g> {
     gpu: &'g Gpu,
@@ -243,14 +250,9 @@ const MAX_IN_FLIGHT: usize = 2;
 
 impl<'g> GpuNet<'g> {
     /// Allocates everything for batches of up to `max_batch` samples, with `params` as
-    /// the initial flat parameter vector and zeroed optimizer state, in f32.
-    pub fn new(gpu: &'g Gpu, model: &Model, params: &[f32], kind: OptimKind, max_batch: usize) -> Result<Self> {
-        Self::with_precision(gpu, model, params, kind, max_batch, Precision::F32)
-    }
-
-    /// As [`Self::new`], with the matrix products in `precision` (mixed: an
-    /// error where the adapter has no `SHADER_F16`).
-    pub fn with_precision(
+    /// the initial flat parameter vector and zeroed optimizer state, the matrix products
+    /// in `precision` (mixed: an error where the adapter has no `SHADER_F16`).
+    pub fn new(
         gpu: &'g Gpu,
         model: &Model,
         params: &[f32],
@@ -862,7 +864,7 @@ impl<'g> GpuNet<'g> {
             // The forward product's A: the input itself, or its f16 copy.
             let x_in = match (half, n.op) {
                 (Some((h, kh)), Op::Linear { inp, .. }) => {
-                    let x16 = h.inputs[i].as_ref().expect("a Linear node's f16 input");
+                    let x16 = h.input(i);
                     seg.push(kh.cast(gpu, src, x16, batch * inp).named(format!("layer {i} cast_f16 input")));
                     x16
                 }
@@ -977,7 +979,7 @@ impl<'g> GpuNet<'g> {
                 Op::Linear { inp, out } => {
                     let g = GemmParams::fc_backward_weights(batch, inp, out, n.w_off, accumulate).with_operands(bwd);
                     let u = uniform(gpu, "fc_backward_weights", &g.params);
-                    let x_in = half.map_or(input, |(h, _)| h.inputs[i].as_ref().expect("a Linear node's f16 input"));
+                    let x_in = half.map_or(input, |(h, _)| h.input(i));
                     let at = [dz, x_in, &self.unused, &self.unused, &self.grads];
                     seg.push(g.dispatch(gpu, &u, at).named(name("fc_backward_weights")));
                     let pb = BiasGradParams {
@@ -1246,12 +1248,7 @@ impl<'g> GpuNet<'g> {
 impl GpuNet<'_> {
     /// Mixed precision's f16 buffers for node `i`'s im2col path (`None` in f32).
     fn half_operands<'a>(&'a self, half: Option<(&'a HalfCopies, &'a Half)>, i: usize) -> Option<HalfOperands<'a>> {
-        half.map(|(h, kernels)| HalfOperands {
-            kernels,
-            params: &h.params,
-            wt: &h.wt,
-            cols: h.inputs[i].as_ref().expect("an im2col node's f16 patches"),
-        })
+        half.map(|(h, kernels)| HalfOperands { kernels, params: &h.params, wt: &h.wt, cols: h.input(i) })
     }
 
     /// Node `i`'s im2col path for a step of `batch` rows, if it takes one: a convolution

@@ -313,20 +313,36 @@ fn operand(gpu: &Gpu, label: &str, v: &[f32], half: bool) -> Result<wgpu::Buffer
     storage_init(gpu, label, &bits)
 }
 
+/// GPU `transpose` built with an f16 destination (mixed precision's `Wᵀ`): `wᵀ` in f16,
+/// widened back to f32 on the host.
+pub fn transpose_f16(gpu: &Gpu, w: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
+    let kh = gpu.kernels.half()?;
+    let src = storage_init(gpu, "w", w)?;
+    let dst = storage(gpu, "wt", (w.len() * 2) as u64)?;
+    let t = TransposeParams { rows: rows as u32, cols: cols as u32, src_off: 0, dst_off: 0 };
+    let u = uniform(gpu, "transpose", &t);
+    run(gpu, &[kh.transpose_f16.dispatch(&gpu.device, &[&u, &src, &dst], t.groups())]);
+    widen(read(gpu, &dst, w.len())?)
+}
+
+/// f16 bits read back, as f32 values.
+fn widen(bits: Vec<u16>) -> Result<Vec<f32>> {
+    Ok(bits.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect())
+}
+
 /// GPU `cast_f16`: the f16 copy of `src`, widened back to f32 on the host.
 pub fn cast_f16(gpu: &Gpu, src: &[f32]) -> Result<Vec<f32>> {
     let kh = gpu.kernels.half()?;
     let s = storage_init(gpu, "src", src)?;
     let dst = storage(gpu, "dst", (src.len() * 2) as u64)?;
     run(gpu, &[kh.cast(gpu, &s, &dst, src.len())]);
-    let bits: Vec<u16> = read(gpu, &dst, src.len())?;
-    Ok(bits.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect())
+    widen(read(gpu, &dst, src.len())?)
 }
 
-/// Times `reps` runs of one matrix-product kernel on host operands `a`, `b` (uploaded in f16 where the
-/// product's operands are: [`Gemm::operands`]) (bias and
-/// mask taken from `extra`) and `C` starting as `c0`, all recorded in one pass, after one
-/// untimed run. Returns the first run's `C` and the seconds per run (0 runs: 0 s).
+/// Times `reps` runs of one matrix-product kernel on host operands `a`, `b` (in f16 where
+/// [`Gemm::operands`] says), bias and mask taken from `extra`, and `C` starting as `c0`,
+/// all recorded in one pass, after one untimed run. Returns the first run's `C` and the
+/// seconds per run (0 runs: 0 s).
 #[allow(clippy::too_many_arguments)]
 pub fn time_gemm(
     gpu: &Gpu,

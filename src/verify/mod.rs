@@ -175,16 +175,35 @@ pub fn cast_f16(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
     for (v, c) in x.iter_mut().zip(chosen) {
         *v = c;
     }
-    let mut g = gops::cast_f16(gpu, &x)?;
-    let mut r = ops::cast_f16(&x);
+    let g = gops::cast_f16(gpu, &x)?;
+    Ok(compare_f16("cast_f16", format!("{len}"), &x, g, ops::cast_f16(&x)))
+}
+
+/// `transpose` with an f16 destination (mixed precision's `Wᵀ`) of a random
+/// `[rows, cols]` matrix: the transpose of the twin's cast, within [`compare_f16`]'s bounds.
+pub fn transpose_f16(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outcome> {
+    let mut rng = Rng::new(seed, 14);
+    let w = uniform(&mut rng, rows * cols, 3.0);
+    let g = gops::transpose_f16(gpu, &w, rows, cols)?;
+    let (mut wt, mut r) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
+    ops::transpose(&w, &mut wt, rows, cols);
+    ops::transpose_f16(&w, &mut r, rows, cols);
+    Ok(compare_f16("transpose_f16", format!("{rows}x{cols}"), &wt, g, r))
+}
+
+/// Compares the GPU's f16 conversions `g` of `x` with the twin's `r` (`cpu::ops::cast_f16`):
+/// exact where the value is an f16 (at least 2⁻¹⁴) or saturates, within one f16 step of
+/// the twin's value otherwise (WGSL lets the adapter round to either neighbour; below
+/// 2⁻¹⁴ the value itself, as an adapter may flush f16 subnormals), and non-finite where
+/// the value is.
+fn compare_f16(op: &str, shape: String, x: &[f32], mut g: Vec<f32>, mut r: Vec<f32>) -> Outcome {
     // Non-finite on both sides matches (compare fails any NaN difference): count it as 0 = 0.
     for (g, r) in g.iter_mut().zip(&mut r) {
         if !g.is_finite() && !r.is_finite() {
             (*g, *r) = (0.0, 0.0);
         }
     }
-    // One f16 step at the twin's value: 2^(e − 10) for a normal one; below 2⁻¹⁴ the value
-    // itself (an adapter may flush f16 subnormals to zero).
+    // One f16 step at the twin's value: 2^(e − 10) for a normal one.
     let step = |v: f32| {
         let normal = f64::from(v.abs().max(2f32.powi(-14))).log2().floor().exp2() / 1024.0;
         if v.abs() < 2f32.powi(-14) {
@@ -196,7 +215,7 @@ pub fn cast_f16(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
     let saturated = |v: f32| v.abs() >= 65504.0 || !v.is_finite();
     let exact = |v: f32, t: f32| (v == t && t.abs() >= 2f32.powi(-14)) || saturated(v);
     let bound: Vec<f64> = x.iter().zip(&r).map(|(&v, &t)| if exact(v, t) { 0.0 } else { step(t) }).collect();
-    Ok(compare("cast_f16", format!("{len}"), &wide(&g), &wide(&r), &bound))
+    compare(op, shape, &wide(&g), &wide(&r), &bound)
 }
 
 /// `fc_backward_weights` on random `dz`, `x` (and prior gradients when `accumulate`).
@@ -553,12 +572,17 @@ pub fn all(gpu: &Gpu, mut progress: impl FnMut(&str)) -> Result<Vec<Outcome>> {
         }
     }
     if gpu.features.contains(wgpu::Features::SHADER_F16) {
-        progress("mixed precision's f16 cast");
+        progress("mixed precision's f16 cast and transpose");
         for &len in &[1, 3, 17, 1000, 70_001] {
             out.push(cast_f16(gpu, len, next())?);
         }
+        for &r in &WIDTHS {
+            for &c in &WIDTHS {
+                out.push(transpose_f16(gpu, r, c, next())?);
+            }
+        }
     } else {
-        progress("mixed precision's f16 cast: skipped, the adapter has no SHADER_F16");
+        progress("mixed precision's f16 cast and transpose: skipped, the adapter has no SHADER_F16");
     }
     progress("element-wise, softmax, cross-entropy, metrics");
     for &len in &[1, 17, 1000, 70_001] {

@@ -71,3 +71,15 @@ pub fn gz(bytes: &[u8]) -> Vec<u8> {
     e.write_all(bytes).unwrap();
     e.finish().unwrap()
 }
+
+/// The GPU for mixed-precision tests: [`gpu`] where it has `SHADER_F16` (llvmpipe, so CI,
+/// does; elsewhere the test says that it skipped).
+pub fn f16_gpu() -> Option<&'static Gpu> {
+    let gpu = gpu()?;
+    if gpu.features.contains(wgpu::Features::SHADER_F16) {
+        return Some(gpu);
+    }
+    assert!(!gpu.info.name.contains("llvmpipe"), "llvmpipe has SHADER_F16");
+    eprintln!("SKIPPED: {} has no SHADER_F16 (--precision mixed)", gpu.describe());
+    None
+}
