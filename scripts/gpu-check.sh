@@ -25,7 +25,7 @@ command -v nvidia-smi >/dev/null && run nvidia-smi --query-gpu=name,driver_versi
 run "$BIN" devices
 run "$BIN" verify
 # The kernels measured on this adapter (then cached), and the fixed rule's, side by side.
-run "$BIN" bench --devices gpu --workloads small,wide,cnn --steps 100 --kernels measured
+run "$BIN" bench --devices gpu --workloads small,wide,cnn --steps 100 --kernels auto
 run "$BIN" bench --devices gpu --workloads small,wide,cnn --steps 100 --kernels fixed
 run "$BIN" bench --devices gpu --workloads small,wide,cnn,sweep --steps 100 --json
 run "$BIN" bench --devices gpu --workloads wide --gemm --steps 50 --json

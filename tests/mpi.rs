@@ -22,10 +22,12 @@ fn mpirun(args: &[&str]) -> Command {
     mpirun_np(2, args)
 }
 
-/// `mpirun -np N wgtrain train --distributed ARGS`.
+/// `mpirun -np N wgtrain train --distributed ARGS`, on the fixed rule's kernels (no
+/// measuring, no kernel cache written: the ranks run at once).
 fn mpirun_np(n: usize, args: &[&str]) -> Command {
     let mut c = Command::new("mpirun");
     c.args(["--allow-run-as-root", "--oversubscribe", "-np", &n.to_string(), BIN, "train", "--distributed"]).args(args);
+    c.env("WGTRAIN_KERNELS", "fixed");
     c
 }
 
@@ -100,6 +102,7 @@ fn two_ranks_give_the_bits_of_two_shares_on_both_devices() {
         assert!(text(&o).contains("weights identical on all 2 ranks"), "{dev}: {}", text(&o));
         let mut one = Command::new(BIN);
         one.arg("train").args(RUN).args(["--device", dev, "--shards", "2", "--out"]).arg(&shards);
+        one.env("WGTRAIN_KERNELS", "fixed");
         let o = one.output().unwrap();
         assert!(o.status.success(), "{dev}: {}", text(&o));
         assert_same(&weights(&ranks), &weights(&shards), &format!("{dev}: 2 ranks and --shards 2"));

@@ -4,19 +4,21 @@
 //! subgroup one where the adapter has subgroups, the generic one, the vec4 and row
 //! kernels) gives the same bits — `every_gemm_variant_gives_the_generic_bits` holds them to
 //! it — so the choice is about speed alone and a run's numbers never depend on it. With
-//! `--kernels measured` (the default `auto` on a hardware GPU), the first time a product of
-//! a given shape is recorded on an adapter, each variant runs once to warm up (first-use
-//! costs land there) and then [`REPS`] times, timed; the fastest wins. The choice is
-//! cached in `kernels.json` of the user's cache directory (`WGTRAIN_CACHE_DIR`, else
-//! `$XDG_CACHE_HOME/wgtrain`, else `~/.cache/wgtrain`), keyed by the adapter, its driver,
-//! wgtrain's version and a hash of the matrix-product shaders, then by the product; later
-//! runs read it and measure nothing. The measuring is bounded: past [`BUDGET_S`] seconds
-//! in a process the product being measured finishes on warm-up runs alone (every variant
-//! runs at least once) and products not yet seen take the fixed rule, to be measured by
-//! a later run. `--kernels fixed` (or `WGTRAIN_KERNELS=fixed`), and `auto` on a software
-//! adapter — where a first run spends seconds measuring and the fixed rule's kernels win
-//! most products (`bench --gemm` on llvmpipe: the subgroup kernel wins `wide`'s largest
-//! ones) — take [`Gemm::kernel`]'s fixed rule.
+//! `--kernels auto` (the default, on every adapter), the first time a product of a given
+//! shape is recorded on an adapter, each variant runs once to warm up (first-use costs
+//! land there) and then [`REPS`] times, timed. The fastest wins if it takes at most
+//! [`MARGIN`] of the fixed rule's time; otherwise the fixed rule's kernel stays ([`pick`]):
+//! a timing on a busy machine (a software adapter shares the CPU with everything else)
+//! cannot swap in a kernel that is only as fast, so a measured choice is never slower
+//! than the fixed rule by more than that noise. The choice is cached in `kernels.json` of
+//! the user's cache directory (`WGTRAIN_CACHE_DIR`, else `$XDG_CACHE_HOME/wgtrain`, else
+//! `~/.cache/wgtrain`), keyed by the adapter, its driver, wgtrain's version and a hash of
+//! the matrix-product shaders, then by the product; later runs read it and measure
+//! nothing. The measuring is bounded: past [`BUDGET_S`] seconds in a process the product
+//! being measured finishes on warm-up runs alone (every variant runs at least once) and
+//! products not yet seen take the fixed rule, to be measured by a later run.
+//! `--kernels fixed` (or `WGTRAIN_KERNELS=fixed`) takes [`Gemm::kernel`]'s fixed rule and
+//! measures nothing.
 
 use super::gemm::{Gemm, Operands};
 use super::pipeline::Kernel;
@@ -31,21 +33,23 @@ use std::time::Instant;
 pub const REPS: usize = 3;
 /// Seconds of measuring a process spends at most.
 pub const BUDGET_S: f64 = 1.0;
+/// The share of the fixed rule's time a variant must take at most to replace it.
+pub const MARGIN: f64 = 0.85;
 
 /// How products pick their kernel (`--kernels`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum KernelPolicy {
-    /// Measured on a hardware GPU, fixed on a software adapter.
+    /// Measured (and cached) on the adapter; a variant replaces the fixed rule's kernel
+    /// when it takes at most 85 % of its time.
+    #[value(alias = "measured")]
     Auto,
-    /// Measured (and cached) on any adapter.
-    Measured,
     /// The fixed rule: vec4 when aligned, row kernels for small batches, else generic.
     Fixed,
 }
 
 impl KernelPolicy {
-    /// `flag` if given, else `WGTRAIN_KERNELS` (auto, measured or fixed), else `Auto`.
+    /// `flag` if given, else `WGTRAIN_KERNELS` (auto or fixed), else `Auto`.
     pub fn from_flag_or_env(flag: Option<KernelPolicy>) -> KernelPolicy {
         use clap::ValueEnum;
         flag.or_else(|| {
@@ -73,7 +77,6 @@ pub struct Choice {
 /// The choices of one device: its policy, what it has chosen, the cache.
 pub struct Choices {
     policy: KernelPolicy,
-    software: bool,
     cache_dir: Option<PathBuf>,
     /// The adapter's key in the cache file.
     adapter: String,
@@ -123,7 +126,6 @@ impl Choices {
         );
         Choices {
             policy: KernelPolicy::from_flag_or_env(None),
-            software: info.device_type == wgpu::DeviceType::Cpu,
             cache_dir: default_cache_dir(),
             adapter,
             state: Mutex::default(),
@@ -138,11 +140,7 @@ impl Choices {
 
     /// Whether products are measured (rather than taking the fixed rule).
     pub fn measures(&self) -> bool {
-        match self.policy {
-            KernelPolicy::Auto => !self.software,
-            KernelPolicy::Measured => true,
-            KernelPolicy::Fixed => false,
-        }
+        self.policy == KernelPolicy::Auto
     }
 
     /// Every choice made so far, by product.
@@ -157,11 +155,9 @@ impl Choices {
             *count.entry((c.variant, c.how)).or_default() += 1;
         }
         let parts: Vec<String> = count.iter().map(|((v, how), n)| format!("{n}× {v} ({how})")).collect();
-        let policy = match (self.policy, self.measures()) {
-            (KernelPolicy::Auto, true) => "auto: measured on a hardware GPU",
-            (KernelPolicy::Auto, false) => "auto: fixed on a software adapter",
-            (KernelPolicy::Measured, _) => "measured",
-            (KernelPolicy::Fixed, _) => "fixed",
+        let policy = match self.policy {
+            KernelPolicy::Auto => "auto",
+            KernelPolicy::Fixed => "fixed",
         };
         let spent = self.state.lock().map_or(0.0, |s| s.measuring_s);
         let list = if parts.is_empty() { "none yet".into() } else { parts.join(", ") };
@@ -294,6 +290,19 @@ fn measure(
     Ok(out)
 }
 
+/// The variant to run, from each variant's time in `ms` (the fixed rule's last, as
+/// [`Gemm::variants`] orders them): the fastest, if it takes at most [`MARGIN`] of the
+/// fixed rule's time; else the fixed rule's.
+pub fn pick(ms: &[f64]) -> usize {
+    let fixed = ms.len() - 1;
+    let best = ms.iter().enumerate().min_by(|x, y| x.1.total_cmp(y.1)).map_or(fixed, |b| b.0);
+    if ms[best] <= MARGIN * ms[fixed] {
+        best
+    } else {
+        fixed
+    }
+}
+
 impl Gpu {
     /// Sets how products pick their kernel: `flag` if given, else `WGTRAIN_KERNELS`, else auto.
     pub fn set_kernels(&mut self, flag: Option<KernelPolicy>) {
@@ -306,11 +315,11 @@ impl Gpu {
     pub fn gemm_kernel(&self, g: &Gemm) -> (&Kernel, [u32; 3]) {
         let variants = g.variants(&self.kernels);
         let fixed = *variants.last().expect("the generic kernel");
-        let pick = |name: &str| variants.iter().find(|v| v.0 == name).copied();
+        let named = |name: &str| variants.iter().find(|v| v.0 == name).copied();
         let c = &self.choices;
         let key = product_key(g);
         let Ok(mut state) = c.state.lock() else { return (fixed.1, fixed.2) };
-        if let Some(v) = state.chosen.get(&key).and_then(|ch| pick(&ch.variant)) {
+        if let Some(v) = state.chosen.get(&key).and_then(|ch| named(&ch.variant)) {
             return (v.1, v.2);
         }
         let record = |how, v: (&'static str, &Kernel, [u32; 3]), timings| Choice {
@@ -323,7 +332,7 @@ impl Gpu {
             state.chosen.insert(key.clone(), record("fixed", fixed, Vec::new()));
             return (fixed.1, fixed.2);
         }
-        let cached = state.cached.get_or_insert_with(|| c.read_cache()).get(&key).and_then(|name| pick(name));
+        let cached = state.cached.get_or_insert_with(|| c.read_cache()).get(&key).and_then(|name| named(name));
         if let Some(v) = cached {
             state.chosen.insert(key.clone(), record("cached", v, Vec::new()));
             return (v.1, v.2);
@@ -340,9 +349,8 @@ impl Gpu {
             state.chosen.insert(key.clone(), record("fixed", fixed, Vec::new()));
             return (fixed.1, fixed.2);
         };
-        let best =
-            timings.iter().enumerate().min_by(|x, y| x.1 .1.total_cmp(&y.1 .1)).map_or(variants.len() - 1, |b| b.0);
-        let v = variants[best];
+        let ms: Vec<f64> = timings.iter().map(|t| t.1).collect();
+        let v = variants[pick(&ms)];
         state.cached.get_or_insert_with(BTreeMap::new).insert(key.clone(), v.0.to_string());
         c.write_cache(&BTreeMap::from([(key.clone(), v.0.to_string())]));
         state.chosen.insert(key.clone(), record("measured", v, timings));
