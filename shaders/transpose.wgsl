@@ -1,10 +1,12 @@
-// Transposes one weight matrix, so the forward product reads Wᵀ row-contiguously:
+// Transposes a matrix: a weight matrix, so the forward product reads Wᵀ row-contiguously,
+// or (f32, where a product `Gemm::transposes_a`) a Linear node's input X or its output's
+// gradient dZ, so the product reads that operand as gemm_tn's vec4s of rows:
 //   dst[dst_off + i·rows + o] = to_dt(src[src_off + o·cols + i]),   W: [rows = OUT, cols = IN]
 // DT, the destination's element type, and to_dt are put before this file
 // (`gpu::kernels`): f32 and the identity, or, for mixed precision's Wᵀ, f16 and
 // f16_common.wgsl's to_f16 (cast_f16.wgsl's conversion).
-// Run at the start of every recorded step of more than 4 rows (`SMALL_BATCH`; smaller
-// ones read W itself), after the previous step's update.
+// W's: at the start of every recorded step of more than 4 rows (`SMALL_BATCH`; smaller
+// ones read W itself), after the previous step's update; X's and dZ's: before their product.
 // Bindings: 0 params, 1 src (read), 2 dst (read_write). One invocation per row o and
 // COLS consecutive columns i (reading them contiguously), consecutive invocations writing
 // consecutive elements; workgroup 64; dispatch (⌈rows/64⌉, ⌈cols/COLS⌉, 1) — COLS

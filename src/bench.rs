@@ -180,7 +180,9 @@ pub struct GemmTiming {
 
 /// Times every kernel variant of the three products of each linear layer of `model` at
 /// batch `batch` (and, for batches of at most [`SMALL_BATCH`](crate::gpu::gemm::SMALL_BATCH)
-/// rows, of the forward product on `W` itself, as training runs it), after checking each
+/// rows, of the forward product on `W` itself, and where a product
+/// [`transposes_a`](crate::gpu::gemm::Gemm::transposes_a), of its form on `Aᵀ`, as training
+/// runs them), after checking each
 /// against the CPU twin (a variant that fails is
 /// reported, with its error, and never enters `shaders/`).
 pub fn gemm_variants(
@@ -218,8 +220,7 @@ pub fn gemm_variants(
         ops::fc_forward(&abs(&x), &abs(&w), &zeros_b, &mut m, batch, inp, o, false);
         let mut fwd = GemmParams::fc_forward(batch, inp, o, 0, 0, false);
         fwd.params.flags = 0;
-        let mut wt = vec![0.0f32; o * inp];
-        ops::transpose(&w, &mut wt, o, inp);
+        let wt = transposed(&w, o, inp);
         if batch <= crate::gpu::gemm::SMALL_BATCH {
             let mut on_w = GemmParams::fc_forward_w(batch, inp, o, 0, 0, false);
             on_w.params.flags = 0;
@@ -233,7 +234,13 @@ pub fn gemm_variants(
                 inp,
             ));
         }
-        cases.push(("fc_forward", fwd.with_operands(fwd_operands), x.clone(), wt, r, m, inp));
+        let fwd = fwd.with_operands(fwd_operands);
+        if fwd.transposes_a() {
+            let mut t = GemmParams::fc_forward_t(batch, inp, o, 0, 0, false);
+            t.params.flags = 0;
+            cases.push(("fc_forward from Xᵀ", t, transposed(&x, batch, inp), wt.clone(), r.clone(), m.clone(), inp));
+        }
+        cases.push(("fc_forward", fwd, x.clone(), wt, r, m, inp));
         let (mut r, mut m) = (vec![0.0; o * inp], vec![0.0; o * inp]);
         ops::fc_backward_weights(&wide(&dz), &wide(&x), &mut r, batch, inp, o, false);
         ops::fc_backward_weights(&abs(&dz), &abs(&x), &mut m, batch, inp, o, false);
@@ -249,15 +256,20 @@ pub fn gemm_variants(
         let (mut r, mut m) = (vec![0.0; batch * inp], vec![0.0; batch * inp]);
         ops::fc_backward_input(&wide(&dz), &wide(&w), None, &mut r, batch, inp, o);
         ops::fc_backward_input(&abs(&dz), &abs(&w), None, &mut m, batch, inp, o);
-        cases.push((
-            "fc_backward_input",
-            GemmParams::fc_backward_input(batch, inp, o, 0, false).with_operands(bwd_operands),
-            dz.clone(),
-            w.clone(),
-            r,
-            m,
-            o,
-        ));
+        let input = GemmParams::fc_backward_input(batch, inp, o, 0, false).with_operands(bwd_operands);
+        if input.transposes_a() {
+            let t = GemmParams::fc_backward_input_t(batch, inp, o, 0, false);
+            cases.push((
+                "fc_backward_input from dZᵀ",
+                t,
+                transposed(&dz, batch, o),
+                w.clone(),
+                r.clone(),
+                m.clone(),
+                o,
+            ));
+        }
+        cases.push(("fc_backward_input", input, dz.clone(), w.clone(), r, m, o));
         for (name, g, a, b, reference, mag, k) in cases {
             for (variant, kernel, groups) in g.variants(&gpu.kernels) {
                 let (c, secs) = crate::gpu::ops::time_gemm(
@@ -288,6 +300,13 @@ pub fn gemm_variants(
         }
     }
     Ok(out)
+}
+
+/// `a: [rows, cols]` transposed.
+fn transposed(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; a.len()];
+    crate::cpu::ops::transpose(a, &mut t, rows, cols);
+    t
 }
 
 /// A device `wgtrain bench` times.

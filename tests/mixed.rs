@@ -13,53 +13,6 @@ use wgtrain::model::{Model, Shape};
 use wgtrain::optim::{OptimKind, Optimizer, Schedule};
 use wgtrain::train::{self, BatchSize, Config, Quiet};
 
-/// Asserts `got` holds `want`'s bits, value for value.
-fn assert_same_bits(want: &[f32], got: &[f32], what: &str) {
-    let differ: Vec<usize> = (0..want.len()).filter(|&i| want[i].to_bits() != got[i].to_bits()).collect();
-    assert!(
-        differ.is_empty(),
-        "{what}: {} of {} values differ, first at {:?}",
-        differ.len(),
-        want.len(),
-        differ.first()
-    );
-}
-
-/// The gradient of a mean-loss step of an MLP `inp → hidden (ReLU) → classes` in mixed
-/// precision, from the one-shot GPU ops: `X`, `W1`, `W2` and the hidden activation cast
-/// to f16 (`cast_f16`), each product computed in f32 on the cast values (the f16 product
-/// kernels give those bits), everything else in f32 — as `GpuNet` records a step.
-fn composed_gradient(
-    gpu: &wgtrain::gpu::Gpu,
-    model: &Model,
-    params: &[f32],
-    x: &[f32],
-    y: &[u32],
-    (inp, hidden, classes): (usize, usize, usize),
-) -> Vec<f32> {
-    let batch = y.len();
-    let [l1, l2] = [0, 1].map(|i| model.nodes()[i]);
-    let w1 = gops::cast_f16(gpu, &params[l1.w_off..l1.w_off + hidden * inp]).unwrap();
-    let w2 = gops::cast_f16(gpu, &params[l2.w_off..l2.w_off + classes * hidden]).unwrap();
-    let (b1, b2) = (&params[l1.b_off..l1.b_off + hidden], &params[l2.b_off..l2.b_off + classes]);
-    let x16 = gops::cast_f16(gpu, x).unwrap();
-    let a1 = gops::fc_forward(gpu, &x16, &w1, b1, batch, inp, hidden, true).unwrap();
-    let a1_16 = gops::cast_f16(gpu, &a1).unwrap();
-    let z2 = gops::fc_forward(gpu, &a1_16, &w2, b2, batch, hidden, classes, false).unwrap();
-    let (_, _, dz2) = gops::softmax_xent(gpu, &z2, y, 1.0 / batch as f32, batch, classes).unwrap();
-    let mut grad = vec![0.0; model.param_count()];
-    let dw2 = gops::fc_backward_weights(gpu, &dz2, &a1_16, &vec![0.0; classes * hidden], batch, hidden, classes, false);
-    grad[l2.w_off..l2.w_off + classes * hidden].copy_from_slice(&dw2.unwrap());
-    let db2 = gops::fc_backward_bias(gpu, &dz2, &vec![0.0; classes], batch, classes, false).unwrap();
-    grad[l2.b_off..l2.b_off + classes].copy_from_slice(&db2);
-    let dz1 = gops::fc_backward_input(gpu, &dz2, &w2, Some(&a1), batch, hidden, classes).unwrap();
-    let dw1 = gops::fc_backward_weights(gpu, &dz1, &x16, &vec![0.0; hidden * inp], batch, inp, hidden, false);
-    grad[l1.w_off..l1.w_off + hidden * inp].copy_from_slice(&dw1.unwrap());
-    let db1 = gops::fc_backward_bias(gpu, &dz1, &vec![0.0; hidden], batch, hidden, false).unwrap();
-    grad[l1.b_off..l1.b_off + hidden].copy_from_slice(&db1);
-    grad
-}
-
 /// On ragged widths (the generic and row kernels) and on widths of whole vec4s (the vec4
 /// kernels), for a batch that reads `W` itself (3 rows) and ones that read the transposed
 /// copy (9, 16 rows): `GpuNet`'s mixed gradient equals the composition bit for bit, and
@@ -91,8 +44,8 @@ fn mixed_mlp_gradient_is_composed(
             net.read_grads().unwrap()
         };
         let (mixed, f32) = (gradient(Precision::Mixed), gradient(Precision::F32));
-        let want = composed_gradient(gpu, &model, &params, &x, &y, (inp, hidden, classes));
-        assert_same_bits(&want, &mixed, &format!("{inp}-{hidden}-{classes}, batch {batch}: the gradient"));
+        let want = common::composed_gradient(gpu, &model, &params, &x, &y, (inp, hidden, classes), true);
+        common::assert_same_bits(&want, &mixed, &format!("{inp}-{hidden}-{classes}, batch {batch}: the gradient"));
         let rounded = (0..want.len()).filter(|&i| f32[i] != mixed[i]).count();
         assert!(
             rounded > want.len() / 2,
@@ -138,7 +91,7 @@ fn mixed_precision_learns_like_f32_and_is_reproducible() {
     assert!(acc(&mixed) > 0.7, "mixed precision reached only {}", acc(&mixed));
     assert!((acc(&mixed) - acc(&f32)).abs() <= 0.01, "test accuracy: mixed {} against f32 {}", acc(&mixed), acc(&f32));
     assert_ne!(mixed.params, f32.params, "mixed precision trained the f32 weights");
-    assert_same_bits(&mixed.params, &again.params, "a second mixed-precision run's weights");
+    common::assert_same_bits(&mixed.params, &again.params, "a second mixed-precision run's weights");
 }
 
 /// Two convolutions that take im2col (`K = C_in·k·k = 36`), then a Linear layer, on a
@@ -200,5 +153,5 @@ fn mixed_im2col_convolution_gradient_is_the_composition_of_f16_casts_and_f32_pro
     put(&c2, &dw2, &conv_ops::conv2d_backward_bias(gpu, &dz2, &zeros(s2.c_out), &s2, false).unwrap());
     let (_, dw1, _) = conv(&x, &w1, &b1, &dz1, None, &s1);
     put(&c1, &dw1, &conv_ops::conv2d_backward_bias(gpu, &dz1, &zeros(s1.c_out), &s1, false).unwrap());
-    assert_same_bits(&want, &got, "the gradient");
+    common::assert_same_bits(&want, &got, "the gradient");
 }

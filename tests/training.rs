@@ -140,6 +140,32 @@ fn pure_sgd_and_full_batch_regimes_run() {
     }
 }
 
+/// A step's gradient on the GPU is the composition of the one-shot ops bit for bit, on
+/// ragged widths and on widths of whole vec4s, for a batch that reads `W` itself (3
+/// rows), one that is no whole vec4s (9) and ones whose forward and input-gradient
+/// products read the transposed input and gradient (`Gemm::transposes_a`: 16, 32 rows;
+/// the one-shot runners compute them as `gemm_nn`).
+#[test]
+fn gpu_gradient_is_the_composition_of_the_one_shot_ops() {
+    let Some(gpu) = common::gpu() else { return };
+    for (inp, hidden, classes) in [(21, 13, 5), (32, 16, 8), (40, 24, 12)] {
+        let model = Model::mlp(wgtrain::model::Shape::Flat(inp), &[hidden], classes).unwrap();
+        let mut rng = wgtrain::rng::Rng::new(3, 0);
+        let params: Vec<f32> = model.init(4).iter().map(|p| p * 3.0).collect();
+        for batch in [3, 9, 16, 32] {
+            let x = wgtrain::verify::uniform(&mut rng, batch * inp, 2.0);
+            let y: Vec<u32> = (0..batch as u32).map(|i| (i * 7 + 1) % classes as u32).collect();
+            let idx: Vec<u32> = (0..batch as u32).collect();
+            let mut net = GpuNet::new(gpu, &model, &params, OptimKind::Sgd, batch, Precision::F32).unwrap();
+            let t = net.add_table(Features::F32(&x), &y).unwrap();
+            net.accumulate_gradient(t, &idx, 1.0 / batch as f32, true).unwrap();
+            let want = common::composed_gradient(gpu, &model, &params, &x, &y, (inp, hidden, classes), false);
+            let what = format!("{inp}-{hidden}-{classes}, batch {batch}: the gradient");
+            common::assert_same_bits(&want, &net.read_grads().unwrap(), &what);
+        }
+    }
+}
+
 /// The lecture's macro-step: the gradient of the whole risk is the sum of the chunk
 /// gradients (each scaled by 1/N) taken at the same w.
 #[test]

@@ -63,7 +63,15 @@
 //! `gemm_nt_row` reads `W` itself and no step records a `transpose`; and the weight
 //! gradient of such a batch, where [`Gemm::tn_row`], runs `gemm_tn_row`, which stores
 //! vec4s. Both give the bits of the kernels they replace (`gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit`
-//! in `tests/parity.rs`). `fc_sgd_step` is a pure-SGD step's update fused into the
+//! in `tests/parity.rs`). Where a forward or input-gradient product
+//! [`Gemm::transposes_a`] (f32, more than 4 rows, whole vec4s), a training step first
+//! transposes its `A` (the node's input, or its output's gradient) with `transpose` and
+//! runs the product as `gemm_tn` from `Aᵀ`
+//! ([`fc_forward_t`](super::gemm::GemmParams::fc_forward_t),
+//! [`fc_backward_input_t`](super::gemm::GemmParams::fc_backward_input_t)): the same sums in the same order, so the bits of
+//! the one-shot runners, which take `gemm_nn`
+//! (`gpu_gradient_is_the_composition_of_the_one_shot_ops` in `tests/training.rs`).
+//! `fc_sgd_step` is a pure-SGD step's update fused into the
 //! backward pass of such a batch (`GpuNet`'s fused SGD steps): `gemm_tn_row_sgd` computes
 //! a layer's weight and bias gradients and applies `optimizer_update` (SGD) to them in
 //! place, the bits of the separate kernels

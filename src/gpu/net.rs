@@ -17,7 +17,9 @@
 //! 1. `gather_u8`/`gather_f32` of the batch rows into `x`;
 //! 2. per Linear node `transpose` (`Wᵀ` for the forward product), for batches of more than
 //!    [`SMALL_BATCH`] rows (smaller ones read `W` itself, `gemm_nt_row`);
-//! 3. forward, node by node: Linear `fc_forward` (bias and ReLU fused), Conv2d
+//! 3. forward, node by node: Linear `fc_forward` (bias and ReLU fused; where
+//!    [`Gemm::transposes_a`], after a `transpose` of its input into `a_t`, which the
+//!    product reads as `Xᵀ`), Conv2d
 //!    `conv2d_forward` (bias and ReLU fused) or, for a convolution that takes im2col
 //!    (for batches up to [`im2col_batch`]), `conv_im2col`, `transpose`, the `fc_forward` GEMM over the
 //!    patches (bias and ReLU fused) and `conv_rows_to_nchw`; MaxPool2d
@@ -27,7 +29,8 @@
 //!    buffer);
 //! 4. `softmax_xent` (loss and `dZ` of the logits), `accumulate_stats`;
 //! 5. backward, last node first: Linear `fc_backward_weights`, `fc_backward_bias`,
-//!    `fc_backward_input`; Conv2d `conv2d_backward_weights`, `conv2d_backward_bias`,
+//!    `fc_backward_input` (like the forward product, from `dZᵀ` in `a_t` where
+//!    [`Gemm::transposes_a`]); Conv2d `conv2d_backward_weights`, `conv2d_backward_bias`,
 //!    `conv2d_backward_input` (by im2col: `conv_nchw_to_rows`, the
 //!    `fc_backward_weights` GEMM, `conv2d_backward_bias`, the `fc_backward_input` GEMM
 //!    into the patches' buffer and `conv_col2im`) — both with the mask `[acts[i−1] > 0]`
@@ -221,6 +224,10 @@ pub struct GpuNet<'g> {
     /// `[B, widest]`: a MaxPool2d or Dropout node's routed gradient before the mask of a
     /// fused ReLU before it (16 bytes when no node needs one).
     scratch: wgpu::Buffer,
+    /// `[widest, B]`: a Linear node's input, or its output's gradient, transposed for a
+    /// product that [`Gemm::transposes_a`] (16 bytes in mixed precision, or for batches
+    /// of at most [`SMALL_BATCH`] rows, where none does).
+    a_t: wgpu::Buffer,
     /// The draws of the training steps: dropout's seed and epoch, and the augmentation
     /// ([`Self::begin_epoch`]).
     draws: Draws,
@@ -323,6 +330,9 @@ impl<'g> GpuNet<'g> {
         let scratch_bytes =
             if (1..nodes.len()).any(|i| masked_after_routing(nodes, i)) { b * model.widest() as u64 * f } else { 16 };
         let scratch = storage(gpu, "routed gradient scratch", scratch_bytes)?;
+        let a_t_bytes =
+            if precision == Precision::F32 && max_batch > SMALL_BATCH { b * model.widest() as u64 * f } else { 16 };
+        let a_t = storage(gpu, "transposed product input", a_t_bytes)?;
         let conv_rows = storage(gpu, "im2col output rows", rows_len as u64 * f)?;
         let loss = storage(gpu, "per-sample loss", b * f)?;
         let correct = storage(gpu, "per-sample correct", b * 4)?;
@@ -385,6 +395,7 @@ impl<'g> GpuNet<'g> {
             im2col_rows,
             conv_rows,
             scratch,
+            a_t,
             draws: Draws::default(),
             x_aug: storage(gpu, "augmented input batch", 16)?,
             keyed: Vec::new(),
@@ -833,10 +844,8 @@ impl<'g> GpuNet<'g> {
                     src_off: n.w_off as u32,
                     dst_off: wt_off as u32,
                 };
-                let u = uniform(gpu, "transpose", &t);
                 let kernel = half.map_or(&k.transpose, |(_, kh)| &kh.transpose_f16);
-                let d = kernel.dispatch(dev, &[&u, &self.params, wt_in], t.groups());
-                seg.push(d.named(format!("layer {i} transpose")));
+                seg.push(self.transpose(kernel, t, &self.params, wt_in).named(format!("layer {i} transpose")));
             }
         }
 
@@ -878,9 +887,14 @@ impl<'g> GpuNet<'g> {
                 }
                 Op::Linear { inp, out: o } => {
                     let wt_off = self.wt_offsets[i].expect("a Linear node's Wᵀ");
-                    let g = GemmParams::fc_forward(batch, inp, o, wt_off, n.b_off, n.relu).with_operands(fwd);
+                    let mut g = GemmParams::fc_forward(batch, inp, o, wt_off, n.b_off, n.relu).with_operands(fwd);
+                    let mut a = x_in;
+                    if g.transposes_a() {
+                        seg.push(self.transpose_a(src, batch, inp).named(format!("layer {i} transpose input")));
+                        (g, a) = (GemmParams::fc_forward_t(batch, inp, o, wt_off, n.b_off, n.relu), &self.a_t);
+                    }
                     let u = uniform(gpu, "fc_forward", &g.params);
-                    g.dispatch(gpu, &u, [x_in, wt_in, &self.params, &self.unused, out])
+                    g.dispatch(gpu, &u, [a, wt_in, &self.params, &self.unused, out])
                 }
                 Op::Conv2d(_) if self.im2col_at(i, batch).is_some() => {
                     let path = self.im2col_at(i, batch).expect("an im2col node's path");
@@ -992,9 +1006,15 @@ impl<'g> GpuNet<'g> {
                     let d = k.fc_backward_bias.dispatch(dev, &[&u, dz, &self.grads], linear_groups(out, 64));
                     seg.push(d.named(name("fc_backward_bias")));
                     if i > 0 {
-                        let g = GemmParams::fc_backward_input(batch, inp, out, n.w_off, prev_relu).with_operands(bwd);
+                        let mut g =
+                            GemmParams::fc_backward_input(batch, inp, out, n.w_off, prev_relu).with_operands(bwd);
+                        let mut a = dz;
+                        if g.transposes_a() {
+                            seg.push(self.transpose_a(dz, batch, out).named(name("transpose gradient")));
+                            (g, a) = (GemmParams::fc_backward_input_t(batch, inp, out, n.w_off, prev_relu), &self.a_t);
+                        }
                         let u = uniform(gpu, "fc_backward_input", &g.params);
-                        let at = [dz, w_in, &self.unused, mask, &self.dz[i - 1]];
+                        let at = [a, w_in, &self.unused, mask, &self.dz[i - 1]];
                         seg.push(g.dispatch(gpu, &u, at).named(name("fc_backward_input")));
                     }
                 }
@@ -1234,6 +1254,7 @@ impl<'g> GpuNet<'g> {
             &self.y,
             &self.idx,
             &self.scratch,
+            &self.a_t,
             &self.conv_rows,
         ];
         let per_layer =
@@ -1247,6 +1268,19 @@ impl<'g> GpuNet<'g> {
 
 impl GpuNet<'_> {
     /// Mixed precision's f16 buffers for node `i`'s im2col path (`None` in f32).
+    /// `transpose` of `t.rows × t.cols` values of `src` into `dst`.
+    fn transpose(&self, kernel: &Kernel, t: TransposeParams, src: &wgpu::Buffer, dst: &wgpu::Buffer) -> Dispatch {
+        let u = uniform(self.gpu, "transpose", &t);
+        kernel.dispatch(&self.gpu.device, &[&u, src, dst], t.groups())
+    }
+
+    /// `transpose` of `a: [rows, cols]` into `a_t: [cols, rows]`, the `A` a product reads
+    /// where [`Gemm::transposes_a`].
+    fn transpose_a(&self, a: &wgpu::Buffer, rows: usize, cols: usize) -> Dispatch {
+        let t = TransposeParams { rows: rows as u32, cols: cols as u32, src_off: 0, dst_off: 0 };
+        self.transpose(&self.gpu.kernels.transpose, t, a, &self.a_t)
+    }
+
     fn half_operands<'a>(&'a self, half: Option<(&'a HalfCopies, &'a Half)>, i: usize) -> Option<HalfOperands<'a>> {
         half.map(|(h, kernels)| HalfOperands { kernels, params: &h.params, wt: &h.wt, cols: h.input(i) })
     }

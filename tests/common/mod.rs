@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use wgtrain::data::{load_idx_dir, Split};
+use wgtrain::gpu::ops as gops;
 use wgtrain::gpu::{AdapterChoice, Gpu};
 
 /// The vendored Fashion-MNIST's folder.
@@ -82,4 +83,54 @@ pub fn f16_gpu() -> Option<&'static Gpu> {
     assert!(!gpu.info.name.contains("llvmpipe"), "llvmpipe has SHADER_F16");
     eprintln!("SKIPPED: {} has no SHADER_F16 (--precision mixed)", gpu.describe());
     None
+}
+
+/// Asserts `got` holds `want`'s bits, value for value.
+pub fn assert_same_bits(want: &[f32], got: &[f32], what: &str) {
+    let differ: Vec<usize> = (0..want.len()).filter(|&i| want[i].to_bits() != got[i].to_bits()).collect();
+    assert!(
+        differ.is_empty(),
+        "{what}: {} of {} values differ, first at {:?}",
+        differ.len(),
+        want.len(),
+        differ.first()
+    );
+}
+
+/// The gradient of a mean-loss step of an MLP `inp → hidden (ReLU) → classes` from the
+/// one-shot GPU ops, each product on the `gemm_nn`/`gemm_tn` form its runner takes — as
+/// `GpuNet` records a step. With `f16` (mixed precision): `X`, `W1`, `W2` and the hidden
+/// activation cast to f16 (`cast_f16`), each product computed in f32 on the cast values
+/// (the f16 product kernels give those bits), everything else in f32.
+pub fn composed_gradient(
+    gpu: &wgtrain::gpu::Gpu,
+    model: &wgtrain::model::Model,
+    params: &[f32],
+    x: &[f32],
+    y: &[u32],
+    (inp, hidden, classes): (usize, usize, usize),
+    f16: bool,
+) -> Vec<f32> {
+    let cast = |v: &[f32]| if f16 { gops::cast_f16(gpu, v).unwrap() } else { v.to_vec() };
+    let batch = y.len();
+    let [l1, l2] = [0, 1].map(|i| model.nodes()[i]);
+    let w1 = cast(&params[l1.w_off..l1.w_off + hidden * inp]);
+    let w2 = cast(&params[l2.w_off..l2.w_off + classes * hidden]);
+    let (b1, b2) = (&params[l1.b_off..l1.b_off + hidden], &params[l2.b_off..l2.b_off + classes]);
+    let x16 = cast(x);
+    let a1 = gops::fc_forward(gpu, &x16, &w1, b1, batch, inp, hidden, true).unwrap();
+    let a1_16 = cast(&a1);
+    let z2 = gops::fc_forward(gpu, &a1_16, &w2, b2, batch, hidden, classes, false).unwrap();
+    let (_, _, dz2) = gops::softmax_xent(gpu, &z2, y, 1.0 / batch as f32, batch, classes).unwrap();
+    let mut grad = vec![0.0; model.param_count()];
+    let dw2 = gops::fc_backward_weights(gpu, &dz2, &a1_16, &vec![0.0; classes * hidden], batch, hidden, classes, false);
+    grad[l2.w_off..l2.w_off + classes * hidden].copy_from_slice(&dw2.unwrap());
+    let db2 = gops::fc_backward_bias(gpu, &dz2, &vec![0.0; classes], batch, classes, false).unwrap();
+    grad[l2.b_off..l2.b_off + classes].copy_from_slice(&db2);
+    let dz1 = gops::fc_backward_input(gpu, &dz2, &w2, Some(&a1), batch, hidden, classes).unwrap();
+    let dw1 = gops::fc_backward_weights(gpu, &dz1, &x16, &vec![0.0; hidden * inp], batch, inp, hidden, false);
+    grad[l1.w_off..l1.w_off + hidden * inp].copy_from_slice(&dw1.unwrap());
+    let db1 = gops::fc_backward_bias(gpu, &dz1, &vec![0.0; hidden], batch, hidden, false).unwrap();
+    grad[l1.b_off..l1.b_off + hidden].copy_from_slice(&db1);
+    grad
 }
