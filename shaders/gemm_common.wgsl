@@ -14,6 +14,8 @@
 //                       (a plain-SGD step of at most 4 rows applies it to W in place, and
 //                       updates b at bias_off too: fc_sgd_step, gemm_tn_row.wgsl)
 //   fc_backward_input   dX = dZ·W ⊙ [A>0]       M=B,   N=IN,  K=OUT  mask
+//   (f32 steps of whole vec4s read X and dZ transposed, Xᵀ: [IN, B], dZᵀ: [OUT, B], as the
+//   Aᵀ of gemm_tn: a_sm = 1, a_sk = B; `Gemm::a_transposed`)
 //
 // A and B hold AT and BT values, aliases put before this file (`Operands::prelude` in
 // src/gpu/gemm.rs): f32, or f16 for mixed precision's operands (X and W in the forward

@@ -1,10 +1,11 @@
 // gemm_tn_row  C = Aᵀ·B (gemm_tn's product: contract and Params in gemm_common.wgsl,
-// prepended), the weight gradient dW = dZᵀ·X, for batches of at most 4 rows
-// (`SMALL_BATCH`; K = B): A = dZ: [K, M], B = X: [K, N], C = dW: [M, N].
-// There the product is almost all stores (M·N of them from K·(M+N) inputs), and a
-// software adapter stores a vec4 per invocation for about the price of a scalar, so C is
-// bound as vec4s here, with its own epilogue: flags ACCUMULATE or none (the weight
-// gradient's; the host takes this kernel for no other).
+// prepended) for K ≤ 4: the weight gradient dW = dZᵀ·X of batches of at most 4 rows
+// (`SMALL_BATCH`; K = B): A = dZ: [K, M], B = X: [K, N], C = dW: [M, N]; or the input
+// gradient dX = (dZᵀ)ᵀ·W of a layer of at most 4 outputs without a mask (K = OUT, A = dZᵀ
+// from `transpose`). There the product is almost all stores (M·N of them from K·(M+N)
+// inputs), and a software adapter stores a vec4 per invocation for about the price of a
+// scalar, so C is bound as vec4s here, with its own epilogue: flags ACCUMULATE or none
+// (`Gemm::tn_row`; the host takes this kernel for no other).
 // Each invocation computes a segment of TN_ROW_SEG vec4s (columns 4j..4j+3 for j in
 // c0..c1−1) of one row m of C, one vec4 after another: per element the fma chain of
 // gemm_tn (0, then acc = fma(A(m, k), B(k, n), acc) for k = 0, 1, …, K−1), then C + acc

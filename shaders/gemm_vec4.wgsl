@@ -8,7 +8,8 @@
 // with `wgtrain bench --gemm`). Workgroup WG×WG; one group covers (8·WG) rows × (8·WG)
 // columns; dispatch (⌈N/(8·WG)⌉, ⌈M/(8·WG)⌉, 1).
 //
-//   gemm_tn  C = Aᵀ·B, A: [K, M], B: [K, N], both row-contiguous   (dW = dZᵀ·X)
+//   gemm_tn  C = Aᵀ·B, A: [K, M], B: [K, N], both row-contiguous   (dW = dZᵀ·X; and
+//            Z = (Xᵀ)ᵀ·(Wᵀ), dX = (dZᵀ)ᵀ·W from the transposes, `Gemm::transposes_a`)
 //            needs M, N, a_sk, b_sk, a_off, b_off ≡ 0 (mod 4)
 //   gemm_nn  C = A·B, any A strides, B: [K, N] row-contiguous       (Z = X·(Wᵀ), dX = dZ·W)
 //            needs N, b_sk, b_off ≡ 0 (mod 4)

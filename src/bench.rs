@@ -236,8 +236,7 @@ pub fn gemm_variants(
         }
         let fwd = fwd.with_operands(fwd_operands);
         if fwd.transposes_a() {
-            let mut t = GemmParams::fc_forward_t(batch, inp, o, 0, 0, false);
-            t.params.flags = 0;
+            let t = fwd.a_transposed();
             cases.push(("fc_forward from Xᵀ", t, transposed(&x, batch, inp), wt.clone(), r.clone(), m.clone(), inp));
         }
         cases.push(("fc_forward", fwd, x.clone(), wt, r, m, inp));
@@ -258,7 +257,7 @@ pub fn gemm_variants(
         ops::fc_backward_input(&abs(&dz), &abs(&w), None, &mut m, batch, inp, o);
         let input = GemmParams::fc_backward_input(batch, inp, o, 0, false).with_operands(bwd_operands);
         if input.transposes_a() {
-            let t = GemmParams::fc_backward_input_t(batch, inp, o, 0, false);
+            let t = input.a_transposed();
             cases.push((
                 "fc_backward_input from dZᵀ",
                 t,

@@ -92,3 +92,18 @@ fn a_variant_replaces_the_fixed_rule_only_when_clearly_faster() {
     assert_eq!(pick(&[f64::INFINITY, 10.0]), 1, "a variant that never ran");
     assert_eq!(pick(&[3.0, 9.0, 2.0]), 2, "the fixed rule fastest");
 }
+
+/// `measured`, the earlier name, is `auto`, which measures; `fixed` measures nothing.
+#[test]
+fn measured_is_auto() {
+    use clap::ValueEnum;
+    assert_eq!(KernelPolicy::from_str("measured", true), Ok(KernelPolicy::Auto));
+    assert_eq!(KernelPolicy::from_str("auto", true), Ok(KernelPolicy::Auto));
+    assert_eq!(KernelPolicy::from_str("fixed", true), Ok(KernelPolicy::Fixed));
+    let Some(g) = common::gpu() else { return };
+    let mut c = wgtrain::gpu::choice::Choices::new(&g.info);
+    c.configure(KernelPolicy::Auto, None);
+    assert!(c.measures());
+    c.configure(KernelPolicy::Fixed, None);
+    assert!(!c.measures());
+}

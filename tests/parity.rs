@@ -203,13 +203,18 @@ fn every_gemm_variant_gives_the_generic_bits() {
     let mut rng = wgtrain::rng::Rng::new(23, 0);
     let (mut tiled, mut subgroup) = (0, 0);
     for batch in [1, 3, 7, 8, 65, 128] {
-        for (inp, out) in [(784, 256), (17, 12), (100, 129), (64, 64), (3, 1), (20, 8)] {
+        for (inp, out) in [(784, 256), (17, 12), (100, 129), (64, 64), (3, 1), (20, 8), (16, 4)] {
+            let forward = GemmParams::fc_forward(batch, inp, out, 0, 0, true);
+            let [input, unmasked] = [true, false].map(|m| GemmParams::fc_backward_input(batch, inp, out, 0, m));
             let products = [
-                ("fc_forward", GemmParams::fc_forward(batch, inp, out, 0, 0, true)),
+                ("fc_forward", forward),
+                ("fc_forward from Xᵀ", forward.a_transposed()),
                 ("fc_forward_w", GemmParams::fc_forward_w(batch, inp, out, 0, 0, true)),
                 ("fc_backward_weights", GemmParams::fc_backward_weights(batch, inp, out, 0, true)),
                 ("fc_backward_weights", GemmParams::fc_backward_weights(batch, inp, out, 0, false)),
-                ("fc_backward_input", GemmParams::fc_backward_input(batch, inp, out, 0, true)),
+                ("fc_backward_input", input),
+                ("fc_backward_input from dZᵀ", input.a_transposed()),
+                ("fc_backward_input from dZᵀ", unmasked.a_transposed()),
             ];
             for (name, g) in products {
                 let p = g.params;
@@ -234,11 +239,51 @@ fn every_gemm_variant_gives_the_generic_bits() {
             }
         }
     }
-    assert_eq!(tiled, 6 * 6 * 5, "every product ran the tiled kernel");
+    assert_eq!(tiled, 6 * 7 * 8, "every product ran the tiled kernel");
     if wgtrain::gpu::kernels::subgroup_kernel_runs(&gpu.device) {
         assert!(gpu.kernels.gemms.subgroup.is_some(), "{} runs the subgroup kernel but has none", gpu.describe());
         assert!(subgroup >= 6 * 3 * 3, "the subgroup kernel ran {subgroup} products");
     }
+}
+
+/// A forward or input-gradient product computed from its `A` transposed (`Gemm::a_transposed`,
+/// as a training step of whole vec4s runs it, reading `transpose`'s output) gives the bits
+/// of the product itself, on the generic kernel and on the fixed rule's, over ragged shapes.
+#[test]
+fn products_from_the_transposed_input_give_the_same_bits() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = wgtrain::rng::Rng::new(24, 0);
+    let mut transposed = 0;
+    for batch in [5, 8, 12, 65, 128] {
+        for (inp, out) in [(784, 256), (17, 12), (64, 64), (3, 1), (16, 4), (20, 8)] {
+            for (name, g) in [
+                ("fc_forward", GemmParams::fc_forward(batch, inp, out, 0, 0, true)),
+                ("fc_backward_input", GemmParams::fc_backward_input(batch, inp, out, 0, true)),
+                ("fc_backward_input", GemmParams::fc_backward_input(batch, inp, out, 0, false)),
+            ] {
+                let p = g.params;
+                let (rows, k, n) = (p.m as usize, p.k as usize, p.n as usize);
+                let a = verify::uniform(&mut rng, rows * k, 1.0);
+                let b = verify::uniform(&mut rng, k * n, 1.0);
+                let extra = verify::uniform(&mut rng, (rows * n).max(n), 1.0);
+                let c0 = vec![0.0; rows * n];
+                let a_t = wgtrain::gpu::ops::transpose(gpu, &a, rows, k).unwrap();
+                let t = g.a_transposed();
+                let generic = |g: &Gemm| *g.variants(&gpu.kernels).iter().find(|v| v.1.name == "gemm").unwrap();
+                let (gn, gt) = (generic(&g), generic(&t));
+                let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+                let want = bits(product(gpu, gn.1, gn.2, &g, &a, &b, &extra, &c0));
+                let shape = format!("{name} flags {} M={rows} N={n} K={k}", p.flags);
+                let got = bits(product(gpu, gt.1, gt.2, &t, &a_t, &b, &extra, &c0));
+                assert_eq!(want, got, "{shape}: generic from Aᵀ");
+                let (kernel, groups) = t.kernel(&gpu.kernels);
+                let got = bits(product(gpu, kernel, groups, &t, &a_t, &b, &extra, &c0));
+                assert_eq!(want, got, "{shape}: {} from Aᵀ", kernel.name);
+                transposed += usize::from(g.transposes_a());
+            }
+        }
+    }
+    assert!(transposed >= 20, "only {transposed} products take the transposed form");
 }
 
 /// `cast_f16` (mixed precision's operands) over ragged lengths (llvmpipe has

@@ -148,6 +148,7 @@ fn pure_sgd_and_full_batch_regimes_run() {
 #[test]
 fn gpu_gradient_is_the_composition_of_the_one_shot_ops() {
     let Some(gpu) = common::gpu() else { return };
+    let mut transposed = 0;
     for (inp, hidden, classes) in [(21, 13, 5), (32, 16, 8), (40, 24, 12)] {
         let model = Model::mlp(wgtrain::model::Shape::Flat(inp), &[hidden], classes).unwrap();
         let mut rng = wgtrain::rng::Rng::new(3, 0);
@@ -162,8 +163,12 @@ fn gpu_gradient_is_the_composition_of_the_one_shot_ops() {
             let want = common::composed_gradient(gpu, &model, &params, &x, &y, (inp, hidden, classes), false);
             let what = format!("{inp}-{hidden}-{classes}, batch {batch}: the gradient");
             common::assert_same_bits(&want, &net.read_grads().unwrap(), &what);
+            let forward = wgtrain::gpu::gemm::GemmParams::fc_forward(batch, inp, hidden, 0, 0, true);
+            let input = wgtrain::gpu::gemm::GemmParams::fc_backward_input(batch, hidden, classes, 0, true);
+            transposed += usize::from(forward.transposes_a()) + usize::from(input.transposes_a());
         }
     }
+    assert_eq!(transposed, 8, "the forward and input-gradient products from the transposes");
 }
 
 /// The lecture's macro-step: the gradient of the whole risk is the sum of the chunk

@@ -116,7 +116,7 @@ fn shader_hash() -> u64 {
 impl Choices {
     pub fn new(info: &wgpu::AdapterInfo) -> Self {
         let adapter = format!(
-            "{} | {:?} | {} {} | wgtrain {} | shaders {:016x}",
+            "{} | {:?} | {} {} | wgtrain {} | shaders {:016x} | margin {MARGIN}",
             info.name,
             info.backend,
             info.driver,
@@ -292,7 +292,11 @@ fn measure(
 
 /// The variant to run, from each variant's time in `ms` (the fixed rule's last, as
 /// [`Gemm::variants`] orders them): the fastest, if it takes at most [`MARGIN`] of the
-/// fixed rule's time; else the fixed rule's.
+/// fixed rule's time; else the fixed rule's. (The rule is part of the cache's key, so a
+/// choice made under another is measured again.)
+///
+/// # Panics
+/// If `ms` is empty: every product has its fixed rule's kernel.
 pub fn pick(ms: &[f64]) -> usize {
     let fixed = ms.len() - 1;
     let best = ms.iter().enumerate().min_by(|x, y| x.1.total_cmp(y.1)).map_or(fixed, |b| b.0);

@@ -94,15 +94,6 @@ impl GemmParams {
         g
     }
 
-    /// [`Self::fc_forward`] reading `Xᵀ: [IN, B]` (the input transposed by `transpose.wgsl`)
-    /// as `A` of an `Aᵀ·B` product, so the vec4 kernel loads `A` as vec4s of four rows
-    /// (`gemm_tn`) instead of one value per row; the same sums in the same order, so the
-    /// same bits. A training step takes it for batches that are whole vec4s
-    /// ([`Self::transposes_a`]).
-    pub fn fc_forward_t(batch: usize, inp: usize, out: usize, wt_off: usize, bias_off: usize, relu: bool) -> Gemm {
-        Self::fc_forward(batch, inp, out, wt_off, bias_off, relu).a_transposed()
-    }
-
     /// `dW = dZᵀ·X` (accumulated): `a = dZ [B, OUT]`, `b = X [B, IN]`, `c = dW [OUT, IN]` at
     /// `dw_off` of the gradient buffer.
     pub fn fc_backward_weights(batch: usize, inp: usize, out: usize, dw_off: usize, accumulate: bool) -> Gemm {
@@ -153,20 +144,15 @@ impl GemmParams {
             },
         )
     }
-
-    /// [`Self::fc_backward_input`] reading `dZᵀ: [OUT, B]`, as [`Self::fc_forward_t`]
-    /// reads `Xᵀ`.
-    pub fn fc_backward_input_t(batch: usize, inp: usize, out: usize, w_off: usize, mask: bool) -> Gemm {
-        Self::fc_backward_input(batch, inp, out, w_off, mask).a_transposed()
-    }
 }
 
 /// Which operand is transposed, as `gemm_vec4.wgsl`'s entry points name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// `Aᵀ·B`, both row-contiguous (weight gradient).
+    /// `Aᵀ·B`, both row-contiguous (the weight gradient; the forward product and the
+    /// input gradient from `Xᵀ` or `dZᵀ` where [`Gemm::transposes_a`]).
     Tn,
-    /// `A·B` (input gradient).
+    /// `A·B` (the forward product on `Wᵀ` and the input gradient otherwise).
     Nn,
     /// `A·Bᵀ`, both row-contiguous (the forward product on `W` itself, small batches).
     Nt,
@@ -229,9 +215,13 @@ impl Gemm {
         self
     }
 
-    /// This `A·B` product (`A` row-major, `a_sk` = 1) as `(Aᵀ)ᵀ·B`: `A` read from its
-    /// transpose `[K, M]` (`a_sm` = 1, `a_sk` = M, from offset 0).
-    fn a_transposed(mut self) -> Self {
+    /// This `A·B` product (`A` row-major, `a_sk` = 1) as `(Aᵀ)ᵀ·B`, an `Aᵀ·B` product
+    /// reading `A`'s transpose `[K, M]` (`a_sm` = 1, `a_sk` = M, from offset 0) — for the
+    /// forward product `Xᵀ: [IN, B]`, for the input gradient `dZᵀ: [OUT, B]`, as
+    /// `transpose.wgsl` writes them — so the vec4 kernel loads `A` as vec4s of four rows
+    /// (`gemm_tn`) instead of one value per row. The same sums in the same order, so the
+    /// same bits. A training step takes it where [`Self::transposes_a`].
+    pub fn a_transposed(mut self) -> Self {
         debug_assert!(self.layout == Layout::Nn && self.params.a_sk == 1);
         self.layout = Layout::Tn;
         (self.params.a_off, self.params.a_sm, self.params.a_sk) = (0, 1, self.params.m);
@@ -239,9 +229,9 @@ impl Gemm {
     }
 
     /// Whether a training step computes this `A·B` product (the forward or input-gradient
-    /// one of a Linear node) from `Aᵀ` ([`GemmParams::fc_forward_t`],
-    /// [`GemmParams::fc_backward_input_t`]): f32 operands, more than [`SMALL_BATCH`] rows and
-    /// the `Aᵀ·B` form [`Self::aligned`] — whole vec4s of rows, columns and strides.
+    /// one of a Linear node) from `Aᵀ` ([`Self::a_transposed`]): f32 operands, more than
+    /// [`SMALL_BATCH`] rows and the `Aᵀ·B` form [`Self::aligned`] — M (the batch), N, `B`'s
+    /// offset and row stride multiples of 4.
     /// `gemm_nn` loads `A` one value per row and per k, `gemm_tn` as vec4s of four rows,
     /// and llvmpipe pays every load per lane: `bench --gemm` on `small`'s layer 0 forward
     /// product, 7.9 ms as `gemm_nn` and 5.6 ms as `gemm_tn` from `Xᵀ` (whose transpose takes
@@ -268,8 +258,10 @@ impl Gemm {
             }
     }
 
-    /// Whether `gemm_tn_row` computes this product: a weight gradient (`Aᵀ·B`, no flag but
-    /// ACCUMULATE, f32 operands) of at most [`SMALL_BATCH`] rows whose rows of `B` and `C` are whole vec4s.
+    /// Whether `gemm_tn_row` computes this product: an `Aᵀ·B` of f32 operands, no flag but
+    /// ACCUMULATE, K at most [`SMALL_BATCH`] and rows of `B` and `C` of whole vec4s — the
+    /// weight gradient of a batch of at most that many rows, or the input gradient from
+    /// `dZᵀ` of a layer with that many outputs and no mask.
     pub fn tn_row(&self) -> bool {
         let p = &self.params;
         let all4 = |v: &[u32]| v.iter().all(|x| x % 4 == 0);

@@ -10,13 +10,13 @@
 //!
 //! | WGSL entry (`shaders/`)                    | op: CPU twin, runner, verify  | parity test                       |
 //! |--------------------------------------------|-------------------------------|-----------------------------------|
-//! | `gemm_nn` (vec4) or `gemm`                 | `fc_forward`†                 | `fc_forward_matches_cpu`          |
+//! | `gemm_nn` (vec4) or `gemm`; `gemm_tn` from `Xᵀ`‖ | `fc_forward`†            | `fc_forward_matches_cpu`          |
 //! | `gemm_nt_row` (`gemm.wgsl`), B ≤ 4         | `fc_forward`†                 | `fc_forward_matches_cpu`, `small_batches_match_cpu` |
 //! | `gemm_tn` (vec4) or `gemm`                 | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu` |
 //! | `gemm_tn_row` (`gemm_tn_row.wgsl`), B ≤ 4  | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu`, `small_batches_match_cpu` |
 //! | `gemm_tiled` (`gemm_tiled.wgsl`)           | the three products above      | `every_gemm_variant_gives_the_generic_bits` |
 //! | `gemm_subgroup` (`gemm_subgroup.wgsl`)     | the three products above      | `every_gemm_variant_gives_the_generic_bits` |
-//! | `gemm_nn` (vec4) or `gemm`                 | `fc_backward_input`†          | `fc_backward_input_matches_cpu`   |
+//! | `gemm_nn` (vec4) or `gemm`; `gemm_tn` from `dZᵀ`‖ | `fc_backward_input`†   | `fc_backward_input_matches_cpu`   |
 //! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
 //! | `cast_f16` (`cast_f16.wgsl`)¶              | `cast_f16`                    | `cast_f16_matches_cpu`            |
 //! | `transpose` (f16 destination)¶             | `transpose_f16`               | `transpose_f16_matches_cpu`       |
@@ -63,12 +63,10 @@
 //! `gemm_nt_row` reads `W` itself and no step records a `transpose`; and the weight
 //! gradient of such a batch, where [`Gemm::tn_row`], runs `gemm_tn_row`, which stores
 //! vec4s. Both give the bits of the kernels they replace (`gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit`
-//! in `tests/parity.rs`). Where a forward or input-gradient product
+//! in `tests/parity.rs`). ‖ Where a forward or input-gradient product
 //! [`Gemm::transposes_a`] (f32, more than 4 rows, whole vec4s), a training step first
 //! transposes its `A` (the node's input, or its output's gradient) with `transpose` and
-//! runs the product as `gemm_tn` from `Aᵀ`
-//! ([`fc_forward_t`](super::gemm::GemmParams::fc_forward_t),
-//! [`fc_backward_input_t`](super::gemm::GemmParams::fc_backward_input_t)): the same sums in the same order, so the bits of
+//! runs the product as `gemm_tn` from `Aᵀ` ([`Gemm::a_transposed`]): the same sums in the same order, so the bits of
 //! the one-shot runners, which take `gemm_nn`
 //! (`gpu_gradient_is_the_composition_of_the_one_shot_ops` in `tests/training.rs`).
 //! `fc_sgd_step` is a pure-SGD step's update fused into the
@@ -514,8 +512,7 @@ impl Gemm {
     /// first (the workgroup-tiled one, and the subgroup one where the device has it and
     /// `B`'s rows are vec4s), then the generic one, then `gemm_nt_row` for `A·Bᵀ`;
     /// otherwise the vec4 one when aligned, then `gemm_nn_row` for an aligned `A·B` of
-    /// fewer than [`VEC4_ROWS`] rows, or `gemm_tn_row` for a weight gradient where
-    /// [`Self::tn_row`] (for `bench --gemm`; [`Self::kernel`]'s fixed rule takes the last,
+    /// fewer than [`VEC4_ROWS`] rows, or `gemm_tn_row` where [`Self::tn_row`] (for `bench --gemm`; [`Self::kernel`]'s fixed rule takes the last,
     /// so never a hardware kind). All give the same bits.
     pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
         let p = &self.params;

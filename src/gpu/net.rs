@@ -224,9 +224,10 @@ pub struct GpuNet<'g> {
     /// `[B, widest]`: a MaxPool2d or Dropout node's routed gradient before the mask of a
     /// fused ReLU before it (16 bytes when no node needs one).
     scratch: wgpu::Buffer,
-    /// `[widest, B]`: a Linear node's input, or its output's gradient, transposed for a
-    /// product that [`Gemm::transposes_a`] (16 bytes in mixed precision, or for batches
-    /// of at most [`SMALL_BATCH`] rows, where none does).
+    /// `[max(IN, OUT), B]` of the widest Linear node: a Linear node's input, or its output's
+    /// gradient, transposed for a product that [`Gemm::transposes_a`] (16 bytes without
+    /// Linear nodes, in mixed precision, or for batches of at most [`SMALL_BATCH`] rows,
+    /// where none does).
     a_t: wgpu::Buffer,
     /// The draws of the training steps: dropout's seed and epoch, and the augmentation
     /// ([`Self::begin_epoch`]).
@@ -330,8 +331,14 @@ impl<'g> GpuNet<'g> {
         let scratch_bytes =
             if (1..nodes.len()).any(|i| masked_after_routing(nodes, i)) { b * model.widest() as u64 * f } else { 16 };
         let scratch = storage(gpu, "routed gradient scratch", scratch_bytes)?;
-        let a_t_bytes =
-            if precision == Precision::F32 && max_batch > SMALL_BATCH { b * model.widest() as u64 * f } else { 16 };
+        // Sized for the widest Linear node's input or output (a product transposes neither
+        // in mixed precision or for batches of at most SMALL_BATCH rows).
+        let linear_widest = linear_widest_of(model);
+        let a_t_bytes = if precision == Precision::F32 && max_batch > SMALL_BATCH && linear_widest > 0 {
+            b * linear_widest as u64 * f
+        } else {
+            16
+        };
         let a_t = storage(gpu, "transposed product input", a_t_bytes)?;
         let conv_rows = storage(gpu, "im2col output rows", rows_len as u64 * f)?;
         let loss = storage(gpu, "per-sample loss", b * f)?;
@@ -891,7 +898,7 @@ impl<'g> GpuNet<'g> {
                     let mut a = x_in;
                     if g.transposes_a() {
                         seg.push(self.transpose_a(src, batch, inp).named(format!("layer {i} transpose input")));
-                        (g, a) = (GemmParams::fc_forward_t(batch, inp, o, wt_off, n.b_off, n.relu), &self.a_t);
+                        (g, a) = (g.a_transposed(), &self.a_t);
                     }
                     let u = uniform(gpu, "fc_forward", &g.params);
                     g.dispatch(gpu, &u, [a, wt_in, &self.params, &self.unused, out])
@@ -1011,7 +1018,7 @@ impl<'g> GpuNet<'g> {
                         let mut a = dz;
                         if g.transposes_a() {
                             seg.push(self.transpose_a(dz, batch, out).named(name("transpose gradient")));
-                            (g, a) = (GemmParams::fc_backward_input_t(batch, inp, out, n.w_off, prev_relu), &self.a_t);
+                            (g, a) = (g.a_transposed(), &self.a_t);
                         }
                         let u = uniform(gpu, "fc_backward_input", &g.params);
                         let at = [a, w_in, &self.unused, mask, &self.dz[i - 1]];
@@ -1267,7 +1274,6 @@ impl<'g> GpuNet<'g> {
 }
 
 impl GpuNet<'_> {
-    /// Mixed precision's f16 buffers for node `i`'s im2col path (`None` in f32).
     /// `transpose` of `t.rows × t.cols` values of `src` into `dst`.
     fn transpose(&self, kernel: &Kernel, t: TransposeParams, src: &wgpu::Buffer, dst: &wgpu::Buffer) -> Dispatch {
         let u = uniform(self.gpu, "transpose", &t);
@@ -1281,6 +1287,7 @@ impl GpuNet<'_> {
         self.transpose(&self.gpu.kernels.transpose, t, a, &self.a_t)
     }
 
+    /// Mixed precision's f16 buffers for node `i`'s im2col path (`None` in f32).
     fn half_operands<'a>(&'a self, half: Option<(&'a HalfCopies, &'a Half)>, i: usize) -> Option<HalfOperands<'a>> {
         half.map(|(h, kernels)| HalfOperands { kernels, params: &h.params, wt: &h.wt, cols: h.input(i) })
     }
@@ -1348,6 +1355,16 @@ fn op_name(op: &Op, pass: &str) -> String {
 }
 
 /// A binding of the whole of `buffer`.
+/// The largest input or output width of `model`'s Linear nodes (0 without any).
+fn linear_widest_of(model: &Model) -> usize {
+    model
+        .nodes()
+        .iter()
+        .filter_map(|n| if let Op::Linear { inp, out } = n.op { Some(inp.max(out)) } else { None })
+        .max()
+        .unwrap_or(0)
+}
+
 fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
     wgpu::BufferBinding { buffer, offset: 0, size: None }
 }
