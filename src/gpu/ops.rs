@@ -68,12 +68,17 @@ pub fn fc_forward(
 
 /// GPU `transpose`: `Wᵀ` of `w: [rows, cols]`.
 pub fn transpose(gpu: &Gpu, w: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
+    read(gpu, &transposed(gpu, &gpu.kernels.transpose, w, rows, cols, 4)?, w.len())
+}
+
+/// `kernel` (the transpose, to `bytes`-wide elements) of `w: [rows, cols]`, run once.
+fn transposed(gpu: &Gpu, kernel: &Kernel, w: &[f32], rows: usize, cols: usize, bytes: usize) -> Result<wgpu::Buffer> {
     let src = storage_init(gpu, "w", w)?;
-    let dst = storage(gpu, "wt", (w.len() * 4) as u64)?;
+    let dst = storage(gpu, "wt", (w.len() * bytes) as u64)?;
     let t = TransposeParams { rows: rows as u32, cols: cols as u32, src_off: 0, dst_off: 0 };
     let u = uniform(gpu, "transpose", &t);
-    run(gpu, &[gpu.kernels.transpose.dispatch(&gpu.device, &[&u, &src, &dst], t.groups())]);
-    read(gpu, &dst, w.len())
+    run(gpu, &[kernel.dispatch(&gpu.device, &[&u, &src, &dst], t.groups())]);
+    Ok(dst)
 }
 
 /// GPU `fc_backward_weights`: `dW = dZᵀ·X`, added to `dw` when `accumulate`. Returns
@@ -316,12 +321,7 @@ fn operand(gpu: &Gpu, label: &str, v: &[f32], half: bool) -> Result<wgpu::Buffer
 /// GPU `transpose` built with an f16 destination (mixed precision's `Wᵀ`): `wᵀ` in f16,
 /// widened back to f32 on the host.
 pub fn transpose_f16(gpu: &Gpu, w: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
-    let kh = gpu.kernels.half()?;
-    let src = storage_init(gpu, "w", w)?;
-    let dst = storage(gpu, "wt", (w.len() * 2) as u64)?;
-    let t = TransposeParams { rows: rows as u32, cols: cols as u32, src_off: 0, dst_off: 0 };
-    let u = uniform(gpu, "transpose", &t);
-    run(gpu, &[kh.transpose_f16.dispatch(&gpu.device, &[&u, &src, &dst], t.groups())]);
+    let dst = transposed(gpu, &gpu.kernels.half()?.transpose_f16, w, rows, cols, 2)?;
     widen(read(gpu, &dst, w.len())?)
 }
 
