@@ -1,6 +1,6 @@
 // gemm_subgroup  C = A·B with A shared through the subgroup (appended to gemm_vec4.wgsl,
-// whose Block, outer, store and scalar_a it uses, in a module built only where the
-// adapter has subgroups). Any A strides; B's rows are vec4s (b_sn = 1; N, b_sk, b_off ≡ 0
+// whose scalar_a it uses, and so after gemm_block.wgsl's Block, outer and store, in a
+// module built only where the adapter has subgroups). Any A strides; B's rows are vec4s (b_sn = 1; N, b_sk, b_off ≡ 0
 // (mod 4)), so it computes gemm_nn's and gemm_tn's products.
 //
 // Each invocation holds an 8×8 block of C as gemm_nn does, but the 8 rows m0..m0+7 are

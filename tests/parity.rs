@@ -201,7 +201,7 @@ fn gemm_nn_row_matches_the_8x8_kernel_bit_for_bit() {
 fn every_gemm_variant_gives_the_generic_bits() {
     let Some(gpu) = gpu() else { return };
     let mut rng = wgtrain::rng::Rng::new(23, 0);
-    let (mut tiled, mut subgroup) = (0, 0);
+    let (mut tiled, mut subgroup, mut u64_loads) = (0, 0, 0);
     for batch in [1, 3, 7, 8, 65, 128] {
         for (inp, out) in [(784, 256), (17, 12), (100, 129), (64, 64), (3, 1), (20, 8), (16, 4)] {
             let forward = GemmParams::fc_forward(batch, inp, out, 0, 0, true);
@@ -235,6 +235,7 @@ fn every_gemm_variant_gives_the_generic_bits() {
                     assert_eq!(differ, 0, "{shape}: {variant} differs from the generic kernel in {differ} elements");
                     tiled += usize::from(kernel.name == "gemm_tiled");
                     subgroup += usize::from(kernel.name == "gemm_subgroup");
+                    u64_loads += usize::from(kernel.name == "gemm_tn_u64");
                 }
             }
         }
@@ -243,6 +244,13 @@ fn every_gemm_variant_gives_the_generic_bits() {
     if wgtrain::gpu::kernels::subgroup_kernel_runs(&gpu.device) {
         assert!(gpu.kernels.gemms.subgroup.is_some(), "{} runs the subgroup kernel but has none", gpu.describe());
         assert!(subgroup >= 6 * 3 * 3, "the subgroup kernel ran {subgroup} products");
+    }
+    if gpu.device.features().contains(wgpu::Features::SHADER_INT64) {
+        // Where every extent, offset and stride is a multiple of 8: both weight gradients of
+        // (784, 256) and (64, 64) at every batch, and at batches 8 and 128 the forward
+        // products from Xᵀ of 256, 64 and 8 outputs and both input gradients from dZᵀ of
+        // 784, 64 and 16 inputs.
+        assert_eq!(u64_loads, 2 * 2 * 6 + 2 * 3 + 2 * 3 * 2, "products the u64 kernel ran");
     }
 }
 

@@ -101,11 +101,13 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 
 /// FNV-1a of the matrix-product shaders: a changed kernel invalidates the cached choices.
 fn shader_hash() -> u64 {
-    let sources: [&str; 7] = [
+    let sources: [&str; 9] = [
         include_str!("../../shaders/gemm_common.wgsl"),
         include_str!("../../shaders/gemm_epilogue.wgsl"),
         include_str!("../../shaders/gemm.wgsl"),
+        include_str!("../../shaders/gemm_block.wgsl"),
         include_str!("../../shaders/gemm_vec4.wgsl"),
+        include_str!("../../shaders/gemm_u64.wgsl"),
         include_str!("../../shaders/gemm_tn_row.wgsl"),
         include_str!("../../shaders/gemm_tiled.wgsl"),
         include_str!("../../shaders/gemm_subgroup.wgsl"),

@@ -258,6 +258,16 @@ impl Gemm {
             }
     }
 
+    /// Whether `gemm_tn_u64` (`gemm_u64.wgsl`) can compute this product: an `Aᵀ·B` of f32
+    /// operands whose extents M and N, offsets and row strides are multiples of 8, so each
+    /// of its 64-bit loads is 8 whole values of one row of `A` or `B`.
+    pub fn loads_u64(&self) -> bool {
+        let p = &self.params;
+        self.layout == Layout::Tn
+            && self.operands == Operands::F32
+            && [p.m, p.n, p.a_off, p.b_off, p.a_sk, p.b_sk].iter().all(|x| x % 8 == 0)
+    }
+
     /// Whether `gemm_tn_row` computes this product: an `Aᵀ·B` of f32 operands, no flag but
     /// ACCUMULATE, K at most [`SMALL_BATCH`] and rows of `B` and `C` of whole vec4s — the
     /// weight gradient of a batch of at most that many rows, or the input gradient from

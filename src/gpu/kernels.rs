@@ -259,6 +259,9 @@ pub struct GemmKernels {
     /// `gemm_subgroup`, where the device has subgroups of at most 64 invocations.
     pub subgroup: Option<Kernel>,
     pub tn: Kernel,
+    /// `gemm_tn_u64` (`gemm_u64.wgsl`): built for f32 operands where the device has
+    /// `SHADER_INT64`.
+    pub tn_u64: Option<Kernel>,
     pub nn: Kernel,
     pub nn_row: Kernel,
     pub nt_row: Kernel,
@@ -277,9 +280,17 @@ impl GemmKernels {
         let gemm4 = module(
             device,
             "gemm_vec4.wgsl",
-            &[pre, GEMM_COMMON, GEMM_EPILOGUE, include_str!("../../shaders/gemm_vec4.wgsl")],
+            &[pre, GEMM_COMMON, GEMM_EPILOGUE, GEMM_BLOCK, include_str!("../../shaders/gemm_vec4.wgsl")],
         );
-        // gemm_subgroup uses gemm_vec4.wgsl's block and stores, so it extends that file.
+        let int64 = device.features().contains(wgpu::Features::SHADER_INT64);
+        let gemm_u64 = (operands == Operands::F32 && int64).then(|| {
+            module(
+                device,
+                "gemm_u64.wgsl",
+                &[GEMM_COMMON, GEMM_EPILOGUE, GEMM_BLOCK, include_str!("../../shaders/gemm_u64.wgsl")],
+            )
+        });
+        // gemm_subgroup uses gemm_vec4.wgsl's scalar_a, so it extends that file.
         let subgroup = subgroup_kernel_runs(device).then(|| {
             module(
                 device,
@@ -288,6 +299,7 @@ impl GemmKernels {
                     pre,
                     GEMM_COMMON,
                     GEMM_EPILOGUE,
+                    GEMM_BLOCK,
                     include_str!("../../shaders/gemm_vec4.wgsl"),
                     include_str!("../../shaders/gemm_subgroup.wgsl"),
                 ],
@@ -299,6 +311,7 @@ impl GemmKernels {
             tiled: build(device, &tiled, "gemm_tiled", "urrrrw", &[]),
             subgroup: subgroup.map(|m| build(device, &m, "gemm_subgroup", "urrrrw", &wg)),
             tn: build(device, &gemm4, "gemm_tn", "urrrrw", &wg),
+            tn_u64: gemm_u64.map(|m| build(device, &m, "gemm_tn_u64", "urrrrw", &wg)),
             nn: build(device, &gemm4, "gemm_nn", "urrrrw", &wg),
             nn_row: build(device, &gemm4, "gemm_nn_row", "urrrrw", &wg),
             nt_row: build(device, &gemm, "gemm_nt_row", "urrrrw", &wg),
@@ -334,6 +347,7 @@ pub const STORAGE_BUFFERS_NEEDED: u32 = 5;
 
 const GEMM_COMMON: &str = include_str!("../../shaders/gemm_common.wgsl");
 const GEMM_EPILOGUE: &str = include_str!("../../shaders/gemm_epilogue.wgsl");
+const GEMM_BLOCK: &str = include_str!("../../shaders/gemm_block.wgsl");
 /// `enable f16;` and `to_f16`, mixed precision's conversion (cast_f16.wgsl, the f16 transpose).
 const F16_COMMON: &str = include_str!("../../shaders/f16_common.wgsl");
 const STATS_COMMON: &str = include_str!("../../shaders/stats_common.wgsl");
@@ -536,6 +550,9 @@ impl Gemm {
                 Layout::Nt => unreachable!("A·Bᵀ returned above"),
             };
             v.push(("vec4 8x8", kernel, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
+            if let (true, Some(tn_u64)) = (self.loads_u64(), &g.tn_u64) {
+                v.push(("u64 loads 8x8", tn_u64, grid(8 * GEMM_WG, VEC4_ROWS * GEMM_WG)));
+            }
             if self.layout == Layout::Nn && p.m < VEC4_ROWS {
                 v.push(("vec4 1x8 rows", &g.nn_row, grid(8 * ROW_WG, 1)));
             }
