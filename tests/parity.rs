@@ -6,6 +6,7 @@
 mod common;
 use common::{assert_pass, gpu};
 use wgtrain::gpu::gemm::{Gemm, GemmParams, Operands, SMALL_BATCH};
+use wgtrain::gpu::kernels::TransposeParams;
 use wgtrain::gpu::pipeline::Kernel;
 use wgtrain::gpu::Gpu;
 use wgtrain::optim::OptimKind;
@@ -60,11 +61,23 @@ fn matrices() -> impl Iterator<Item = (usize, usize)> {
     WIDTHS.into_iter().flat_map(|r| WIDTHS.into_iter().map(move |c| (r, c)))
 }
 
+/// Over the ragged shapes (`transpose`) and shapes of whole 8×8 blocks, which take
+/// `transpose_u64` where the device has `SHADER_INT64`.
 #[test]
 fn transpose_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let out: Vec<_> = matrices().map(|(r, c)| verify::transpose(gpu, r, c, 10).unwrap()).collect();
+    let blocks = [(8, 8), (8, 784), (784, 8), (128, 256), (256, 784), (24, 1024)];
+    let out: Vec<_> = matrices().chain(blocks).map(|(r, c)| verify::transpose(gpu, r, c, 10).unwrap()).collect();
     assert_pass(&out);
+    let u64_words = blocks
+        .into_iter()
+        .filter(|&(r, c)| {
+            let t = TransposeParams { rows: r as u32, cols: c as u32, src_off: 0, dst_off: 0 };
+            t.kernel(&gpu.kernels, None).0.name == "transpose_u64"
+        })
+        .count();
+    let int64 = gpu.device.features().contains(wgpu::Features::SHADER_INT64);
+    assert_eq!(u64_words, if int64 { blocks.len() } else { 0 }, "transposes transpose_u64 ran");
 }
 
 const RELU_LENS: [usize; 7] = [1, 3, 17, 100, 129, 784, 70_001];

@@ -148,7 +148,7 @@ fn pure_sgd_and_full_batch_regimes_run() {
 #[test]
 fn gpu_gradient_is_the_composition_of_the_one_shot_ops() {
     let Some(gpu) = common::gpu() else { return };
-    let mut transposed = 0;
+    let (mut transposed, mut u64_loads) = (0, 0);
     for (inp, hidden, classes) in [(21, 13, 5), (32, 16, 8), (40, 24, 12)] {
         let model = Model::mlp(wgtrain::model::Shape::Flat(inp), &[hidden], classes).unwrap();
         let mut rng = wgtrain::rng::Rng::new(3, 0);
@@ -166,9 +166,13 @@ fn gpu_gradient_is_the_composition_of_the_one_shot_ops() {
             let forward = wgtrain::gpu::gemm::GemmParams::fc_forward(batch, inp, hidden, 0, 0, true);
             let input = wgtrain::gpu::gemm::GemmParams::fc_backward_input(batch, hidden, classes, 0, true);
             transposed += usize::from(forward.transposes_a()) + usize::from(input.transposes_a());
+            u64_loads += usize::from(forward.a_transposed().loads_u64() && forward.transposes_a());
         }
     }
     assert_eq!(transposed, 8, "the forward and input-gradient products from the transposes");
+    // gemm_tn_u64 and transpose_u64 (where the device has SHADER_INT64), at offsets past
+    // the first layer's: the forward products of 32-16-8 and 40-24-12 at batches 16 and 32.
+    assert_eq!(u64_loads, 4, "the forward products of whole 8-value words");
 }
 
 /// The lecture's macro-step: the gradient of the whole risk is the sum of the chunk

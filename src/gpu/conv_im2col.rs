@@ -124,12 +124,12 @@ impl Im2col {
         let u = uniform(gpu, "conv_im2col", &self.params(0));
         let im2col = conv.conv_im2col.dispatch(dev, &[&u, x, unused, cols], self.grid(self.rows() * s.c_in));
         let mut out = vec![im2col.named("conv_im2col".into())];
-        let (cols_in, wt_in, transpose_kernel, operands) = match half {
+        let (cols_in, wt_in, operands) = match half {
             Some(h) => {
                 out.push(h.kernels.cast(gpu, cols, h.cols, self.cols_len()).named("cast_f16 patches".into()));
-                (h.cols, h.wt, &h.kernels.transpose_f16, Operands::F16)
+                (h.cols, h.wt, Operands::F16)
             }
-            None => (cols, wt, &gpu.kernels.transpose, Operands::F32),
+            None => (cols, wt, Operands::F32),
         };
         let t = TransposeParams {
             rows: s.c_out as u32,
@@ -137,8 +137,7 @@ impl Im2col {
             src_off: self.w_off as u32,
             dst_off: self.wt_off as u32,
         };
-        let tu = uniform(gpu, "transpose", &t);
-        let transpose = transpose_kernel.dispatch(dev, &[&tu, params, wt_in], t.groups());
+        let transpose = t.dispatch(gpu, half.map(|h| h.kernels), params, wt_in);
         let g = GemmParams::fc_forward(self.rows(), self.kdim(), s.c_out, self.wt_off, self.b_off, relu)
             .with_operands(operands);
         let gu = uniform(gpu, "im2col forward GEMM", &g.params);

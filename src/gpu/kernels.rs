@@ -108,12 +108,34 @@ pub struct TransposeParams {
 }
 
 impl TransposeParams {
-    /// Columns each invocation copies (`COLS` in `transpose.wgsl`).
+    /// Columns each invocation of `transpose` copies (`COLS` in `transpose.wgsl`).
     pub const COLS: u32 = 16;
 
-    /// The grid: one invocation per row and [`Self::COLS`] columns.
-    pub fn groups(&self) -> [u32; 3] {
-        [self.rows.div_ceil(64).max(1), self.cols.div_ceil(Self::COLS).max(1), 1]
+    /// Whether `transpose_u64` can run it: rows, columns and both offsets multiples of 8.
+    pub fn words_u64(&self) -> bool {
+        [self.rows, self.cols, self.src_off, self.dst_off].iter().all(|x| x % 8 == 0)
+    }
+
+    /// The kernel that runs this transpose, and its grid: mixed precision's f16 one where
+    /// `half` is given; else `transpose_u64` (an 8×8 block per invocation) where the
+    /// device has it and [`Self::words_u64`]; else `transpose` (one row and
+    /// [`Self::COLS`] columns per invocation). All copy the same bits.
+    pub fn kernel<'k>(&self, k: &'k Kernels, half: Option<&'k Half>) -> (&'k Kernel, [u32; 3]) {
+        let scalar = [self.rows.div_ceil(64).max(1), self.cols.div_ceil(Self::COLS).max(1), 1];
+        match (half, &k.transpose_u64) {
+            (Some(h), _) => (&h.transpose_f16, scalar),
+            (None, Some(t)) if self.words_u64() => {
+                (t, [self.cols.div_ceil(64).max(1), self.rows.div_ceil(64).max(1), 1])
+            }
+            (None, _) => (&k.transpose, scalar),
+        }
+    }
+
+    /// The dispatch of this transpose of `src` into `dst` on [`Self::kernel`]'s choice.
+    pub fn dispatch(&self, gpu: &Gpu, half: Option<&Half>, src: &wgpu::Buffer, dst: &wgpu::Buffer) -> Dispatch {
+        let u = uniform(gpu, "transpose", self);
+        let (kernel, groups) = self.kernel(&gpu.kernels, half);
+        kernel.dispatch(&gpu.device, &[&u, src, dst], groups)
     }
 }
 
@@ -236,6 +258,8 @@ pub struct Kernels {
     pub gemm_tn_row: Kernel,
     pub gemm_tn_row_sgd: Kernel,
     pub transpose: Kernel,
+    /// `transpose_u64` (`transpose_u64.wgsl`), where the device has `SHADER_INT64`.
+    pub transpose_u64: Option<Kernel>,
     pub fc_backward_bias: Kernel,
     pub softmax_xent: Kernel,
     pub accumulate_stats: Kernel,
@@ -374,6 +398,10 @@ impl Kernels {
                     include_str!("../../shaders/transpose.wgsl"),
                 ],
             );
+            let transpose_u64 = device.features().contains(wgpu::Features::SHADER_INT64).then(|| {
+                let m = module(device, "transpose_u64.wgsl", &[include_str!("../../shaders/transpose_u64.wgsl")]);
+                build(device, &m, "transpose_u64", "urw", &[])
+            });
             let tn_row = module(
                 device,
                 "gemm_tn_row.wgsl",
@@ -396,6 +424,7 @@ impl Kernels {
                 gemm_tn_row: k(&tn_row, "gemm_tn_row", "urrrrw", &[]),
                 gemm_tn_row_sgd: k(&tn_row, "gemm_tn_row_sgd", "urrurw", &[]),
                 transpose: k(&transpose, "transpose", "urw", &[]),
+                transpose_u64,
                 fc_backward_bias: k(&bias, "fc_backward_bias", "urw", &[]),
                 softmax_xent: k(&softmax, "softmax_xent", "urrwww", &[]),
                 accumulate_stats: k(&stats, "accumulate_stats", "urrw", &[]),

@@ -277,7 +277,8 @@ impl<'g> GpuNet<'g> {
         let b = max_batch as u64;
         let params_buf = storage_init(gpu, "parameters", params)?;
         let grads = storage(gpu, "gradients", m as u64 * f)?;
-        // Each layer's Wᵀ starts on a multiple of 4 floats, as the vec4 kernel loads it.
+        // Each layer's Wᵀ starts on a multiple of 8 floats, as the vec4 kernels (4) and the
+        // u64 ones (8) load it.
         let mut wt_offsets = Vec::new();
         let mut wt_len = 0;
         // The largest batch each convolution runs through im2col (0: never).
@@ -290,11 +291,11 @@ impl<'g> GpuNet<'g> {
             let at = wt_len;
             wt_offsets.push(match n.op {
                 Op::Linear { inp, out } => {
-                    wt_len += (inp * out).next_multiple_of(4);
+                    wt_len += (inp * out).next_multiple_of(8);
                     Some(at)
                 }
                 Op::Conv2d(s) if cap > 0 => {
-                    wt_len += s.weight_len().next_multiple_of(4);
+                    wt_len += s.weight_len().next_multiple_of(8);
                     Some(at)
                 }
                 _ => None,
@@ -851,8 +852,8 @@ impl<'g> GpuNet<'g> {
                     src_off: n.w_off as u32,
                     dst_off: wt_off as u32,
                 };
-                let kernel = half.map_or(&k.transpose, |(_, kh)| &kh.transpose_f16);
-                seg.push(self.transpose(kernel, t, &self.params, wt_in).named(format!("layer {i} transpose")));
+                let d = t.dispatch(gpu, half.map(|(_, kh)| kh), &self.params, wt_in);
+                seg.push(d.named(format!("layer {i} transpose")));
             }
         }
 
@@ -1274,17 +1275,11 @@ impl<'g> GpuNet<'g> {
 }
 
 impl GpuNet<'_> {
-    /// `transpose` of `t.rows × t.cols` values of `src` into `dst`.
-    fn transpose(&self, kernel: &Kernel, t: TransposeParams, src: &wgpu::Buffer, dst: &wgpu::Buffer) -> Dispatch {
-        let u = uniform(self.gpu, "transpose", &t);
-        kernel.dispatch(&self.gpu.device, &[&u, src, dst], t.groups())
-    }
-
     /// `transpose` of `a: [rows, cols]` into `a_t: [cols, rows]`, the `A` a product reads
     /// where [`Gemm::transposes_a`].
     fn transpose_a(&self, a: &wgpu::Buffer, rows: usize, cols: usize) -> Dispatch {
         let t = TransposeParams { rows: rows as u32, cols: cols as u32, src_off: 0, dst_off: 0 };
-        self.transpose(&self.gpu.kernels.transpose, t, a, &self.a_t)
+        t.dispatch(self.gpu, None, a, &self.a_t)
     }
 
     /// Mixed precision's f16 buffers for node `i`'s im2col path (`None` in f32).

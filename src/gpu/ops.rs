@@ -53,31 +53,25 @@ pub fn fc_forward(
     }
     let wt = storage(gpu, "transposed weights", (out * inp * 4) as u64)?;
     let t = TransposeParams { rows: out as u32, cols: inp as u32, src_off: 0, dst_off: 0 };
-    let ut = uniform(gpu, "transpose", &t);
     let g = GemmParams::fc_forward(batch, inp, out, 0, out * inp, relu);
     let u = uniform(gpu, "gemm", &g.params);
-    run(
-        gpu,
-        &[
-            gpu.kernels.transpose.dispatch(&gpu.device, &[&ut, &params, &wt], t.groups()),
-            g.dispatch(gpu, &u, [&xb, &wt, &params, &d, &z]),
-        ],
-    );
+    run(gpu, &[t.dispatch(gpu, None, &params, &wt), g.dispatch(gpu, &u, [&xb, &wt, &params, &d, &z])]);
     read(gpu, &z, batch * out)
 }
 
 /// GPU `transpose`: `Wᵀ` of `w: [rows, cols]`.
 pub fn transpose(gpu: &Gpu, w: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
-    read(gpu, &transposed(gpu, &gpu.kernels.transpose, w, rows, cols, 4)?, w.len())
+    read(gpu, &transposed(gpu, None, w, rows, cols)?, w.len())
 }
 
-/// `kernel` (the transpose, to `bytes`-wide elements) of `w: [rows, cols]`, run once.
-fn transposed(gpu: &Gpu, kernel: &Kernel, w: &[f32], rows: usize, cols: usize, bytes: usize) -> Result<wgpu::Buffer> {
+/// The transpose of `w: [rows, cols]` ([`TransposeParams::kernel`]'s: the f16 one where
+/// `half` is given), run once.
+fn transposed(gpu: &Gpu, half: Option<&Half>, w: &[f32], rows: usize, cols: usize) -> Result<wgpu::Buffer> {
     let src = storage_init(gpu, "w", w)?;
+    let bytes = if half.is_some() { 2 } else { 4 };
     let dst = storage(gpu, "wt", (w.len() * bytes) as u64)?;
     let t = TransposeParams { rows: rows as u32, cols: cols as u32, src_off: 0, dst_off: 0 };
-    let u = uniform(gpu, "transpose", &t);
-    run(gpu, &[kernel.dispatch(&gpu.device, &[&u, &src, &dst], t.groups())]);
+    run(gpu, &[t.dispatch(gpu, half, &src, &dst)]);
     Ok(dst)
 }
 
@@ -321,7 +315,7 @@ fn operand(gpu: &Gpu, label: &str, v: &[f32], half: bool) -> Result<wgpu::Buffer
 /// GPU `transpose` built with an f16 destination (mixed precision's `Wᵀ`): `wᵀ` in f16,
 /// widened back to f32 on the host.
 pub fn transpose_f16(gpu: &Gpu, w: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
-    let dst = transposed(gpu, &gpu.kernels.half()?.transpose_f16, w, rows, cols, 2)?;
+    let dst = transposed(gpu, Some(gpu.kernels.half()?), w, rows, cols)?;
     widen(read(gpu, &dst, w.len())?)
 }
 
