@@ -1,5 +1,5 @@
-// Shared by gemm.wgsl, gemm_tiled.wgsl, gemm_vec4.wgsl (and gemm_subgroup.wgsl after it)
-// and gemm_tn_row.wgsl (prepended to each when the module is built): the fully connected
+// Shared by gemm.wgsl, gemm_tiled.wgsl, gemm_vec4.wgsl (and gemm_subgroup.wgsl after it),
+// gemm_u64.wgsl and gemm_tn_row.wgsl (prepended to each when the module is built): the fully connected
 // layer's three matrix products, as one strided product with a fused epilogue:
 //
 //   C[m, n] = epilogue( Σ_k A(m, k) · B(k, n) )
@@ -15,7 +15,8 @@
 //                       updates b at bias_off too: fc_sgd_step, gemm_tn_row.wgsl)
 //   fc_backward_input   dX = dZ·W ⊙ [A>0]       M=B,   N=IN,  K=OUT  mask
 //   (f32 steps of whole vec4s read X and dZ transposed, Xᵀ: [IN, B], dZᵀ: [OUT, B], as the
-//   Aᵀ of gemm_tn: a_sm = 1, a_sk = B; `Gemm::a_transposed`)
+//   Aᵀ of gemm_tn: a_sm = 1, a_sk = B; `Gemm::a_transposed`; where every extent, offset
+//   and stride is a multiple of 8, gemm_u64.wgsl's gemm_tn_u64 reads them as 64-bit words)
 //
 // A and B hold AT and BT values, aliases put before this file (`Operands::prelude` in
 // src/gpu/gemm.rs): f32, or f16 for mixed precision's operands (X and W in the forward

@@ -5,6 +5,8 @@
 // DT, the destination's element type, and to_dt are put before this file
 // (`gpu::kernels`): f32 and the identity, or, for mixed precision's Wᵀ, f16 and
 // f16_common.wgsl's to_f16 (cast_f16.wgsl's conversion).
+// f32 matrices of whole 8×8 blocks (rows, cols and both offsets multiples of 8) take
+// transpose_u64.wgsl instead where the device has SHADER_INT64 (`TransposeParams::kernel`).
 // W's: at the start of every recorded step of more than 4 rows (`SMALL_BATCH`; smaller
 // ones read W itself), after the previous step's update; X's and dZ's: before their product.
 // Bindings: 0 params, 1 src (read), 2 dst (read_write). One invocation per row o and

@@ -1,8 +1,8 @@
 //! Which kernel computes each matrix product, chosen by measurement on the adapter at hand.
 //!
 //! Every variant of a product ([`Gemm::variants`]: the workgroup-tiled kernel, the
-//! subgroup one where the adapter has subgroups, the generic one, the vec4 and row
-//! kernels) gives the same bits — `every_gemm_variant_gives_the_generic_bits` holds them to
+//! subgroup one where the adapter has subgroups, the generic one, the vec4, 64-bit-load
+//! and row kernels) gives the same bits — `every_gemm_variant_gives_the_generic_bits` holds them to
 //! it — so the choice is about speed alone and a run's numbers never depend on it. With
 //! `--kernels auto` (the default, on every adapter), the first time a product of a given
 //! shape is recorded on an adapter, each variant runs once to warm up (first-use costs
@@ -44,7 +44,8 @@ pub enum KernelPolicy {
     /// when it takes at most 85 % of its time.
     #[value(alias = "measured")]
     Auto,
-    /// The fixed rule: vec4 when aligned, row kernels for small batches, else generic.
+    /// The fixed rule: 64-bit loads when aligned to 8 (where the adapter has SHADER_INT64),
+    /// vec4 when aligned to 4, row kernels for small batches, else generic.
     Fixed,
 }
 

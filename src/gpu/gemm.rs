@@ -1,6 +1,7 @@
 //! The matrix products of the fully connected layer: `gemm.wgsl`'s parameter block, the
 //! three uses of it (forward, weight gradient, input gradient) and the choice between
-//! the generic kernel, the `vec4` register-blocked ones (`gemm_vec4.wgsl`) and the row
+//! the generic kernel, the `vec4` register-blocked ones (`gemm_vec4.wgsl`), the one
+//! reading 64-bit words (`gemm_u64.wgsl`) and the row
 //! kernels of batches of at most [`SMALL_BATCH`] rows (`gemm_nt_row` in `gemm.wgsl`,
 //! `gemm_tn_row.wgsl`).
 

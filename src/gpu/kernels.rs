@@ -16,8 +16,10 @@
 //! | `gemm_tn_row` (`gemm_tn_row.wgsl`), B ≤ 4  | `fc_backward_weights`†        | `fc_backward_weights_matches_cpu`, `small_batches_match_cpu` |
 //! | `gemm_tiled` (`gemm_tiled.wgsl`)           | the three products above      | `every_gemm_variant_gives_the_generic_bits` |
 //! | `gemm_subgroup` (`gemm_subgroup.wgsl`)     | the three products above      | `every_gemm_variant_gives_the_generic_bits` |
+//! | `gemm_tn_u64` (`gemm_u64.wgsl`)♦           | the three products above (`Aᵀ·B`) | `every_gemm_variant_gives_the_generic_bits`, `products_from_the_transposed_input_give_the_same_bits` |
 //! | `gemm_nn` (vec4) or `gemm`; `gemm_tn` from `dZᵀ`‖ | `fc_backward_input`†   | `fc_backward_input_matches_cpu`   |
 //! | `transpose` (`transpose.wgsl`)             | `transpose`                   | `transpose_matches_cpu`           |
+//! | `transpose_u64` (`transpose_u64.wgsl`)♦    | `transpose`                   | `transpose_matches_cpu`           |
 //! | `cast_f16` (`cast_f16.wgsl`)¶              | `cast_f16`                    | `cast_f16_matches_cpu`            |
 //! | `transpose` (f16 destination)¶             | `transpose_f16`               | `transpose_f16_matches_cpu`       |
 //! | `fc_backward_bias` (`bias_grad.wgsl`)      | `fc_backward_bias`†           | `fc_backward_bias_matches_cpu`    |
@@ -52,6 +54,14 @@
 //! `fc_backward_weights`, `fc_backward_input` over `B·H_out·W_out` rows of patches), run
 //! whole by the runner `conv2d_im2col` and its verify case of that name; parity tests in
 //! `tests/conv_im2col.rs` (the whole path: `im2col_path_matches_the_convolution`).
+//!
+//! ♦ Built where the device has `SHADER_INT64` (llvmpipe has it): they read and write f32
+//! data through `vec4<u64>` words, 8 values per access, because llvmpipe pays every
+//! storage access per lane and per component whatever the component's width.
+//! `gemm_tn_u64` is `gemm_tn` for products whose extents, offsets and strides are
+//! multiples of 8 ([`Gemm::loads_u64`]), and the fixed rule takes it there; `transpose_u64`
+//! copies whole 8×8 blocks ([`TransposeParams::words_u64`]). Both give the bits of the
+//! kernels they stand for.
 //!
 //! "(vec4)": the entry in `gemm_vec4.wgsl`, run when the product is [`Gemm::aligned`];
 //! otherwise the generic `gemm` (`gemm.wgsl`). `gemm_tiled` computes any of the three
@@ -542,8 +552,9 @@ pub fn subgroup_kernel_runs(device: &wgpu::Device) -> bool {
 
 /// The kernel family a matrix product runs on, chosen here where the kernels are.
 impl Gemm {
-    /// The fixed rule's kernel for this product (vec4 when aligned, one row per invocation for
-    /// `A·B` of fewer than [`VEC4_ROWS`] rows, the row kernels of batches of at most
+    /// The fixed rule's kernel for this product (vec4 when aligned, `gemm_tn_u64` for an
+    /// `Aᵀ·B` aligned to 8 where the device has it, one row per invocation for `A·B` of
+    /// fewer than [`VEC4_ROWS`] rows, the row kernels of batches of at most
     /// [`SMALL_BATCH`](super::gemm::SMALL_BATCH) rows) and its workgroup grid.
     pub fn kernel<'k>(&self, k: &'k Kernels) -> (&'k Kernel, [u32; 3]) {
         let v = self.variants(k);
@@ -554,9 +565,11 @@ impl Gemm {
     /// Every kernel that can compute this product, with its grid: hardware GPUs' kinds
     /// first (the workgroup-tiled one, and the subgroup one where the device has it and
     /// `B`'s rows are vec4s), then the generic one, then `gemm_nt_row` for `A·Bᵀ`;
-    /// otherwise the vec4 one when aligned, then `gemm_nn_row` for an aligned `A·B` of
-    /// fewer than [`VEC4_ROWS`] rows, or `gemm_tn_row` where [`Self::tn_row`] (for `bench --gemm`; [`Self::kernel`]'s fixed rule takes the last,
-    /// so never a hardware kind). All give the same bits.
+    /// otherwise the vec4 one when aligned, then `gemm_tn_u64` where [`Self::loads_u64`] and
+    /// the device has it, then `gemm_nn_row` for an aligned `A·B` of fewer than
+    /// [`VEC4_ROWS`] rows, or `gemm_tn_row` where [`Self::tn_row`] (for `bench --gemm`;
+    /// [`Self::kernel`]'s fixed rule takes the last, so never a hardware kind). All give
+    /// the same bits.
     pub fn variants<'k>(&self, k: &'k Kernels) -> Vec<(&'static str, &'k Kernel, [u32; 3])> {
         let p = &self.params;
         let g = k.gemms(self.operands);
