@@ -20,8 +20,9 @@
 //
 // A and B hold AT and BT values, aliases put before this file (`Operands::prelude` in
 // src/gpu/gemm.rs): f32, or f16 for mixed precision's operands (X and W in the forward
-// product, X or W as B in the gradients; gemm_tn_row.wgsl is built for f32 alone, with
-// its own f32 bindings). Every kernel widens each load to f32 and runs
+// product, X or W as B in the gradients; gemm_tn_row.wgsl and gemm_u64.wgsl are built for
+// f32 alone, with their own bindings, and without the aliases, which nothing prepended
+// uses). Every kernel widens each load to f32 and runs
 // the same f32 fma chain, so on f16 values it gives the f32 kernel's bits on the same
 // values widened. C, the bias and the mask are always f32.
 //

@@ -1,5 +1,6 @@
 // The scalar epilogue of the matrix products (gemm_common.wgsl's contract), prepended
-// after gemm_common.wgsl to gemm.wgsl and gemm_vec4.wgsl: the bias, mask and C bindings
+// after gemm_common.wgsl to gemm.wgsl, gemm_tiled.wgsl, gemm_vec4.wgsl (and
+// gemm_subgroup.wgsl after it) and gemm_u64.wgsl: the bias, mask and C bindings
 // and the function that finishes and stores one element of C.
 
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

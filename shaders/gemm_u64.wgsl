@@ -10,8 +10,8 @@
 // the binding's base and size, compares and branches, then loads one component — about
 // twelve instructions per lane and per component, whatever the component's width. A u64
 // component carries two f32 values for the price of one, which halves the load work per
-// multiply-add (`bench --gemm`, `small`'s layer 0: the forward product from Xᵀ 5.3 → 4.5
-// ms, the weight gradient 8.0 → 5.8 ms). Needs SHADER_INT64; built for f32 operands.
+// multiply-add (`bench --gemm`, `small`'s layer 0: the forward product from Xᵀ 6.5 → 3.7
+// ms, the weight gradient 7.0 → 5.4 ms). Needs SHADER_INT64; built for f32 operands.
 //
 // Needs M, N, a_off, b_off, a_sk, b_sk ≡ 0 (mod 8), so every load is a whole aligned
 // vec4<u64> inside its matrix and no row or column is clamped (products with other shapes

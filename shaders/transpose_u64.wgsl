@@ -18,8 +18,9 @@ struct Params { rows: u32, cols: u32, src_off: u32, dst_off: u32 }
 
 const LOW: u64 = 0xfffffffflu;
 
-// The word of column 2q (from a's and b's words q: src rows 2j and 2j + 1) and of column
-// 2q + 1 in the transpose: the low halves of a and b, and the high halves.
+// a and b: word q of src rows o0 + 2j and o0 + 2j + 1, holding src columns i0 + 2q (low
+// halves) and i0 + 2q + 1 (high halves). The word of dst row i0 + 2q at dst columns
+// o0 + 2j, o0 + 2j + 1 is their low halves; that of dst row i0 + 2q + 1 their high halves.
 fn even_column(a: u64, b: u64) -> u64 {
     return (a & LOW) | (b << 32u);
 }
@@ -28,8 +29,9 @@ fn odd_column(a: u64, b: u64) -> u64 {
     return (a >> 32u) | (b & ~LOW);
 }
 
-// Stores columns i and i + 1 of the block (rows o0..o0+7 of dst's rows i and i + 1), from
-// word w_r of each src row o0 + r, which holds columns i (low) and i + 1 (high).
+// Stores src columns i and i + 1 of the block as dst rows i and i + 1 (dst columns
+// o0..o0+7), from word w_r of each src row o0 + r, which holds columns i (low) and i + 1
+// (high).
 fn store_columns(i: u32, o0: u32, w0: u64, w1: u64, w2: u64, w3: u64, w4: u64, w5: u64, w6: u64, w7: u64) {
     let even = vec4<u64>(even_column(w0, w1), even_column(w2, w3), even_column(w4, w5), even_column(w6, w7));
     let odd = vec4<u64>(odd_column(w0, w1), odd_column(w2, w3), odd_column(w4, w5), odd_column(w6, w7));

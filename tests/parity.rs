@@ -206,7 +206,8 @@ fn gemm_nn_row_matches_the_8x8_kernel_bit_for_bit() {
 
 /// Every kernel that can compute a product — the workgroup-tiled one for hardware GPUs,
 /// the subgroup one (where the adapter has subgroups: llvmpipe's are 8 wide), the
-/// generic, the vec4 and the row kernels — gives the generic kernel's bits, for the
+/// generic, the vec4, the 64-bit-word (where the adapter has `SHADER_INT64`) and the row
+/// kernels — gives the generic kernel's bits, for the
 /// three products of the layer with their epilogues (bias and ReLU, accumulate, mask),
 /// over ragged shapes on both sides of the tile (64), the panel (16) and the subgroup's
 /// chunk of K: whichever a measurement picks, a run computes the same numbers.
@@ -436,6 +437,8 @@ fn gemm_nt_row_and_gemm_tn_row_match_the_kernels_they_replace_bit_for_bit() {
                 if !g.tn_row() {
                     continue;
                 }
+                // The fixed rule's kernel but for the row one: vec4, or gemm_tn_u64 where
+                // everything is a multiple of 8.
                 let v = g.variants(&gpu.kernels);
                 let ((_, k_old, g_old), (_, k_new, g_new)) = (v[v.len() - 2], v[v.len() - 1]);
                 assert_eq!(k_new.name, "gemm_tn_row", "{shape}");

@@ -44,8 +44,8 @@ pub enum KernelPolicy {
     /// when it takes at most 85 % of its time.
     #[value(alias = "measured")]
     Auto,
-    /// The fixed rule: 64-bit loads when aligned to 8 (where the adapter has SHADER_INT64),
-    /// vec4 when aligned to 4, row kernels for small batches, else generic.
+    /// The fixed rule: vec4 when aligned to 4, 64-bit loads for `Aᵀ·B` aligned to 8 (where
+    /// the adapter has SHADER_INT64), row kernels for small batches, else generic.
     Fixed,
 }
 

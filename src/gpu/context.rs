@@ -78,7 +78,8 @@ pub fn adapters_report() -> String {
         };
         s += &format!(
             "{}\n    max binding {} MiB, max buffer {} MiB, {} storage buffers/stage, {} KiB workgroup memory, \
-             {} invocations/workgroup, timestamps: {}, subgroups: {subgroups}, f16 (--precision mixed): {}\n",
+             {} invocations/workgroup, timestamps: {}, subgroups: {subgroups}, f16 (--precision mixed): {}, \
+             int64 (the 64-bit-word kernels): {}\n",
             describe(&info),
             l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
@@ -86,7 +87,8 @@ pub fn adapters_report() -> String {
             l.max_compute_workgroup_storage_size >> 10,
             l.max_compute_invocations_per_workgroup,
             a.features().contains(wgpu::Features::TIMESTAMP_QUERY),
-            a.features().contains(wgpu::Features::SHADER_F16)
+            a.features().contains(wgpu::Features::SHADER_F16),
+            a.features().contains(wgpu::Features::SHADER_INT64)
         );
     }
     s

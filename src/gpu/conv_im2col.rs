@@ -67,7 +67,8 @@ pub struct HalfOperands<'a> {
 
 /// One convolution's im2col path: the batched shape and where its weights, bias and `Wᵀ`
 /// live (elements of the parameter / gradient buffer and of the transposed-weights
-/// buffer; `wt_off` a multiple of 4, as the vec4 GEMM loads it).
+/// buffer; `wt_off` a multiple of 8, as the vec4 GEMM (4) and the 64-bit-word one (8)
+/// load it).
 #[derive(Clone, Copy, Debug)]
 pub struct Im2col {
     pub s: Conv2dShape,

@@ -43,7 +43,7 @@
 //! ¶ Mixed precision's (`--precision mixed`, [`Half`], compiled on first use where the
 //! device has `SHADER_F16`): `cast_f16` makes the f16 copies of the parameters, of each
 //! Linear node's input and of each im2col convolution's patches, `transpose` built with an f16 destination writes `Wᵀ` in f16,
-//! and every kernel of [`Gemm::variants`] but `gemm_tn_row` is built again for f16
+//! and every kernel of [`Gemm::variants`] but `gemm_tn_row` and `gemm_tn_u64` is built again for f16
 //! operands ([`Operands`]): on f16 values each gives the f32 kernel's bits on the values
 //! widened (`every_f16_gemm_variant_gives_the_f32_bits_of_its_rounded_operands`), and a
 //! mixed step's gradient is the composition of the casts and the f32 products
@@ -76,7 +76,8 @@
 //! in `tests/parity.rs`). ‖ Where a forward or input-gradient product
 //! [`Gemm::transposes_a`] (f32, more than 4 rows, whole vec4s), a training step first
 //! transposes its `A` (the node's input, or its output's gradient) with `transpose` and
-//! runs the product as `gemm_tn` from `Aᵀ` ([`Gemm::a_transposed`]): the same sums in the same order, so the bits of
+//! runs the product as `gemm_tn` from `Aᵀ` ([`Gemm::a_transposed`]; `transpose_u64` and
+//! `gemm_tn_u64` where everything is a multiple of 8): the same sums in the same order, so the bits of
 //! the one-shot runners, which take `gemm_nn`
 //! (`gpu_gradient_is_the_composition_of_the_one_shot_ops` in `tests/training.rs`).
 //! `fc_sgd_step` is a pure-SGD step's update fused into the
@@ -316,8 +317,7 @@ impl GemmKernels {
             "gemm_vec4.wgsl",
             &[pre, GEMM_COMMON, GEMM_EPILOGUE, GEMM_BLOCK, include_str!("../../shaders/gemm_vec4.wgsl")],
         );
-        let int64 = device.features().contains(wgpu::Features::SHADER_INT64);
-        let gemm_u64 = (operands == Operands::F32 && int64).then(|| {
+        let gemm_u64 = (operands == Operands::F32 && words_u64_run(device)).then(|| {
             module(
                 device,
                 "gemm_u64.wgsl",
@@ -408,7 +408,7 @@ impl Kernels {
                     include_str!("../../shaders/transpose.wgsl"),
                 ],
             );
-            let transpose_u64 = device.features().contains(wgpu::Features::SHADER_INT64).then(|| {
+            let transpose_u64 = words_u64_run(device).then(|| {
                 let m = module(device, "transpose_u64.wgsl", &[include_str!("../../shaders/transpose_u64.wgsl")]);
                 build(device, &m, "transpose_u64", "urw", &[])
             });
@@ -539,6 +539,12 @@ impl Kernels {
             &half.backward
         }
     }
+}
+
+/// Whether the kernels that read and write f32 data as 64-bit words (`gemm_tn_u64`,
+/// `transpose_u64`) can run on `device` (and so are built): `SHADER_INT64`.
+pub fn words_u64_run(device: &wgpu::Device) -> bool {
+    device.features().contains(wgpu::Features::SHADER_INT64)
 }
 
 /// Whether `gemm_subgroup` can run on `device` (and so is built): subgroups, of at most
