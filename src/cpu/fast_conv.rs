@@ -1,7 +1,9 @@
 //! The convolution and max-pooling ops of [`super::conv`], fast: convolutions as im2col +
 //! a `matrixmultiply` product (blocked, vectorised, both cores), sums in lanes, pooling a
-//! window row at a time. Same names, arguments and meaning (the pooling backward also
-//! fuses the mask of a ReLU before it); tested against the plain loops. With `R = C_in·k·k` and `P = H_out·W_out`, the batch goes in chunks of `G`
+//! window row at a time; im2col, col2im, the output's regrouping and the pooling split
+//! across persistent workers ([`run`]), each value computed as a single thread would.
+//! Same names, arguments and meaning (the pooling backward also fuses the mask of a ReLU
+//! before it); tested against the plain loops. With `R = C_in·k·k` and `P = H_out·W_out`, the batch goes in chunks of `G`
 //! samples (about [`CHUNK_COLUMNS`] columns, so each product is large enough to run well
 //! and its patches stay a few MB):
 //!
@@ -14,6 +16,9 @@
 use super::conv::{Conv2dShape, Pool2dShape};
 use super::fast::gemm;
 use crate::Real;
+use std::ops::Range;
+use std::sync::OnceLock;
+use thread_tree::{ThreadTree, ThreadTreeCtx};
 
 /// Columns (`G·P`) of one chunk's products, about.
 const CHUNK_COLUMNS: usize = 4096;
@@ -31,58 +36,122 @@ fn valid(out: usize, size: usize, t: usize, s: &Conv2dShape) -> std::ops::Range<
     lo.min(hi)..hi
 }
 
-/// Samples `n0..n0+g`'s patches: `cols: [R, g·P]`.
+/// Values of work below which an op runs on the calling thread alone: handing a job to a
+/// worker and waiting for it costs about as much as copying this many.
+const PARALLEL_MIN: usize = 32 * 1024;
+
+/// The workers of [`run`], started on first use and kept, and their number: a thread tree
+/// with one leaf per thread of the CPU, rounded down to a power of two (at most 8), the
+/// calling thread one of them (handing a job over costs far less than starting a thread,
+/// 150–180 µs on a 2-core VM). The products have `matrixmultiply`'s own.
+fn pool() -> &'static (Box<ThreadTree>, usize) {
+    static POOL: OnceLock<(Box<ThreadTree>, usize)> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let level = threads.ilog2().min(3) as usize;
+        (ThreadTree::new_with_level(level), 1 << level)
+    })
+}
+
+/// `units` units of work (`unit_work` values each) split into one contiguous range per
+/// leaf of [`pool`], or a single range when the work is under [`PARALLEL_MIN`].
+fn split(units: usize, unit_work: usize) -> Vec<Range<usize>> {
+    let parts = if units * unit_work < PARALLEL_MIN { 1 } else { pool().1.min(units).max(1) };
+    (0..parts).map(|i| units * i / parts..units * (i + 1) / parts).collect()
+}
+
+/// `v`'s pieces of whole `unit`-value units for `ranges` (consecutive, from unit 0).
+fn pieces<'a, T>(mut v: &'a mut [T], unit: usize, ranges: &[Range<usize>]) -> Vec<&'a mut [T]> {
+    ranges
+        .iter()
+        .map(|r| {
+            let (piece, rest) = std::mem::take(&mut v).split_at_mut(r.len() * unit);
+            v = rest;
+            piece
+        })
+        .collect()
+}
+
+/// Runs `f` on every job across [`pool`]'s leaves (halves of the list to the two branches
+/// of each level; the calling thread takes the first). Every caller gives each job its own
+/// units and the output slices of those units alone, computed as a single job would, so
+/// the results do not depend on the split.
+fn run<J: Send>(jobs: Vec<J>, f: impl Fn(J) + Sync) {
+    fn on<J: Send>(ctx: ThreadTreeCtx<'_>, mut jobs: Vec<J>, f: &(impl Fn(J) + Sync)) {
+        if jobs.len() <= 1 || !ctx.is_parallel() {
+            jobs.into_iter().for_each(f);
+            return;
+        }
+        let right = jobs.split_off(jobs.len().div_ceil(2));
+        ctx.join(|c| on(c, jobs, f), |c| on(c, right, f));
+    }
+    on(pool().0.top(), jobs, &f);
+}
+
+/// Samples `n0..n0+g`'s patches: `cols: [R, g·P]`, rows split across the threads.
 fn im2col<T: Real>(x: &[T], n0: usize, g: usize, s: &Conv2dShape, cols: &mut [T]) {
     let p = s.h_out * s.w_out;
     let gp = g * p;
-    for ci in 0..s.c_in {
-        for kh in 0..s.k {
-            let rows = valid(s.h_out, s.h, kh, s);
-            for kw in 0..s.k {
-                let cs = valid(s.w_out, s.w, kw, s);
-                let row = &mut cols[((ci * s.k + kh) * s.k + kw) * gp..][..gp];
-                for (gi, dst) in row.chunks_exact_mut(p).enumerate() {
-                    let plane = &x[((n0 + gi) * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
-                    dst.fill(T::zero());
-                    for oh in rows.clone() {
-                        let ih = oh * s.stride + kh - s.pad;
-                        let src = &plane[ih * s.w..(ih + 1) * s.w];
-                        let d = &mut dst[oh * s.w_out..(oh + 1) * s.w_out];
-                        for ow in cs.clone() {
-                            d[ow] = src[ow * s.stride + kw - s.pad];
-                        }
+    let r = s.c_in * s.k * s.k;
+    let parts = split(r, gp);
+    let jobs: Vec<_> = parts.iter().cloned().zip(pieces(&mut cols[..r * gp], gp, &parts)).collect();
+    run(jobs, |(rows, out)| {
+        for (at, row) in rows.zip(out.chunks_exact_mut(gp)) {
+            let (ci, kh, kw) = (at / (s.k * s.k), at / s.k % s.k, at % s.k);
+            let (oh_range, cs) = (valid(s.h_out, s.h, kh, s), valid(s.w_out, s.w, kw, s));
+            for (gi, dst) in row.chunks_exact_mut(p).enumerate() {
+                let plane = &x[((n0 + gi) * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
+                dst.fill(T::zero());
+                for oh in oh_range.clone() {
+                    let ih = oh * s.stride + kh - s.pad;
+                    let src = &plane[ih * s.w..(ih + 1) * s.w];
+                    let d = &mut dst[oh * s.w_out..(oh + 1) * s.w_out];
+                    for ow in cs.clone() {
+                        d[ow] = src[ow * s.stride + kw - s.pad];
                     }
                 }
             }
         }
-    }
+    });
 }
 
-/// The transpose of [`im2col`]: adds each patch entry of `cols` back into `dx`.
-fn col2im<T: Real>(cols: &[T], n0: usize, g: usize, s: &Conv2dShape, dx: &mut [T]) {
+/// The transpose of [`im2col`] for samples `n0..n0+g`: each sample's `dx` set to the sum
+/// of its patch entries of `cols`, then `⊙ [a_prev > 0]` where given; samples split
+/// across the threads (each value of `dx` gets its sums in the same order).
+fn col2im<T: Real>(cols: &[T], n0: usize, g: usize, s: &Conv2dShape, a_prev: Option<&[T]>, dx: &mut [T]) {
     let p = s.h_out * s.w_out;
     let gp = g * p;
-    for ci in 0..s.c_in {
-        for kh in 0..s.k {
-            let rows = valid(s.h_out, s.h, kh, s);
-            for kw in 0..s.k {
-                let cs = valid(s.w_out, s.w, kw, s);
-                let row = &cols[((ci * s.k + kh) * s.k + kw) * gp..][..gp];
-                for (gi, src) in row.chunks_exact(p).enumerate() {
-                    let plane = &mut dx[((n0 + gi) * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
-                    for oh in rows.clone() {
-                        let ih = oh * s.stride + kh - s.pad;
-                        let d = &mut plane[ih * s.w..(ih + 1) * s.w];
-                        let v = &src[oh * s.w_out..(oh + 1) * s.w_out];
-                        for ow in cs.clone() {
-                            let at = ow * s.stride + kw - s.pad;
-                            d[at] = d[at] + v[ow];
+    let plane_len = s.h * s.w;
+    let parts = split(g, s.c_in * s.k * s.k * p);
+    let samples = &mut dx[n0 * s.in_len()..(n0 + g) * s.in_len()];
+    let jobs: Vec<_> = parts.iter().cloned().zip(pieces(samples, s.in_len(), &parts)).collect();
+    run(jobs, |(gs, out)| {
+        for (gi, sample) in gs.zip(out.chunks_exact_mut(s.in_len())) {
+            sample.fill(T::zero());
+            for ci in 0..s.c_in {
+                let plane = &mut sample[ci * plane_len..][..plane_len];
+                for kh in 0..s.k {
+                    let rows = valid(s.h_out, s.h, kh, s);
+                    for kw in 0..s.k {
+                        let cs = valid(s.w_out, s.w, kw, s);
+                        let src = &cols[((ci * s.k + kh) * s.k + kw) * gp + gi * p..][..p];
+                        for oh in rows.clone() {
+                            let ih = oh * s.stride + kh - s.pad;
+                            let d = &mut plane[ih * s.w..(ih + 1) * s.w];
+                            let v = &src[oh * s.w_out..(oh + 1) * s.w_out];
+                            for ow in cs.clone() {
+                                let at = ow * s.stride + kw - s.pad;
+                                d[at] = d[at] + v[ow];
+                            }
                         }
                     }
                 }
             }
+            if let Some(a) = a_prev {
+                super::ops::relu_mask(sample, &a[(n0 + gi) * s.in_len()..][..s.in_len()]);
+            }
         }
-    }
+    });
 }
 
 /// Samples `n0..n0+g` of `dz: [B, C_out, P]` regrouped by channel: `dzc: [C_out, g·P]`.
@@ -130,16 +199,20 @@ pub fn conv2d_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], s: &Conv2
         im2col(x, n0, g, s, &mut cols);
         // As `Zᵀ = colsᵀ·Wᵀ` (the long side as rows: the product splits over both cores).
         gemm(g * p, r, s.c_out, (&cols, 1, g * p), (w, 1, r), T::zero(), (&mut out, 1, g * p));
-        for gi in 0..g {
-            for co in 0..s.c_out {
-                let src = &out[(co * g + gi) * p..][..p];
-                let dst = &mut z[((n0 + gi) * s.c_out + co) * p..][..p];
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    let v = v + b[co];
-                    *d = if relu { v.max(T::zero()) } else { v };
+        let parts = split(g, s.out_len());
+        let samples = &mut z[n0 * s.out_len()..(n0 + g) * s.out_len()];
+        let jobs: Vec<_> = parts.iter().cloned().zip(pieces(samples, s.out_len(), &parts)).collect();
+        run(jobs, |(gs, zs)| {
+            for (gi, sample) in gs.zip(zs.chunks_exact_mut(s.out_len())) {
+                for (co, dst) in sample.chunks_exact_mut(p).enumerate() {
+                    let src = &out[(co * g + gi) * p..][..p];
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        let v = v + b[co];
+                        *d = if relu { v.max(T::zero()) } else { v };
+                    }
                 }
             }
-        }
+        });
     }
     give(cols);
     give(out);
@@ -149,19 +222,15 @@ pub fn conv2d_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], s: &Conv2
 pub fn conv2d_backward_input<T: Real>(dz: &[T], w: &[T], a_prev: Option<&[T]>, dx: &mut [T], s: &Conv2dShape) {
     let (r, p, g) = (s.c_in * s.k * s.k, s.h_out * s.w_out, chunk(s));
     let (mut cols, mut dzc) = (take(r * g * p), take(s.c_out * g * p));
-    dx[..s.batch * s.in_len()].fill(T::zero());
     for n0 in (0..s.batch).step_by(g) {
         let g = g.min(s.batch - n0);
         by_channel(dz, n0, g, s, &mut dzc);
         // As `dcolsᵀ = dZᵀ·W` (the long side as rows).
         gemm(g * p, s.c_out, r, (&dzc, 1, g * p), (w, r, 1), T::zero(), (&mut cols, 1, g * p));
-        col2im(&cols, n0, g, s, dx);
+        col2im(&cols, n0, g, s, a_prev, dx);
     }
     give(cols);
     give(dzc);
-    if let Some(a) = a_prev {
-        super::ops::relu_mask(&mut dx[..s.batch * s.in_len()], a);
-    }
 }
 
 /// `dw (+)= Σ dZ·colsᵀ` over the chunks; see `conv::conv2d_backward_weights`.
@@ -210,30 +279,35 @@ pub fn conv2d_backward_bias<T: Real>(dz: &[T], db: &mut [T], s: &Conv2dShape, ac
 /// choice: first maximum in row-major window order, the first NaN kept).
 pub fn maxpool2d_forward<T: Real>(x: &[T], y: &mut [T], argmax: &mut [u32], s: &Pool2dShape) {
     let (k, plane_in, plane_out) = (s.k, s.h * s.w, s.h_out * s.w_out);
-    for nc in 0..s.batch * s.c {
-        let c = nc % s.c;
-        let xs = &x[nc * plane_in..(nc + 1) * plane_in];
-        let ys = &mut y[nc * plane_out..(nc + 1) * plane_out];
-        let args = &mut argmax[nc * plane_out..(nc + 1) * plane_out];
-        for oh in 0..s.h_out {
-            let yr = &mut ys[oh * s.w_out..(oh + 1) * s.w_out];
-            let ar = &mut args[oh * s.w_out..(oh + 1) * s.w_out];
-            for i in 0..k {
-                let h = oh * k + i;
-                let row = &xs[h * s.w..h * s.w + s.w_out * k];
-                for (ow, win) in row.chunks_exact(k).enumerate() {
-                    for (j, &v) in win.iter().enumerate() {
-                        let first = i == 0 && j == 0;
-                        let best = yr[ow];
-                        if first || (!best.is_nan() && (v > best || v.is_nan())) {
-                            yr[ow] = v;
-                            ar[ow] = ((c * s.h + h) * s.w + ow * k + j) as u32;
+    let planes = s.batch * s.c;
+    let parts = split(planes, plane_in);
+    let ys = pieces(&mut y[..planes * plane_out], plane_out, &parts);
+    let args = pieces(&mut argmax[..planes * plane_out], plane_out, &parts);
+    let jobs: Vec<_> = parts.iter().cloned().zip(ys.into_iter().zip(args)).collect();
+    run(jobs, |(ncs, (ys, args))| {
+        for ((nc, ys), args) in ncs.zip(ys.chunks_exact_mut(plane_out)).zip(args.chunks_exact_mut(plane_out)) {
+            let c = nc % s.c;
+            let xs = &x[nc * plane_in..(nc + 1) * plane_in];
+            for oh in 0..s.h_out {
+                let yr = &mut ys[oh * s.w_out..(oh + 1) * s.w_out];
+                let ar = &mut args[oh * s.w_out..(oh + 1) * s.w_out];
+                for i in 0..k {
+                    let h = oh * k + i;
+                    let row = &xs[h * s.w..h * s.w + s.w_out * k];
+                    for (ow, win) in row.chunks_exact(k).enumerate() {
+                        for (j, &v) in win.iter().enumerate() {
+                            let first = i == 0 && j == 0;
+                            let best = yr[ow];
+                            if first || (!best.is_nan() && (v > best || v.is_nan())) {
+                                yr[ow] = v;
+                                ar[ow] = ((c * s.h + h) * s.w + ow * k + j) as u32;
+                            }
                         }
                     }
                 }
             }
         }
-    }
+    });
 }
 
 /// Max-pooling backward, with the mask of a ReLU fused before it as in
@@ -241,15 +315,18 @@ pub fn maxpool2d_forward<T: Real>(x: &[T], y: &mut [T], argmax: &mut [u32], s: &
 /// without `a_prev`), zero elsewhere; see `conv::maxpool2d_backward`.
 pub fn maxpool2d_backward<T: Real>(dy: &[T], argmax: &[u32], a_prev: Option<&[T]>, dx: &mut [T], s: &Pool2dShape) {
     let (plane_in, out) = (s.in_len(), s.out_len());
-    dx[..s.batch * plane_in].fill(T::zero());
-    for n in 0..s.batch {
-        let dxs = &mut dx[n * plane_in..(n + 1) * plane_in];
-        let a = a_prev.map(|a| &a[n * plane_in..(n + 1) * plane_in]);
-        for (&g, &at) in dy[n * out..(n + 1) * out].iter().zip(&argmax[n * out..(n + 1) * out]) {
-            let at = at as usize;
-            if a.is_none_or(|a| a[at] > T::zero()) {
-                dxs[at] = g;
+    let parts = split(s.batch, plane_in);
+    let jobs: Vec<_> = parts.iter().cloned().zip(pieces(&mut dx[..s.batch * plane_in], plane_in, &parts)).collect();
+    run(jobs, |(ns, dxs)| {
+        dxs.fill(T::zero());
+        for (n, dxs) in ns.zip(dxs.chunks_exact_mut(plane_in)) {
+            let a = a_prev.map(|a| &a[n * plane_in..(n + 1) * plane_in]);
+            for (&g, &at) in dy[n * out..(n + 1) * out].iter().zip(&argmax[n * out..(n + 1) * out]) {
+                let at = at as usize;
+                if a.is_none_or(|a| a[at] > T::zero()) {
+                    dxs[at] = g;
+                }
             }
         }
-    }
+    });
 }
