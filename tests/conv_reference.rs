@@ -206,11 +206,13 @@ fn shapes_follow_pytorch_and_reject_oversized_kernels() {
     assert!(matches!(Pool2dShape::new(1, 1, 7, 2, 3), Err(wgtrain::Error::Shape { .. })));
 }
 
-/// im2col + GEMM equals the plain loops (both f64; only the summation order differs).
+/// im2col + GEMM equals the plain loops (both f64; only the summation order differs). The
+/// last case is large enough that every op around the products — im2col, the output's
+/// regrouping, col2im — splits across the CPU's threads.
 #[test]
 fn fast_conv_matches_reference_loops() {
     let mut rng = Rng::new(4, 44);
-    for &case in &verify::conv::CONV_CASES {
+    for &case in verify::conv::CONV_CASES.iter().chain(&[(16, 3, 28, 28, 16, 3, 1, 1)]) {
         let s = verify::conv::conv_shape(case).unwrap();
         let (x, w, b) =
             (values(&mut rng, s.batch * s.in_len()), values(&mut rng, s.weight_len()), values(&mut rng, s.c_out));

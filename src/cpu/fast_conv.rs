@@ -36,14 +36,14 @@ fn valid(out: usize, size: usize, t: usize, s: &Conv2dShape) -> std::ops::Range<
     lo.min(hi)..hi
 }
 
-/// Values of work below which an op runs on the calling thread alone: handing a job to a
-/// worker and waiting for it costs about as much as copying this many.
+/// Values of work below which an op runs on the calling thread alone, where handing half of
+/// it to a worker would not pay.
 const PARALLEL_MIN: usize = 32 * 1024;
 
 /// The workers of [`run`], started on first use and kept, and their number: a thread tree
 /// with one leaf per thread of the CPU, rounded down to a power of two (at most 8), the
-/// calling thread one of them (handing a job over costs far less than starting a thread,
-/// 150–180 µs on a 2-core VM). The products have `matrixmultiply`'s own.
+/// calling thread one of them: handing a job over costs far less than starting a thread
+/// (which took 150–180 µs on a 2-core VM). The products have `matrixmultiply`'s own.
 fn pool() -> &'static (Box<ThreadTree>, usize) {
     static POOL: OnceLock<(Box<ThreadTree>, usize)> = OnceLock::new();
     POOL.get_or_init(|| {
@@ -60,14 +60,15 @@ fn split(units: usize, unit_work: usize) -> Vec<Range<usize>> {
     (0..parts).map(|i| units * i / parts..units * (i + 1) / parts).collect()
 }
 
-/// `v`'s pieces of whole `unit`-value units for `ranges` (consecutive, from unit 0).
-fn pieces<'a, T>(mut v: &'a mut [T], unit: usize, ranges: &[Range<usize>]) -> Vec<&'a mut [T]> {
+/// Each of `ranges` (consecutive units from unit 0, as [`split`] gives them) with its piece
+/// of `v`, whose units are `unit` values long.
+fn pieces<'a, T>(mut v: &'a mut [T], unit: usize, ranges: &[Range<usize>]) -> Vec<(Range<usize>, &'a mut [T])> {
     ranges
         .iter()
         .map(|r| {
             let (piece, rest) = std::mem::take(&mut v).split_at_mut(r.len() * unit);
             v = rest;
-            piece
+            (r.clone(), piece)
         })
         .collect()
 }
@@ -85,7 +86,11 @@ fn run<J: Send>(jobs: Vec<J>, f: impl Fn(J) + Sync) {
         let right = jobs.split_off(jobs.len().div_ceil(2));
         ctx.join(|c| on(c, jobs, f), |c| on(c, right, f));
     }
-    on(pool().0.top(), jobs, &f);
+    if jobs.len() <= 1 {
+        jobs.into_iter().for_each(f);
+    } else {
+        on(pool().0.top(), jobs, &f);
+    }
 }
 
 /// Samples `n0..n0+g`'s patches: `cols: [R, g·P]`, rows split across the threads.
@@ -93,9 +98,7 @@ fn im2col<T: Real>(x: &[T], n0: usize, g: usize, s: &Conv2dShape, cols: &mut [T]
     let p = s.h_out * s.w_out;
     let gp = g * p;
     let r = s.c_in * s.k * s.k;
-    let parts = split(r, gp);
-    let jobs: Vec<_> = parts.iter().cloned().zip(pieces(&mut cols[..r * gp], gp, &parts)).collect();
-    run(jobs, |(rows, out)| {
+    run(pieces(&mut cols[..r * gp], gp, &split(r, gp)), |(rows, out)| {
         for (at, row) in rows.zip(out.chunks_exact_mut(gp)) {
             let (ci, kh, kw) = (at / (s.k * s.k), at / s.k % s.k, at % s.k);
             let (oh_range, cs) = (valid(s.h_out, s.h, kh, s), valid(s.w_out, s.w, kw, s));
@@ -124,8 +127,7 @@ fn col2im<T: Real>(cols: &[T], n0: usize, g: usize, s: &Conv2dShape, a_prev: Opt
     let plane_len = s.h * s.w;
     let parts = split(g, s.c_in * s.k * s.k * p);
     let samples = &mut dx[n0 * s.in_len()..(n0 + g) * s.in_len()];
-    let jobs: Vec<_> = parts.iter().cloned().zip(pieces(samples, s.in_len(), &parts)).collect();
-    run(jobs, |(gs, out)| {
+    run(pieces(samples, s.in_len(), &parts), |(gs, out)| {
         for (gi, sample) in gs.zip(out.chunks_exact_mut(s.in_len())) {
             sample.fill(T::zero());
             for ci in 0..s.c_in {
@@ -201,8 +203,7 @@ pub fn conv2d_forward<T: Real>(x: &[T], w: &[T], b: &[T], z: &mut [T], s: &Conv2
         gemm(g * p, r, s.c_out, (&cols, 1, g * p), (w, 1, r), T::zero(), (&mut out, 1, g * p));
         let parts = split(g, s.out_len());
         let samples = &mut z[n0 * s.out_len()..(n0 + g) * s.out_len()];
-        let jobs: Vec<_> = parts.iter().cloned().zip(pieces(samples, s.out_len(), &parts)).collect();
-        run(jobs, |(gs, zs)| {
+        run(pieces(samples, s.out_len(), &parts), |(gs, zs)| {
             for (gi, sample) in gs.zip(zs.chunks_exact_mut(s.out_len())) {
                 for (co, dst) in sample.chunks_exact_mut(p).enumerate() {
                     let src = &out[(co * g + gi) * p..][..p];
@@ -283,8 +284,8 @@ pub fn maxpool2d_forward<T: Real>(x: &[T], y: &mut [T], argmax: &mut [u32], s: &
     let parts = split(planes, plane_in);
     let ys = pieces(&mut y[..planes * plane_out], plane_out, &parts);
     let args = pieces(&mut argmax[..planes * plane_out], plane_out, &parts);
-    let jobs: Vec<_> = parts.iter().cloned().zip(ys.into_iter().zip(args)).collect();
-    run(jobs, |(ncs, (ys, args))| {
+    let jobs = ys.into_iter().zip(args).map(|((ncs, ys), (_, args))| (ncs, ys, args)).collect();
+    run(jobs, |(ncs, ys, args)| {
         for ((nc, ys), args) in ncs.zip(ys.chunks_exact_mut(plane_out)).zip(args.chunks_exact_mut(plane_out)) {
             let c = nc % s.c;
             let xs = &x[nc * plane_in..(nc + 1) * plane_in];
@@ -314,13 +315,12 @@ pub fn maxpool2d_forward<T: Real>(x: &[T], y: &mut [T], argmax: &mut [u32], s: &
 /// [`conv2d_backward_input`]: `dx[argmax] = dy` where `a_prev[argmax] > 0` (or always
 /// without `a_prev`), zero elsewhere; see `conv::maxpool2d_backward`.
 pub fn maxpool2d_backward<T: Real>(dy: &[T], argmax: &[u32], a_prev: Option<&[T]>, dx: &mut [T], s: &Pool2dShape) {
-    let (plane_in, out) = (s.in_len(), s.out_len());
-    let parts = split(s.batch, plane_in);
-    let jobs: Vec<_> = parts.iter().cloned().zip(pieces(&mut dx[..s.batch * plane_in], plane_in, &parts)).collect();
-    run(jobs, |(ns, dxs)| {
+    let (sample_len, out) = (s.in_len(), s.out_len());
+    let parts = split(s.batch, sample_len);
+    run(pieces(&mut dx[..s.batch * sample_len], sample_len, &parts), |(ns, dxs)| {
         dxs.fill(T::zero());
-        for (n, dxs) in ns.zip(dxs.chunks_exact_mut(plane_in)) {
-            let a = a_prev.map(|a| &a[n * plane_in..(n + 1) * plane_in]);
+        for (n, dxs) in ns.zip(dxs.chunks_exact_mut(sample_len)) {
+            let a = a_prev.map(|a| &a[n * sample_len..(n + 1) * sample_len]);
             for (&g, &at) in dy[n * out..(n + 1) * out].iter().zip(&argmax[n * out..(n + 1) * out]) {
                 let at = at as usize;
                 if a.is_none_or(|a| a[at] > T::zero()) {
