@@ -1349,7 +1349,6 @@ fn op_name(op: &Op, pass: &str) -> String {
     format!("{op}_{pass}")
 }
 
-/// A binding of the whole of `buffer`.
 /// The largest input or output width of `model`'s Linear nodes (0 without any).
 fn linear_widest_of(model: &Model) -> usize {
     model
@@ -1360,6 +1359,7 @@ fn linear_widest_of(model: &Model) -> usize {
         .unwrap_or(0)
 }
 
+/// A binding of the whole of `buffer`.
 fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
     wgpu::BufferBinding { buffer, offset: 0, size: None }
 }
